@@ -1,0 +1,5 @@
+"""arch/x86_64."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""cli."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

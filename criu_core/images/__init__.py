@@ -1,0 +1,5 @@
+"""images."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

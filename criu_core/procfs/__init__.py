@@ -1,0 +1,5 @@
+"""procfs."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
