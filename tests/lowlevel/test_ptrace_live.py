@@ -241,3 +241,29 @@ def test_restart_fixup_on_live_sleep(spawn) -> None:
             assert signed(regs.rax) in (-516, -4)
     finally:
         tree.release()
+
+
+def test_trampoline_mode_and_cost() -> None:
+    from criu_core.ptrace.task import MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ
+
+    pid = _free_pid()
+    seed = make_seed(pid)
+    try:
+        n = 300
+        t0 = time.perf_counter()
+        for _ in range(n):
+            seed.syscall("getpid")
+        step = (time.perf_counter() - t0) / n
+        page = seed.syscall("mmap", 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        seed.install_trampoline(page)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            assert seed.syscall("getpid") == pid
+        tramp = (time.perf_counter() - t0) / n
+        seed.remove_trampoline()
+        seed.syscall("munmap", page, 4096)
+        assert seed.syscall("getpid") == pid
+        print(f"injected getpid: step {step * 1e6:.1f} us, tramp {tramp * 1e6:.1f} us")
+        assert step < 0.005 and tramp < 0.005
+    finally:
+        _kill_seed(pid)
