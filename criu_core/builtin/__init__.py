@@ -1,5 +1,15 @@
-"""builtin."""
+"""Default handlers, registered by the PluginHost like any plugin (every hookimpl is ``trylast``).
+
+Each module handles one resource class; together they make a plain CRIU-style dump and restore.
+Built-ins cannot be disabled.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["BUILTIN_PLUGINS"]
+
+# (plugin name, module), in registration order.
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("builtin.memory", "criu_core.builtin.memory"),
+    ("builtin.files", "criu_core.builtin.files"),
+)

@@ -1,0 +1,43 @@
+# criu-core: the two set-up commands are `make test` and `make demo` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PLUGINS := plugins/amdgpu plugins/uprobes plugins/netns plugins/cuda_stub
+# Debian packages the tests use: crit and pycriu (criu), libfuse3 for the emulated /dev/kfd, iproute2 for netns.
+DEB_PKGS := criu fuse3 libfuse3-3 iproute2 gcc
+
+.PHONY: test demo venv deps protos lint bench clean
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(PY) -m compileall -q criu_core $(PLUGINS) >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps venv
+	$(VENV)/bin/pytest -q
+
+demo: venv
+	$(VENV)/bin/criu-py demo
+
+protos: venv
+	$(PY) -m criu_core.images.regen
+
+lint: venv
+	$(VENV)/bin/ruff check criu_core plugins tests
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

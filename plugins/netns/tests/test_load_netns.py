@@ -1,0 +1,15 @@
+"""The netns plugin installs as a distribution and loads through its entry point."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+
+def test_entry_point_loads_the_plugin_module(installed_plugin_host):
+    eps = [ep for ep in entry_points(group="criu_core.plugins") if ep.name == "netns"]
+    assert len(eps) == 1, "exactly one entry point named netns"
+    assert eps[0].value == "criu_netns.plugin"
+    info = {p.name: p for p in installed_plugin_host.plugins()}["netns"]
+    assert not info.builtin
+    assert info.distribution == "criu-plugin-netns"
+    assert info.hooks, "the plugin implements at least one hook"
