@@ -42,9 +42,24 @@ def _golden_images() -> list[Path]:
 GOLDEN_IMAGES = _golden_images()
 
 
+def _one_per_type() -> dict[str, Path]:
+    """One golden file per image type (the first in sort order), keyed by the type's name."""
+    from criu_core.images import magic
+
+    out: dict[str, Path] = {}
+    for p in GOLDEN_IMAGES:
+        found = magic.type_for_filename(p.name)
+        if found is not None:
+            out.setdefault(found[0].name, p)
+    return out
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "golden_image" in metafunc.fixturenames:
         metafunc.parametrize("golden_image", GOLDEN_IMAGES, ids=[f"{p.parent.name}/{p.name}" for p in GOLDEN_IMAGES])
+    if "typed_image" in metafunc.fixturenames:
+        per_type = _one_per_type()
+        metafunc.parametrize("typed_image", list(per_type.values()), ids=list(per_type))
 
 
 @pytest.fixture
