@@ -201,3 +201,41 @@ def test_unsupported_fd_fails_and_leaves_task_running(spawn, dump, tmp_path: Pat
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_dump_fd_kinds(spawn, dump) -> None:
+    t = spawn("fds")
+    (line,) = t.wait_output(lambda ls: bool(ls) and ls[0].startswith("ready"))
+    r, w, efd, ep, sfd, tfd = (int(x) for x in line.split()[1:])
+    _, d = dump(t.pid, leave_running=True)
+    img = ImageDir(d)
+    files = {f.id: f for f in img.read_all("files")}
+    fdinfo = {f.fd: f for f in img.read_all("fdinfo", 2)}
+    rd, wr = files[fdinfo[r].id], files[fdinfo[w].id]
+    assert rd.type == wr.type == 2 and rd.pipe.pipe_id == wr.pipe.pipe_id  # PIPE, one pipe
+    assert rd.pipe.flags & 3 == 0 and wr.pipe.flags & 3 == 1
+    (pd,) = img.read("pipes-data").entries
+    assert pd.msg.pipe_id == rd.pipe.pipe_id and pd.extra == b"pipe-bytes-in-flight\n" and pd.msg.bytes == 21
+    assert files[fdinfo[efd].id].efd.counter == 7
+    ep_entry = files[fdinfo[ep].id].epfd
+    assert [(x.tfd, x.events & 1, x.data) for x in ep_entry.tfd] == [(efd, 1, 0xFEED)]  # kernel adds ERR|HUP
+    assert files[fdinfo[sfd].id].sgfd.sigmask == (1 << (signal.SIGUSR2 - 1)) | (1 << (signal.SIGTERM - 1))
+    timer = files[fdinfo[tfd].id].tfd
+    assert timer.clockid == 1 and timer.isec == 7 and 90 <= timer.vsec <= 100
+    # the dump took a copy of the pipe's data: it is still there
+    assert t.alive()
+    with open(f"/proc/{t.pid}/fd/{r}", "rb", buffering=0) as f:
+        os.set_blocking(f.fileno(), False)
+        assert f.read(100) == b"pipe-bytes-in-flight\n"
+
+
+def test_dump_stopped_task(spawn, dump) -> None:
+    t = spawn("counter")
+    t.wait_output(lambda ls: len(ls) >= 2)
+    os.kill(t.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 2
+    while "T (stopped)" not in Path(f"/proc/{t.pid}/status").read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _, d = dump(t.pid)
+    core = ImageDir(d).read_one("core", t.pid)
+    assert core.tc.task_state == 3 and core.tc.stop_signo == signal.SIGSTOP
