@@ -56,7 +56,7 @@ class UnixDiag:
 
 
 def _parse(payload: bytes) -> UnixDiag:
-    family, stype, state, _pad, ino = struct.unpack_from("<BBBBI", payload, 0)
+    _family, stype, state, _pad, ino = struct.unpack_from("<BBBBI", payload, 0)
     attrs: dict[int, bytes] = {}
     off = 16
     while off + 4 <= len(payload):

@@ -95,3 +95,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "live" in item.keywords:
                 item.add_marker(skip)
+
+
+def free_pid(avoid: tuple[int, ...] = ()) -> int:
+    """A PID with no /proc entry, chosen at random away from the allocator's position. It may still be "in use"
+    (EEXIST from clone3): a dead session or process-group leader's PID stays reserved while members live."""
+    import random
+
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        last = int(f.read())
+    while True:
+        pid = random.randrange(1000, pid_max - 1)
+        if abs(pid - last) > 2000 and pid not in avoid and not os.path.exists(f"/proc/{pid}"):
+            return pid
+
+
+@pytest.fixture
+def at_free_pid():
+    """``at_free_pid(fn)`` calls ``fn(pid)`` with free PIDs until it does not raise PidInUse; returns its result."""
+    from criu_core.errors import PidInUse
+
+    def _call(fn, avoid: tuple[int, ...] = ()):
+        for _ in range(50):
+            pid = free_pid(avoid)
+            try:
+                return fn(pid)
+            except PidInUse:
+                continue
+        raise AssertionError("no usable free PID in 50 tries")
+
+    return _call

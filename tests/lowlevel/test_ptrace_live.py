@@ -171,23 +171,14 @@ def test_kill_tree_reaps_everything(spawn) -> None:
         assert not os.path.exists(f"/proc/{pid}") or ProcFS().stat(pid).state != "Z"
 
 
-def _free_pid() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid_max = int(f.read())
-    for pid in range(pid_max - 1, 300, -1):
-        if not os.path.exists(f"/proc/{pid}"):
-            return pid
-    raise RuntimeError("no free pid")
-
-
 def _kill_seed(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, WALL)
 
 
-def test_make_seed_with_chosen_pid() -> None:
-    want = _free_pid()
-    seed = make_seed(want)
+def test_make_seed_with_chosen_pid(at_free_pid) -> None:
+    seed = at_free_pid(make_seed)
+    want = seed.pid
     try:
         assert seed.pid == want == seed.tid
         assert ProcFS().status(want).tracer_pid == os.getpid()
@@ -206,14 +197,12 @@ def test_make_seed_pid_in_use() -> None:
     assert ei.value.pid == os.getpid()
 
 
-def test_fork_child_in_seed() -> None:
-    parent_pid = _free_pid()
-    seed = make_seed(parent_pid)
-    child_pid = parent_pid - 1
-    while os.path.exists(f"/proc/{child_pid}"):
-        child_pid -= 1
+def test_fork_child_in_seed(at_free_pid) -> None:
+    seed = at_free_pid(make_seed)
+    parent_pid = seed.pid
     try:
-        child = fork_child_in(seed, child_pid)
+        child = at_free_pid(lambda pid: fork_child_in(seed, pid))
+        child_pid = child.pid
         assert child.pid == child_pid
         assert child.syscall("getpid") == child_pid
         assert child.syscall("getppid") == parent_pid
@@ -243,11 +232,11 @@ def test_restart_fixup_on_live_sleep(spawn) -> None:
         tree.release()
 
 
-def test_trampoline_mode_and_cost() -> None:
+def test_trampoline_mode_and_cost(at_free_pid) -> None:
     from criu_core.ptrace.task import MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ
 
-    pid = _free_pid()
-    seed = make_seed(pid)
+    seed = at_free_pid(make_seed)
+    pid = seed.pid
     try:
         n = 300
         t0 = time.perf_counter()

@@ -78,18 +78,7 @@ def test_seize_a_stopped_process(spawn) -> None:
     t.wait_output(lambda ls: len(ls) > n + 2)
 
 
-def _free_pids(k: int) -> list[int]:
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid = int(f.read()) - 1
-    out = []
-    while len(out) < k:
-        if not os.path.exists(f"/proc/{pid}"):
-            out.append(pid)
-        pid -= 1
-    return out
-
-
-def test_seeds_while_python_threads_spin() -> None:
+def test_seeds_while_python_threads_spin(at_free_pid) -> None:
     """clone3 through PyDLL keeps the GIL: the child never deadlocks even with a busy Python thread (P13)."""
     stop = threading.Event()
 
@@ -101,8 +90,9 @@ def test_seeds_while_python_threads_spin() -> None:
     th = threading.Thread(target=spin)
     th.start()
     try:
-        for pid in _free_pids(10):
-            seed = make_seed(pid)
+        for _ in range(10):
+            seed = at_free_pid(make_seed)
+            pid = seed.pid
             assert seed.syscall("getpid") == pid
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, WALL)
@@ -111,13 +101,15 @@ def test_seeds_while_python_threads_spin() -> None:
         th.join()
 
 
-def test_clone_thread_in_seed() -> None:
-    pid, tid = _free_pids(2)
-    seed = make_seed(pid)
+def test_clone_thread_in_seed(at_free_pid) -> None:
+    seed = at_free_pid(make_seed)
+    pid = seed.pid
+    tid = 0
     try:
         regs = seed.get_regs()
         with seed.scratch() as ctid:
-            thread = clone_thread_in(seed, tid, tls=regs.fs_base, child_tid=ctid)
+            thread = at_free_pid(lambda t: clone_thread_in(seed, t, tls=regs.fs_base, child_tid=ctid))
+            tid = thread.tid
             assert thread.pid == pid and thread.tid == tid
             assert thread.syscall("gettid") == tid
             assert thread.syscall("getpid") == pid
@@ -127,6 +119,8 @@ def test_clone_thread_in_seed() -> None:
         os.kill(pid, signal.SIGKILL)
         # reap the thread first (P4), then the leader
         for t in (tid, pid):
+            if not t:
+                continue
             try:
                 os.waitpid(t, WALL)
             except ChildProcessError:
