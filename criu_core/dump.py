@@ -354,6 +354,7 @@ class _Dumper:
                 name: {"isec": it[0], "iusec": it[1], "vsec": it[2], "vusec": it[3]}
                 for name, it in zip(("real", "virt", "prof"), proc.itimers)
             }
+            timers["posix"] = proc.posix_timers
             core["tc"] = {
                 "task_state": TASK_ALIVE,
                 "exit_code": 0,

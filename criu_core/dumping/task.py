@@ -37,6 +37,7 @@ class ProcessState:
     dumpable: int
     thp_disabled: bool
     brk: int
+    posix_timers: list[dict[str, int]]
     mm: dict[str, int]
     auxv: list[int]
     umask: int
@@ -72,6 +73,26 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     dumpable = leader.syscall("prctl", PR_GET_DUMPABLE)
     thp = leader.syscall("prctl", PR_GET_THP_DISABLE)
     brk = leader.syscall("brk", 0)
+    posix = []
+    for tm in procfs.timers(pid):
+        leader.syscall("timer_gettime", tm.id, scratch)
+        isec, insec, vsec, vnsec = struct.unpack("<qqqq", leader.read_mem(scratch, 32))
+        overrun = leader.syscall("timer_getoverrun", tm.id)
+        entry = {
+            "it_id": tm.id,
+            "clock_id": tm.clock_id,
+            "si_signo": tm.signo,
+            "it_sigev_notify": tm.notify,
+            "sival_ptr": tm.sival_ptr,
+            "overrun": overrun,
+            "isec": isec,
+            "insec": insec,
+            "vsec": vsec,
+            "vnsec": vnsec,
+        }
+        if tm.notify & 4:  # SIGEV_THREAD_ID
+            entry["notify_thread_id"] = tm.notify_pid
+        posix.append(entry)
     f = stat.fields
     mm = {
         "mm_start_code": f["startcode"],
@@ -104,6 +125,7 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
         dumpable=dumpable,
         thp_disabled=bool(thp),
         brk=brk,
+        posix_timers=posix,
         mm=mm,
         auxv=auxv,
         umask=status.umask if status.umask is not None else 0o022,

@@ -12,10 +12,12 @@ from criu_core.procfs.misc import (
     RLIM_INFINITY,
     RLIMIT_NAMES,
     MountInfo,
+    PosixTimer,
     parse_auxv,
     parse_children,
     parse_limits,
     parse_mountinfo,
+    parse_timers,
 )
 from criu_core.procfs.reader import ProcFS
 from criu_core.procfs.stat import ProcStat, parse_stat
@@ -27,6 +29,7 @@ __all__ = [
     "FdInfo",
     "MapEntry",
     "MountInfo",
+    "PosixTimer",
     "ProcFS",
     "ProcStat",
     "ProcStatus",
@@ -40,4 +43,5 @@ __all__ = [
     "parse_smaps",
     "parse_stat",
     "parse_status",
+    "parse_timers",
 ]

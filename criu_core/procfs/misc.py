@@ -9,10 +9,12 @@ __all__ = [
     "RLIMIT_NAMES",
     "RLIM_INFINITY",
     "MountInfo",
+    "PosixTimer",
     "parse_auxv",
     "parse_children",
     "parse_limits",
     "parse_mountinfo",
+    "parse_timers",
 ]
 
 RLIM_INFINITY = (1 << 64) - 1
@@ -127,4 +129,37 @@ def parse_mountinfo(text: str) -> list[MountInfo]:
                 super_options=r[2] if len(r) > 2 else "",
             )
         )
+    return out
+
+
+@dataclass(frozen=True)
+class PosixTimer:
+    """One block of ``/proc/PID/timers`` (fs/proc/base.c show_timer): ``notify`` is the sigev_notify value
+    (SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD 2, | SIGEV_THREAD_ID 4), ``notify_pid`` the target pid/tid."""
+
+    id: int
+    signo: int
+    sival_ptr: int
+    notify: int
+    notify_pid: int
+    clock_id: int
+
+
+_SIGEV = {"signal": 0, "none": 1, "thread": 2}
+
+
+def parse_timers(text: str) -> list[PosixTimer]:
+    """Parse ``/proc/PID/timers`` (4 lines per timer)."""
+    out: list[PosixTimer] = []
+    cur: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        cur[key.strip()] = value.strip()
+        if key.strip() == "ClockID":
+            sig, _, ptr = cur["signal"].partition("/")
+            how, _, target = cur["notify"].partition("/")
+            kind, _, pid = target.partition(".")
+            notify = _SIGEV.get(how, 0) | (4 if kind == "tid" else 0)
+            out.append(PosixTimer(int(cur["ID"]), int(sig), int(ptr, 16), notify, int(pid or 0), int(cur["ClockID"])))
+            cur = {}
     return out

@@ -15,7 +15,15 @@ from contextlib import contextmanager
 from criu_core.errors import AccessDenied, NoSuchProcess
 from criu_core.procfs.fdinfo import FdInfo, parse_fdinfo
 from criu_core.procfs.maps import MapEntry, parse_maps, parse_smaps
-from criu_core.procfs.misc import MountInfo, parse_auxv, parse_children, parse_limits, parse_mountinfo
+from criu_core.procfs.misc import (
+    MountInfo,
+    PosixTimer,
+    parse_auxv,
+    parse_children,
+    parse_limits,
+    parse_mountinfo,
+    parse_timers,
+)
 from criu_core.procfs.stat import ProcStat, parse_stat
 from criu_core.procfs.status import ProcStatus, parse_status
 
@@ -110,6 +118,10 @@ class ProcFS:
             except NoSuchProcess:
                 continue
         return out
+
+    def timers(self, pid: int) -> list[PosixTimer]:
+        """POSIX timers of process ``pid`` (needs CONFIG_CHECKPOINT_RESTORE)."""
+        return parse_timers(self.read_text(pid, "timers"))
 
     def mountinfo(self, pid: int) -> list[MountInfo]:
         return parse_mountinfo(self.read_text(pid, "mountinfo"))

@@ -286,3 +286,35 @@ def test_dump_unix_sockets(dump, tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_dump_pending_signals_and_seccomp(spawn, dump) -> None:
+    t = spawn("pending")
+    t.wait_output(lambda ls: ls == ["ready"])
+    _, d = dump(t.pid)
+    img = ImageDir(d)
+    core = img.read_one("core", t.pid)
+    shared = [int.from_bytes(s.siginfo[:4], "little") for s in core.tc.signals_s.signals]
+    private = [s.siginfo for s in core.thread_core.signals_p.signals]
+    assert shared == [signal.SIGUSR1]
+    assert [int.from_bytes(s[:4], "little") for s in private] == [signal.SIGRTMIN] * 2
+    assert [int.from_bytes(s[24:28], "little") for s in private] == [111, 222]  # si_value survives
+    assert core.tc.blk_sigset == (1 << (signal.SIGUSR1 - 1)) | (1 << (signal.SIGRTMIN - 1))
+    assert core.thread_core.seccomp_mode == 2 and core.thread_core.creds.no_new_privs == 1
+    filters = img.read_one("seccomp").seccomp_filters
+    assert len(filters) == 1 and len(filters[core.thread_core.seccomp_filter].filter) == 4 * 8
+
+
+def test_dump_timers(spawn, dump) -> None:
+    t = spawn("timers")
+    (line,) = t.wait_output(lambda ls: bool(ls) and ls[0].startswith("ready"))
+    id1, id2 = (int(x) for x in line.split()[1:])
+    _, d = dump(t.pid)
+    timers = ImageDir(d).read_one("core", t.pid).tc.timers
+    assert timers.real.isec == 3 and 4 <= timers.real.vsec <= 5
+    posix = {p.it_id: p for p in timers.posix}
+    p1, p2 = posix[id1], posix[id2]
+    assert (p1.clock_id, p1.si_signo, p1.it_sigev_notify, p1.sival_ptr) == (1, signal.SIGRTMIN + 1, 0, 0x1234)
+    assert p1.isec == 7 and 40 <= p1.vsec <= 50
+    assert (p2.clock_id, p2.si_signo, p2.it_sigev_notify, p2.notify_thread_id) == (0, signal.SIGUSR2, 4, t.pid)
+    assert 90 <= p2.vsec <= 100 and p2.isec == 0

@@ -190,3 +190,17 @@ def test_mountinfo_escapes() -> None:
 def test_missing_process_is_no_such_process(procfs: ProcFS) -> None:
     with pytest.raises(NoSuchProcess):
         procfs.status(999999)
+
+
+def test_parse_timers() -> None:
+    from criu_core.procfs import parse_timers
+
+    text = (
+        "ID: 0\nsignal: 35/0000000000001234\nnotify: signal/pid.812\nClockID: 1\n"
+        "ID: 1\nsignal: 12/0000000000000000\nnotify: signal/tid.813\nClockID: 0\n"
+        "ID: 2\nsignal: 14/00007f0000000010\nnotify: none/pid.812\nClockID: 7\n"
+    )
+    t0, t1, t2 = parse_timers(text)
+    assert (t0.id, t0.signo, t0.sival_ptr, t0.notify, t0.notify_pid, t0.clock_id) == (0, 35, 0x1234, 0, 812, 1)
+    assert (t1.notify, t1.notify_pid) == (4, 813)  # SIGEV_SIGNAL | SIGEV_THREAD_ID
+    assert (t2.notify, t2.sival_ptr, t2.clock_id) == (1, 0x7F0000000010, 7)
