@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from criu_core.sys.proc import KCMP_FILE, kcmp
 __all__ = ["DumpResult", "dump_tree", "run"]
 
 TASK_ALIVE = 1
+_DELETED = " (deleted)"
 TASK_STOPPED = 3
 O_RDWR = 2
 
@@ -78,6 +80,11 @@ def run(ctx: DumpContext) -> int:
         ctx.host.fini(ctx, ctx.stage, ok)
 
 
+def _kdev(dev: int) -> int:
+    """A dev_t in the kernel's old 32-bit encoding (major << 20 | minor), as CRIU's images store devices."""
+    return (os.major(dev) << 20) | os.minor(dev)
+
+
 def _msg(name: str, **fields: Any) -> Any:
     return message_class(name)(**fields)
 
@@ -99,16 +106,73 @@ class _Dumper:
         self.local_fds: list[FdInfo] = []
         self.unix_sockets: dict[int, tuple[int, int, FdInfo]] = {}
         self.sk_queues: list[tuple[Any, bytes]] = []
+        self.remaps: list[Any] = []
+        self.next_ghost_id = 0
+        self.ghosts: dict[tuple[int, int], int] = {}
 
     # -- files ----------------------------------------------------------------------------------------------
 
     def path_file_id(self, key_path: str, name: str, *, flags: int = 0) -> int:
-        """Id of the REG entry for the file behind ``key_path`` (a /proc link), created on first use."""
+        """Id of the REG entry for the file behind ``key_path`` (a /proc link), created on first use. A file
+        that has lost its name (``name`` ends with " (deleted)") is written as a ghost."""
         s = os.stat(key_path)
         fid, new = self.ids.file_id(("path", s.st_dev, s.st_ino, flags))
         if new:
+            deleted = name.endswith(_DELETED) or s.st_nlink == 0
+            name = name.removesuffix(_DELETED)
             self.files.append(reg_entry(fid, name, s, flags=flags))
+            if deleted:
+                fd = os.open(key_path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    self.add_ghost(fid, name, fd)
+                finally:
+                    os.close(fd)
         return fid
+
+    def add_ghost(self, fid: int, name: str, fd: int) -> None:
+        """Save the content of unlinked file ``fd`` as ghost-file-N.img and map file ``fid`` to it in
+        remap-fpath.img (CRIU's GHOST remap). Refused above ``--ghost-limit`` (1 MiB by default, as CRIU)."""
+        s = os.fstat(fd)
+        known = self.ghosts.get((s.st_dev, s.st_ino))
+        if known is not None:  # one ghost per unlinked inode, shared by every entry that names it
+            self.remaps.append(_msg("remap_file_path.remap_file_path_entry", orig_id=fid, remap_id=known, remap_type=1))
+            return
+        limit = int(self.ctx.options.get("ghost_limit") or (1 << 20))
+        if not (stat.S_ISREG(s.st_mode) or stat.S_ISDIR(s.st_mode)):
+            raise UnsupportedResource(name, msg=f"unlinked file {name} of mode {s.st_mode:o} is not supported")
+        if s.st_size > limit:
+            raise UnsupportedResource(
+                name,
+                msg=f"unlinked file {name} is {s.st_size} bytes, more than the ghost limit {limit}",
+                hint="raise --ghost-limit",
+            )
+        data = b""
+        if stat.S_ISREG(s.st_mode):
+            chunks = []
+            off = 0
+            while off < s.st_size:
+                chunk = os.pread(fd, min(1 << 20, s.st_size - off), off)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                off += len(chunk)
+            data = b"".join(chunks)
+        self.next_ghost_id += 1
+        gid = self.next_ghost_id
+        self.ghosts[(s.st_dev, s.st_ino)] = gid
+        ghost = _msg(
+            "ghost_file.ghost_file_entry",
+            uid=s.st_uid,
+            gid=s.st_gid,
+            mode=s.st_mode,
+            dev=_kdev(s.st_dev),
+            ino=s.st_ino,
+            atim={"tv_sec": int(s.st_atime), "tv_usec": s.st_atime_ns // 1000 % 10**6},
+            mtim={"tv_sec": int(s.st_mtime), "tv_usec": s.st_mtime_ns // 1000 % 10**6},
+            size=s.st_size,
+        )
+        self.images.write("ghost-file", [(ghost, data)], gid)
+        self.remaps.append(_msg("remap_file_path.remap_file_path_entry", orig_id=fid, remap_id=gid, remap_type=1))
 
     def fd_file_id(self, fd: FdInfo) -> tuple[int, int]:
         """(file id, fd type) for a descriptor: shared descriptions (kcmp KCMP_FILE) get one entry."""
@@ -137,6 +201,8 @@ class _Dumper:
         self.files.append(entry)
         self._fd_types[fid] = claim.fd_type
         self.fd_ids.append((fd, fid))
+        if isinstance(claim.data, dict) and claim.data.get("ghost"):
+            self.add_ghost(fid, entry.reg.name, fd.local_fd)
         if claim.fd_type == pb_module("fdinfo").PIPE and claim.data:
             self.pipe_data.setdefault(claim.data[0], claim.data)
         if claim.fd_type == pb_module("fdinfo").UNIXSK and isinstance(claim.data, dict):
@@ -404,6 +470,8 @@ class _Dumper:
                 ],
             )
         self.check_unix_peers()
+        if self.remaps:
+            images.write("remap-fpath", self.remaps)
         if self.sk_queues:
             images.write("sk-queues", self.sk_queues)
         images.write_one("seccomp", _msg("seccomp.seccomp_entry", seccomp_filters=self.seccomp_filters))

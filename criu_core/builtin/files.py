@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from criu_core.dumping.files import fown, reg_entry
-from criu_core.errors import SyscallError, UnsupportedResource
+from criu_core.errors import SyscallError
 from criu_core.hookspecs import hookimpl
 from criu_core.images.messages import message_class, pb_module
 from criu_core.resources import FileClaim
@@ -36,10 +36,13 @@ def criu_file_dump(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
     if fd.kind in ("reg", "dir", "chr", "blk"):
         if fd.kind == "chr" and os.major(os.fstat(fd.local_fd).st_rdev) in _TTY_MAJORS:
             return None  # a terminal: not ours
-        if fd.link.endswith(_DELETED) or not fd.link.startswith("/"):
-            raise UnsupportedResource(fd, hint="unlinked or unreachable files need ghost-file support")
-        entry = reg_entry(0, fd.link, os.fstat(fd.local_fd), flags=fd.flags, pos=fd.pos)
-        return FileClaim(plugin=PLUGIN, entry=entry, fd_type=fdinfo.REG)
+        if not fd.link.startswith("/") or fd.link.startswith("/memfd:"):
+            return None  # memfd and other unreachable files: not ours
+        deleted = fd.link.endswith(_DELETED) and os.fstat(fd.local_fd).st_nlink == 0
+        name = fd.link.removesuffix(_DELETED) if deleted else fd.link
+        entry = reg_entry(0, name, os.fstat(fd.local_fd), flags=fd.flags, pos=fd.pos)
+        # an unlinked file: the core saves its content as a ghost (remap-fpath.img + ghost-file-N.img)
+        return FileClaim(plugin=PLUGIN, entry=entry, fd_type=fdinfo.REG, data={"ghost": True} if deleted else None)
     if fd.kind.startswith("anon:"):
         return _anon_entry(fd)
     if fd.kind == "pipe":

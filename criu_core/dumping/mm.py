@@ -86,7 +86,10 @@ def to_vmas(pid: int, entries: list[MapEntry]) -> list[Vma]:
         if "nr" in m.vmflags:
             flags |= MAP_NORESERVE
         name = m.name + (" (deleted)" if m.deleted else "")
-        path = m.name if m.inode and m.name.startswith("/") and not m.deleted else None
+        # deleted files keep their old path (they are dumped as ghosts); memfd, SysV shm and shared anonymous
+        # memory (/memfd:x, /SYSV..., /dev/zero) are never plain files
+        special = m.name.startswith(("/memfd:", "/SYSV", "/dev/zero")) or m.name == "/"
+        path = m.name if m.inode and m.name.startswith("/") and not special else None
         vma = Vma(
             pid=pid,
             start=m.start,
@@ -134,5 +137,5 @@ def classify(vma: Vma) -> int | None:
             return None  # [uprobes] and other special mappings
         return VMA_AREA_REGULAR | VMA_ANON_PRIVATE
     if vma.path is None:
-        return None  # deleted file, memfd, SysV shm, /dev/zero shared: not ordinary
+        return None  # memfd, SysV shm, /dev/zero shared: not ordinary
     return VMA_AREA_REGULAR | (VMA_FILE_SHARED if vma.flags & MAP_SHARED else VMA_FILE_PRIVATE)

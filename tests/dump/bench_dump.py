@@ -32,8 +32,9 @@ def main() -> None:
     subprocess.run(["gcc", "-O1", "-o", str(exe), str(Path(__file__).parent / "targets" / "bigcounter.c")], check=True)
     host = PluginHost(load_entry_points=False)
     for mib in sizes:
-        proc = subprocess.Popen([str(exe), str(mib)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(exe), str(mib)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         time.sleep(0.5 + mib / 1000)
         times, res = [], None
         for i in range(5):
@@ -46,8 +47,11 @@ def main() -> None:
             shutil.rmtree(d)
         assert res is not None
         # raw copy path: readv 4 MiB chunks of the heap into a buffer, write to a fresh file
-        heap = max((m for m in open(f"/proc/{proc.pid}/maps").read().splitlines() if "rw-p" in m),
-                   key=lambda m: int(m.split()[0].split("-")[1], 16) - int(m.split()[0].split("-")[0], 16))
+        maps = Path(f"/proc/{proc.pid}/maps").read_text().splitlines()
+        heap = max(
+            (m for m in maps if "rw-p" in m),
+            key=lambda m: int(m.split()[0].split("-")[1], 16) - int(m.split()[0].split("-")[0], 16),
+        )
         start, end = (int(x, 16) for x in heap.split()[0].split("-"))
         buf = ctypes.create_string_buffer(4 << 20)
         t0 = time.perf_counter()
@@ -58,9 +62,11 @@ def main() -> None:
                 f.write(memoryview(buf)[:n])
         raw = (end - start) / (time.perf_counter() - t0) / 1e9
         os.unlink(tmp / "raw")
-        print(f"{mib:5d} MiB: dump median {statistics.median(times):7.1f} ms (min {min(times):.1f}, max "
-              f"{max(times):.1f}); pages {res.pages_written}, freeze {res.freezing_time / 1000:.1f} ms, memory "
-              f"{res.memdump_time / 1000:.1f} ms; raw readv+write {raw:.2f} GB/s")
+        print(
+            f"{mib:5d} MiB: dump median {statistics.median(times):7.1f} ms (min {min(times):.1f}, max "
+            f"{max(times):.1f}); pages {res.pages_written}, freeze {res.freezing_time / 1000:.1f} ms, memory "
+            f"{res.memdump_time / 1000:.1f} ms; raw readv+write {raw:.2f} GB/s"
+        )
         proc.kill()
         proc.wait()
     shutil.rmtree(tmp)

@@ -318,3 +318,35 @@ def test_dump_timers(spawn, dump) -> None:
     assert p1.isec == 7 and 40 <= p1.vsec <= 50
     assert (p2.clock_id, p2.si_signo, p2.it_sigev_notify, p2.notify_thread_id) == (0, signal.SIGUSR2, 4, t.pid)
     assert 90 <= p2.vsec <= 100 and p2.isec == 0
+
+
+def test_dump_unlinked_file_as_ghost(spawn, dump, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    t = spawn("deleted", str(victim))
+    (line,) = t.wait_output(lambda ls: bool(ls) and ls[0].startswith("ready"))
+    fd = int(line.split()[1])
+    want = b"".join(b"line %04d of the ghost\n" % i for i in range(3000))
+    _, d = dump(t.pid)
+    img = ImageDir(d)
+    files = {f.id: f for f in img.read_all("files")}
+    fid = next(f.id for f in img.read_all("fdinfo", 2) if f.fd == fd)
+    reg = files[fid].reg
+    assert reg.name == str(victim) and reg.pos == 5 and reg.size == len(want)
+    remaps = {r.orig_id: r for r in img.read_all("remap-fpath")}
+    assert remaps[fid].remap_type == 1  # GHOST
+    ghost = img.read("ghost-file", remaps[fid].remap_id).entries[0]
+    assert ghost.extra == want and ghost.msg.size == len(want) and ghost.msg.mode & 0o777 == 0o640
+    # the mapping has its own (read-only) file entry, remapped to the same ghost
+    vmas = img.read_one("mm", t.pid).vmas
+    mapped = [v for v in vmas if v.shmid in files and files[v.shmid].reg.name == str(victim)]
+    assert mapped and mapped[0].status & 0x40 and mapped[0].shmid != fid
+    assert remaps[mapped[0].shmid].remap_id == remaps[fid].remap_id
+    assert len(remaps) == 2 and len([n for n, _, _ in img.list() if n.startswith("ghost-file")]) == 1
+
+
+def test_ghost_limit(spawn, dump, tmp_path: Path) -> None:
+    t = spawn("deleted", str(tmp_path / "big.txt"))
+    t.wait_output(lambda ls: bool(ls) and ls[0].startswith("ready"))
+    with pytest.raises(UnsupportedResource, match="ghost limit"):
+        dump(t.pid, ghost_limit=1000)
+    assert t.alive()
