@@ -133,10 +133,9 @@ class _Dumper:
         """Save the content of unlinked file ``fd`` as ghost-file-N.img and map file ``fid`` to it in
         remap-fpath.img (CRIU's GHOST remap). Refused above ``--ghost-limit`` (1 MiB by default, as CRIU)."""
         s = os.fstat(fd)
-        known = self.ghosts.get((s.st_dev, s.st_ino))
-        if known is not None:  # one ghost per unlinked inode, shared by every entry that names it
-            self.remaps.append(_msg("remap_file_path.remap_file_path_entry", orig_id=fid, remap_id=known, remap_type=1))
-            return
+        # One ghost per file entry, even when two entries (an fd and a mapping) name the same inode: CRIU shares
+        # one ghost between them, but restorers that create a ghost per remap entry then collide; duplicating the
+        # content is valid for both.
         limit = int(self.ctx.options.get("ghost_limit") or (1 << 20))
         if not (stat.S_ISREG(s.st_mode) or stat.S_ISDIR(s.st_mode)):
             raise UnsupportedResource(name, msg=f"unlinked file {name} of mode {s.st_mode:o} is not supported")
