@@ -337,6 +337,7 @@ def test_dump_unlinked_file_as_ghost(spawn, dump, tmp_path: Path) -> None:
     ghost = img.read("ghost-file", remaps[fid].remap_id).entries[0]
     assert ghost.extra == want and ghost.msg.size == len(want) and ghost.msg.mode & 0o777 == 0o640
     # the mapping has its own (read-only) file entry and its own ghost with the same content
+    vmas = img.read_one("mm", t.pid).vmas
     mapped = [v for v in vmas if v.shmid in files and files[v.shmid].reg.name == str(victim)]
     assert mapped and mapped[0].status & 0x40 and mapped[0].shmid != fid
     other = img.read("ghost-file", remaps[mapped[0].shmid].remap_id).entries[0]
