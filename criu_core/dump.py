@@ -12,6 +12,7 @@ Order per process (reference §3): threads (registers first, then injected queri
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -22,13 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from criu_core.context import DumpContext
-from criu_core.dumping.files import FD_CLOEXEC, close_fds, collect_fds, reg_entry
+from criu_core.dumping.files import FD_CLOEXEC, close_fds, collect_fds, fown, reg_entry
 from criu_core.dumping.ids import DumpIds
 from criu_core.dumping.mm import (
+    MAP_ANONYMOUS,
     MAP_SHARED,
     PROT_READ,
     PSEUDO_NO_PAGES,
     VMA_ANON_PRIVATE,
+    VMA_ANON_SHARED,
+    VMA_AREA_MEMFD,
     VMA_AREA_VDSO,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
@@ -50,6 +54,7 @@ from criu_core.sys.proc import KCMP_FILE, kcmp
 __all__ = ["DumpResult", "dump_tree", "run"]
 
 TASK_ALIVE = 1
+F_GET_SEALS = 1034
 _DELETED = " (deleted)"
 TASK_STOPPED = 3
 O_RDWR = 2
@@ -85,8 +90,8 @@ def _kdev(dev: int) -> int:
     return (os.major(dev) << 20) | os.minor(dev)
 
 
-def _msg(name: str, **fields: Any) -> Any:
-    return message_class(name)(**fields)
+def _msg(qualname: str, /, **fields: Any) -> Any:
+    return message_class(qualname)(**fields)
 
 
 class _Dumper:
@@ -109,6 +114,8 @@ class _Dumper:
         self.remaps: list[Any] = []
         self.next_ghost_id = 0
         self.ghosts: dict[tuple[int, int], int] = {}
+        self.shmem: dict[int, list[Any]] = {}  # shmid → [path to the object, size]
+        self.memfd_inodes: dict[tuple[int, int], tuple[int, Any]] = {}
 
     # -- files ----------------------------------------------------------------------------------------------
 
@@ -128,6 +135,96 @@ class _Dumper:
                 finally:
                     os.close(fd)
         return fid
+
+    # -- shared memory objects (shared anonymous memory, memfd) ---------------------------------------------
+
+    def shmem_object(self, path: str, shmid: int, size: int) -> int:
+        """Register the shmem object behind ``path`` (a map_files link or an fd link) as ``shmid``; its content
+        is written once, at the end, from the populated ranges of the object itself."""
+        obj = self.shmem.get(shmid)
+        if obj is None:
+            self.shmem[shmid] = [path, size]
+        else:
+            obj[1] = max(obj[1], size)
+        return shmid
+
+    def memfd_inode(self, path: str, name: str) -> int:
+        """inode_id of the memfd behind ``path`` (memfd.img entry created on first use)."""
+        s = os.stat(path)
+        key = (s.st_dev, s.st_ino)
+        known = self.memfd_inodes.get(key)
+        if known is not None:
+            return known[0]
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                seals = fcntl.fcntl(fd, F_GET_SEALS)
+            except OSError:
+                seals = 0
+        finally:
+            os.close(fd)
+        inode_id = len(self.memfd_inodes) + 1
+        label = name.removesuffix(_DELETED).removeprefix("/memfd:")
+        inode = _msg(
+            "memfd.memfd_inode_entry",
+            name=label,
+            uid=s.st_uid,
+            gid=s.st_gid,
+            size=s.st_size,
+            shmid=s.st_ino,
+            seals=seals,
+            inode_id=inode_id,
+            mode=s.st_mode,
+        )
+        self.memfd_inodes[key] = (inode_id, inode)
+        self.shmem_object(path, s.st_ino, s.st_size)
+        return inode_id
+
+    def memfd_map_id(self, path: str, name: str, flags: int) -> int:
+        """files.img id of the MEMFD entry a mapping of a memfd names (one per inode and flags)."""
+        s = os.stat(path)
+        fid, new = self.ids.file_id(("memfd-map", s.st_dev, s.st_ino, flags))
+        if new:
+            inode_id = self.memfd_inode(path, name)
+            memfd = {"id": fid, "flags": flags, "pos": 0, "fown": fown(), "inode_id": inode_id}
+            self.files.append(_msg("fdinfo.file_entry", type=pb_module("fdinfo").MEMFD, id=fid, memfd=memfd))
+        return fid
+
+    def write_shmem(self) -> None:
+        """pagemap-shmem-SHMID.img + pages for every shared memory object: the populated ranges found with
+        SEEK_DATA/SEEK_HOLE on the object itself, so pages no process has mapped in are not missed."""
+        for shmid, (path, size) in sorted(self.shmem.items()):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                runs: list[tuple[int, int]] = []
+                off = 0
+                while off < size:
+                    try:
+                        start = os.lseek(fd, off, os.SEEK_DATA)
+                    except OSError:
+                        break  # ENXIO: no data after off
+                    end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+                    start -= start % PAGE_SIZE
+                    end = (end + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+                    if end > start:
+                        runs.append((start, end))
+                    off = end
+                pages_id = self.images.next_pages_id()
+                with self.images.open_pages_writer(pages_id) as out:
+                    for start, end in runs:
+                        pos = start
+                        while pos < end:
+                            chunk = os.pread(fd, min(4 << 20, end - pos), pos)
+                            if not chunk:
+                                break
+                            out.write(chunk)
+                            pos += len(chunk)
+                        if pos < end:
+                            out.write(b"\0" * (end - pos))  # past EOF inside the last page
+                entries = [make_entry(s, (e - s) // PAGE_SIZE, PE_PRESENT) for s, e in runs]
+                self.images.write("pagemap-shmem", [make_head(pages_id), *entries], shmid)
+            finally:
+                os.close(fd)
 
     def add_ghost(self, fid: int, name: str, fd: int) -> None:
         """Save the content of unlinked file ``fd`` as ghost-file-N.img and map file ``fid`` to it in
@@ -200,6 +297,8 @@ class _Dumper:
         self.files.append(entry)
         self._fd_types[fid] = claim.fd_type
         self.fd_ids.append((fd, fid))
+        if isinstance(claim.data, dict) and claim.data.get("memfd"):
+            entry.memfd.inode_id = self.memfd_inode(f"/proc/{fd.pid}/fd/{fd.fd}", fd.link)
         if isinstance(claim.data, dict) and claim.data.get("ghost"):
             self.add_ghost(fid, entry.reg.name, fd.local_fd)
         if claim.fd_type == pb_module("fdinfo").PIPE and claim.data:
@@ -324,14 +423,22 @@ class _Dumper:
                 madv = madv_bits(vma.vmflags)
                 if madv:
                     entry["madv"] = madv
-                if status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
+                map_file = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+                if status & VMA_AREA_MEMFD:
+                    fflags = O_RDWR if "mw" in vma.vmflags or vma.flags & MAP_SHARED == 0 else 0
+                    entry["pgoff"] = vma.pgoff
+                    entry["shmid"] = self.memfd_map_id(map_file, vma.name, fflags)
+                    entry["fdflags"] = fflags
+                elif status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
                     writable_shared = bool(vma.flags & MAP_SHARED and "mw" in vma.vmflags)
                     fflags = O_RDWR if writable_shared else 0
                     entry["pgoff"] = vma.pgoff
-                    entry["shmid"] = self.path_file_id(
-                        f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", vma.path or vma.name, flags=fflags
-                    )
+                    entry["shmid"] = self.path_file_id(map_file, vma.path or vma.name, flags=fflags)
                     entry["fdflags"] = fflags
+                elif status & VMA_ANON_SHARED:
+                    entry["flags"] = vma.flags | MAP_ANONYMOUS
+                    entry["pgoff"] = vma.pgoff
+                    entry["shmid"] = self.shmem_object(map_file, vma.inode, vma.pgoff + vma.size)
                 entry.update(claim.entry_updates)
                 vmas_out.append(_msg("vma.vma_entry", **entry))
                 if claim.skip_content or vma.name in PSEUDO_NO_PAGES:
@@ -469,6 +576,9 @@ class _Dumper:
                 ],
             )
         self.check_unix_peers()
+        if self.memfd_inodes:
+            images.write("memfd", [inode for _, inode in self.memfd_inodes.values()])
+        self.write_shmem()
         if self.remaps:
             images.write("remap-fpath", self.remaps)
         if self.sk_queues:

@@ -36,8 +36,13 @@ def criu_file_dump(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
     if fd.kind in ("reg", "dir", "chr", "blk"):
         if fd.kind == "chr" and os.major(os.fstat(fd.local_fd).st_rdev) in _TTY_MAJORS:
             return None  # a terminal: not ours
-        if not fd.link.startswith("/") or fd.link.startswith("/memfd:"):
-            return None  # memfd and other unreachable files: not ours
+        if fd.link.startswith("/memfd:") and fd.kind == "reg":
+            # a memfd: the core fills inode_id and saves the object (memfd.img, pagemap-shmem)
+            memfd = {"id": 0, "flags": fd.flags & ~0o2000000, "pos": fd.pos, "fown": fown(), "inode_id": 0}
+            entry = message_class("fdinfo.file_entry")(type=fdinfo.MEMFD, id=0, memfd=memfd)
+            return FileClaim(plugin=PLUGIN, entry=entry, fd_type=fdinfo.MEMFD, data={"memfd": True})
+        if not fd.link.startswith("/"):
+            return None  # unreachable files: not ours
         deleted = fd.link.endswith(_DELETED) and os.fstat(fd.local_fd).st_nlink == 0
         name = fd.link.removesuffix(_DELETED) if deleted else fd.link
         entry = reg_entry(0, name, os.fstat(fd.local_fd), flags=fd.flags, pos=fd.pos)

@@ -136,6 +136,11 @@ def classify(vma: Vma) -> int | None:
         if name.startswith("[") and name not in ("[stack]",) and not name.startswith("[anon:"):
             return None  # [uprobes] and other special mappings
         return VMA_AREA_REGULAR | VMA_ANON_PRIVATE
+    if name.startswith("/memfd:"):
+        kind = VMA_FILE_SHARED if vma.flags & MAP_SHARED else VMA_FILE_PRIVATE
+        return VMA_AREA_REGULAR | VMA_AREA_MEMFD | kind
+    if name.startswith("/dev/zero") and vma.flags & MAP_SHARED:
+        return VMA_AREA_REGULAR | VMA_ANON_SHARED  # shared anonymous memory (a shmem object)
     if vma.path is None:
-        return None  # memfd, SysV shm, /dev/zero shared: not ordinary
+        return None  # SysV shm and other special files: not ordinary
     return VMA_AREA_REGULAR | (VMA_FILE_SHARED if vma.flags & MAP_SHARED else VMA_FILE_PRIVATE)

@@ -351,3 +351,38 @@ def test_ghost_limit(spawn, dump, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedResource, match="ghost limit"):
         dump(t.pid, ghost_limit=1000)
     assert t.alive()
+
+
+def _shmem_pages(img: ImageDir, shmid: int) -> dict[int, bytes]:
+    head, entries = img.read_pagemap(shmid, shmem=True)
+    data = Path(img.path_for("pages", head.pages_id)).read_bytes()
+    out = {}
+    for entry, off in page_offsets(entries):
+        for i in range(nr_pages(entry)):
+            out[entry.vaddr + i * PAGE] = data[off + i * PAGE : off + (i + 1) * PAGE]
+    return out
+
+
+def test_dump_memfd_and_shared_anonymous(spawn, dump) -> None:
+    t = spawn("shmem")
+    (line,) = t.wait_output(lambda ls: bool(ls) and ls[0].startswith("ready"))
+    fd, shm, mfd_map = int(line.split()[1]), int(line.split()[2], 16), int(line.split()[3], 16)
+    _, d = dump(t.pid)
+    img = ImageDir(d)
+    files = {f.id: f for f in img.read_all("files")}
+    mfd = files[next(f.id for f in img.read_all("fdinfo", 2) if f.fd == fd)]
+    assert mfd.type == 18 and mfd.memfd.pos == 5 and mfd.memfd.flags & 3 == 2
+    (inode,) = img.read_all("memfd")
+    assert inode.name == "testmemfd" and inode.size == 8 * PAGE and inode.inode_id == mfd.memfd.inode_id
+    assert inode.seals == 2  # F_SEAL_SHRINK
+    pages = _shmem_pages(img, inode.shmid)
+    assert pages == {0: b"a" * PAGE, PAGE: b"b" * PAGE, 6 * PAGE: b"g" * PAGE}  # the hole is not dumped
+    vmas = {v.start: v for v in img.read_one("mm", t.pid).vmas}
+    mv = vmas[mfd_map]
+    assert mv.status == 0x1 | 0x80 | 0x4000 and files[mv.shmid].memfd.inode_id == inode.inode_id
+    sv = vmas[shm]
+    assert sv.status == 0x1 | 0x100 and sv.flags == 0x21 and sv.end - sv.start == 16 * PAGE
+    assert _shmem_pages(img, sv.shmid) == {2 * PAGE: b"x" * PAGE, 9 * PAGE: b"y" * PAGE}
+    # no private copies of shared pages in the task's own pagemap
+    task_pages = _pages(img, t.pid)
+    assert shm not in task_pages and mfd_map not in task_pages
