@@ -18,7 +18,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-__all__ = ["PAGE_SIZE", "MapLine", "ProbeSite", "TextDiff", "parse_maps", "scan_text", "thread_pcs"]
+__all__ = ["PAGE_SIZE", "MapLine", "ProbeSite", "TextDiff", "parse_maps", "scan_text", "stack_refs", "thread_regs",
+           "write_text"]
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 INT3 = 0xCC
@@ -155,12 +156,12 @@ def _diff_page(page: int, cur: bytes, orig: bytes, path: str, foff: int, sites: 
             i += 1
 
 
-def thread_pcs(pid: int, proc: str = "/proc") -> dict[int, int]:
-    """The instruction pointer of every stopped thread of ``pid``, from /proc/PID/task/TID/syscall.
+def thread_regs(pid: int, proc: str = "/proc") -> dict[int, tuple[int, int]]:
+    """``{tid: (sp, pc)}`` for every stopped thread of ``pid``, from /proc/PID/task/TID/syscall.
 
     The file ends with ``SP PC`` for a thread that is not running (``running`` otherwise: left out).
     """
-    out: dict[int, int] = {}
+    out: dict[int, tuple[int, int]] = {}
     for tid in os.listdir(f"{proc}/{pid}/task"):
         try:
             with open(f"{proc}/{pid}/task/{tid}/syscall") as f:
@@ -168,5 +169,33 @@ def thread_pcs(pid: int, proc: str = "/proc") -> dict[int, int]:
         except OSError:
             continue
         if len(parts) >= 3 and parts[0] != "running":
-            out[int(tid)] = int(parts[-1], 16)
+            out[int(tid)] = (int(parts[-2], 16), int(parts[-1], 16))
     return out
+
+
+def stack_refs(pid: int, sp: int, start: int, end: int, maps: list[MapLine], proc: str = "/proc") -> list[int]:
+    """Addresses of 8-byte words between ``sp`` and the end of its mapping whose value lies in [start, end).
+
+    A return address or a signal frame's saved pc pointing there is among them (so may be some unrelated data:
+    callers treat a hit conservatively).
+    """
+    vma = next((m for m in maps if m.start <= sp < m.end), None)
+    if vma is None:
+        return []
+    base = sp & ~7
+    with open(f"{proc}/{pid}/mem", "rb", buffering=0) as mem:
+        mem.seek(base)
+        try:
+            data = mem.read(vma.end - base)
+        except OSError:
+            return []
+    words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
+    return [base + 8 * i for i, w in enumerate(words) if start <= w < end]
+
+
+def write_text(pid: int, addr: int, data: bytes, proc: str = "/proc") -> None:
+    """Write ``data`` into the stopped task's memory at ``addr`` (a forced write: code pages are not writable)."""
+    with open(f"{proc}/{pid}/mem", "r+b", buffering=0) as mem:
+        mem.seek(addr)
+        if mem.write(data) != len(data):
+            raise OSError(f"short write to {pid}:{addr:x}")

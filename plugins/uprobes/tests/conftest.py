@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from criu_uprobes.tracefs import Tracefs, UprobeEvent, symbol_file_offset
 
 TARGET_SRC = Path(__file__).parent / "targets" / "uprobe_target.c"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import criu_uprobes.plugin as uprobes_plugin
 import pytest
 
-import criu_uprobes.plugin as uprobes_plugin
 from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.resources import Vma
