@@ -89,3 +89,29 @@ def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
     host.vma_dump(ctx, XOL)
     assert "uprobes" not in ctx.used_plugins
+
+
+TRAMP = Vma(pid=4242, start=0x55C15A087000, end=0x55C15A088000, prot=5, flags=2, name="[uprobes-trampoline]")
+
+
+def test_trampoline_refused_without_the_option(host, tmp_path):
+    with pytest.raises(UnsupportedResource, match=r"^PID 4242 has uprobes vma \(\[uprobes-trampoline\] "
+                                                  r"55c15a087000-55c15a088000\)\. Consider using --allow-uprobes$"):
+        host.vma_dump(dump_ctx(host, tmp_path), TRAMP)
+
+
+def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_proc):
+    from criu_uprobes.vmas import dump_trampoline_vma
+
+    # recorded from a task stopped with its pc in the trampoline code (between "syscall" and "pop %rax")
+    proc = recorded_proc({
+        "4242/maps": "55c15a087000-55c15a088000 r-xp 00000000 00:00 0                          [uprobes-trampoline]\n"
+                     "7ffe5b578000-7ffe5b599000 rw-p 00000000 00:00 0                          [stack]\n",
+        "4242/task/4242/syscall": "-1 0x7ffe5b5981a8 0x55c15a08700d\n",
+        "4242/task/4243/syscall": "230 0x0 0x0 0x7ffe5b5981e0 0x0 0x0 0x75 0x7ffe5b5981c8 0x7effb0c4a503\n",
+    })
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    with pytest.raises(UnsupportedResource, match=r"thread 4242 is inside the optimised uprobe trampoline "
+                                                  r".*\(pc 55c15a08700d\).*dump again"):
+        dump_trampoline_vma(ctx, TRAMP, proc=str(proc))
+    assert not hasattr(ctx.inventory, "allow_uprobes")
