@@ -12,6 +12,7 @@ import pytest
 
 from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
+from criu_core.images.messages import new
 from criu_core.resources import Vma
 
 pytestmark = pytest.mark.root
@@ -40,6 +41,11 @@ def vma_from_maps_line(pid: int, line: str) -> Vma:
                inode=int(inode), vmflags=vmflags, path=name if name.startswith("/") else None)
 
 
+def new_inventory():
+    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
+    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
+
+
 @pytest.fixture
 def host(plugin_host):
     plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
@@ -50,7 +56,7 @@ def ctx_for(host, tmp_path, cls, **opts):
     options = host.options.defaults()
     for k, v in opts.items():
         setattr(options, k, v)
-    extra = {"inventory": SimpleNamespace()} if cls is DumpContext else {}
+    extra = {"inventory": new_inventory()} if cls is DumpContext else {}
     return cls(options=options, host=host, images_dir=tmp_path, **extra)
 
 
@@ -81,7 +87,7 @@ def test_dump_refused_without_option_and_task_keeps_running(host, tmp_path, prob
             host.vma_dump(ctx, vma)
     finally:
         os.kill(t.pid, signal.SIGCONT)
-    assert not getattr(ctx.inventory, "allow_uprobes", False)
+    assert not ctx.inventory.HasField("allow_uprobes")
     before, hits = t.iterations(), probed_task.event.hits()
     wait_for(lambda: t.iterations() > before + 2 and probed_task.event.hits() > hits, what="the task to go on")
     assert t.alive() and "SIGTRAP" not in t.output()
@@ -101,7 +107,7 @@ def test_other_mappings_of_a_probed_task_are_not_claimed(host, tmp_path, probed_
         others = [ln for ln in f.read().splitlines() if not ln.endswith("[uprobes]")]
     for line in others:
         assert host.pm.hook.criu_vma_dump(ctx=ctx, vma=vma_from_maps_line(probed_task.target.pid, line)) is None
-    assert not hasattr(ctx.inventory, "allow_uprobes")
+    assert not ctx.inventory.HasField("allow_uprobes")
 
 
 def test_restore_inventory_check_needs_the_option(host, tmp_path, probed_task):

@@ -9,11 +9,17 @@ import pytest
 
 from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
+from criu_core.images.messages import new
 from criu_core.resources import Vma
 
 XOL = Vma(pid=4242, start=0x7FFFFFFFE000, end=0x7FFFFFFFF000, prot=4, flags=2, name="[uprobes]",
           vmflags=frozenset({"ex", "me", "io", "dc", "de"}))
 HEAP = Vma(pid=4242, start=0x55C164CF4000, end=0x55C164D15000, prot=3, flags=2, name="[heap]")
+
+
+def new_inventory():
+    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
+    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
 
 
 @pytest.fixture
@@ -26,7 +32,7 @@ def dump_ctx(host, tmp_path, **opts) -> DumpContext:
     options = host.options.defaults()
     for k, v in opts.items():
         setattr(options, k, v)
-    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=SimpleNamespace())
+    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=new_inventory())
 
 
 def restore_ctx(host, tmp_path, **opts) -> RestoreContext:
@@ -48,7 +54,7 @@ def test_uprobes_vma_refused_without_the_option(host, tmp_path):
     with pytest.raises(UnsupportedResource) as err:
         host.vma_dump(ctx, XOL)
     assert str(err.value) == "PID 4242 has uprobes vma. Consider using --allow-uprobes"
-    assert not getattr(ctx.inventory, "allow_uprobes", False)
+    assert not ctx.inventory.HasField("allow_uprobes")
 
 
 def test_uprobes_vma_dropped_with_the_option_and_inventory_flag_set(host, tmp_path):
@@ -62,7 +68,7 @@ def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
     # Not ours: the plugin answers None (the built-in memory handler claims ordinary mappings once it exists).
     assert host.pm.hook.criu_vma_dump(ctx=ctx, vma=HEAP) is None
-    assert not hasattr(ctx.inventory, "allow_uprobes")
+    assert not ctx.inventory.HasField("allow_uprobes")
 
 
 def test_name_must_match_exactly(host, tmp_path):
@@ -74,13 +80,26 @@ def test_name_must_match_exactly(host, tmp_path):
 def test_restore_refused_without_the_option(host, tmp_path):
     ctx = restore_ctx(host, tmp_path)
     with pytest.raises(CriuError, match=r"^Dumped with --allow-uprobes\. Need to set it on restore as well\.$"):
-        host.inventory_check(ctx, SimpleNamespace(allow_uprobes=True))
+        host.inventory_check(ctx, new("inventory.inventory_entry", img_version=2, allow_uprobes=True))
 
 
 def test_restore_accepted_with_the_option_or_without_the_flag(host, tmp_path):
-    host.inventory_check(restore_ctx(host, tmp_path, allow_uprobes=True), SimpleNamespace(allow_uprobes=True))
-    host.inventory_check(restore_ctx(host, tmp_path), SimpleNamespace(allow_uprobes=False))
-    host.inventory_check(restore_ctx(host, tmp_path), SimpleNamespace())  # field absent (older images)
+    flagged = new("inventory.inventory_entry", img_version=2, allow_uprobes=True)
+    host.inventory_check(restore_ctx(host, tmp_path, allow_uprobes=True), flagged)
+    host.inventory_check(restore_ctx(host, tmp_path), new("inventory.inventory_entry", img_version=2))  # absent
+    host.inventory_check(restore_ctx(host, tmp_path), SimpleNamespace())  # a stand-in without the field
+
+
+def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir):
+    from criu_core.images.imagedir import ImageDir
+
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    host.vma_dump(ctx, XOL)
+    ImageDir(image_dir).write_one("inventory", ctx.inventory)
+    inv = ImageDir(image_dir).read_one("inventory")
+    assert inv.HasField("allow_uprobes") and inv.allow_uprobes
+    with pytest.raises(CriuError, match="Need to set it on restore as well"):
+        host.inventory_check(restore_ctx(host, tmp_path), inv)
 
 
 @pytest.mark.xfail(strict=True, reason="core change needed: a claim that must not list its plugin in "
@@ -114,4 +133,4 @@ def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_p
     with pytest.raises(UnsupportedResource, match=r"thread 4242 is inside the optimised uprobe trampoline "
                                                   r".*\(pc 55c15a08700d\).*dump again"):
         dump_trampoline_vma(ctx, TRAMP, proc=str(proc))
-    assert not hasattr(ctx.inventory, "allow_uprobes")
+    assert not ctx.inventory.HasField("allow_uprobes")

@@ -19,9 +19,15 @@ from criu_uprobes.tracefs import symbol_file_offset
 
 from criu_core.context import DumpContext
 from criu_core.errors import UnsupportedResource
+from criu_core.images.messages import new
 from criu_core.resources import Vma
 
 pytestmark = pytest.mark.root
+
+
+def new_inventory():
+    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
+    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
 
 
 @pytest.fixture
@@ -34,7 +40,7 @@ def dump_ctx(host, tmp_path, **opts) -> DumpContext:
     options = host.options.defaults()
     for k, v in opts.items():
         setattr(options, k, v)
-    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=SimpleNamespace())
+    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=new_inventory())
 
 
 def trampoline_vma(pid: int) -> Vma | None:
