@@ -123,3 +123,23 @@ def test_optimised_uprobe_survives_dump_and_restore(subreaper, uprobe, spawn_tar
     wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
     wait_for(lambda: ev.hits() > hits, what="the probe to fire in the restored task")
     wait_for(lambda: maps_line(pid, "[uprobes-trampoline]"), what="the kernel to optimise the site again")
+
+
+def test_probe_removed_before_restore_with_resync_carries_on(subreaper, uprobe, spawn_target, wait_for, maps_line,
+                                                             tmp_path):
+    """criu-core's --uprobes-resync: the stale breakpoint is replaced by the file's byte, no SIGTRAP."""
+    ev = uprobe("uprobe_target")
+    ev.enable()
+    t = spawn_target("xol")
+    pid = t.pid
+    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
+    res = run("dump", "-t", str(pid), "-D", "d", "--allow-uprobes", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    t.proc.wait()
+    at_dump = t.iterations()
+    ev.remove()
+    res = run("restore", "-D", "d", "-d", "--allow-uprobes", "--uprobes-resync", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    subreaper.append(pid)
+    wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
+    assert "SIGTRAP" not in t.output()

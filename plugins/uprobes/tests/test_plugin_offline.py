@@ -49,6 +49,12 @@ def test_option_is_declared_for_dump_and_restore(host):
     assert host.options.defaults().allow_uprobes is False
 
 
+def test_resync_option_is_declared_for_restore_only(host):
+    spec = host.options.specs["uprobes-resync"]
+    assert spec.kind == "flag" and spec.owner == "uprobes" and spec.stages == ("restore",)
+    assert host.options.defaults().uprobes_resync is False
+
+
 def test_uprobes_vma_refused_without_the_option(host, tmp_path):
     ctx = dump_ctx(host, tmp_path)
     with pytest.raises(UnsupportedResource) as err:
