@@ -22,9 +22,12 @@ __all__ = ["criu_addoption", "criu_inventory_check", "criu_vma_dump", "criu_vma_
 def criu_addoption(parser: OptionRegistry) -> None:
     # CRIU 4.2 has no RPC field for it: RPC users set it in an RPC configuration file ("allow-uprobes").
     parser.add_flag("allow-uprobes", stages=("dump", "restore"), help="allow dump/restore with uprobes vma")
-    parser.add_flag("uprobes-resync", stages=("restore",),
-                    help="put the file's bytes back at uprobe breakpoints whose probe is gone, and put in those of "
-                         "probes added since the dump (criu-core only)")
+    parser.add_flag(
+        "uprobes-resync",
+        stages=("restore",),
+        help="put the file's bytes back at uprobe breakpoints whose probe is gone, and put in those of "
+        "probes added since the dump (criu-core only)",
+    )
 
 
 @hookimpl

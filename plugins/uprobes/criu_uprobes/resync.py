@@ -68,8 +68,9 @@ def resync_vma(ctx: RestoreContext, vma: VmaImage, proc: str = "/proc") -> Resyn
     for addr in report.added:
         ctx.log.info("uprobes: put in the breakpoint of a probe added since the dump at %x of task %d", addr, vma.pid)
     for page in report.skipped_pages:
-        ctx.log.debug("uprobes: page %x of task %d differs from its file beyond breakpoints: left as dumped", page,
-                      vma.pid)
+        ctx.log.debug(
+            "uprobes: page %x of task %d differs from its file beyond breakpoints: left as dumped", page, vma.pid
+        )
     return report
 
 
@@ -92,7 +93,7 @@ def _resync_mapping(pid: int, m: MapLine, lo: int, hi: int, proc: str, report: R
                 now = _kernel_view(fd, foff)
                 for i in diffs:
                     if now[i] != INT3:  # no probe behind this breakpoint any more
-                        write_text(pid, page + i, orig[i:i + 1], proc)
+                        write_text(pid, page + i, orig[i : i + 1], proc)
                         report.removed.append(page + i)
                 for i in range(PAGE_SIZE):
                     if now[i] == INT3 and orig[i] != INT3 and cur[i] == orig[i]:
@@ -105,6 +106,5 @@ def _resync_mapping(pid: int, m: MapLine, lo: int, hi: int, proc: str, report: R
 def _kernel_view(fd: int, foff: int) -> bytes:
     """The file page as a new private executable mapping of it shows it: with the breakpoints of every probe
     registered now (``uprobe_mmap`` installs them at mmap time; this process never runs that code)."""
-    with mmap.mmap(fd, PAGE_SIZE, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC,
-                   offset=foff) as scratch:
+    with mmap.mmap(fd, PAGE_SIZE, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC, offset=foff) as scratch:
         return bytes(scratch[:PAGE_SIZE])

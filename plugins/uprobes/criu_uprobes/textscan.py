@@ -18,8 +18,17 @@ import os
 import struct
 from dataclasses import dataclass
 
-__all__ = ["PAGE_SIZE", "MapLine", "ProbeSite", "TextDiff", "parse_maps", "scan_text", "stack_refs", "thread_regs",
-           "write_text"]
+__all__ = [
+    "PAGE_SIZE",
+    "MapLine",
+    "ProbeSite",
+    "TextDiff",
+    "parse_maps",
+    "scan_text",
+    "stack_refs",
+    "thread_regs",
+    "write_text",
+]
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 INT3 = 0xCC
@@ -136,20 +145,21 @@ def scan_text(pid: int, maps: list[MapLine] | None = None, proc: str = "/proc") 
     return TextDiff(sites, other)
 
 
-def _diff_page(page: int, cur: bytes, orig: bytes, path: str, foff: int, sites: list[ProbeSite],
-               other: list[int]) -> None:
+def _diff_page(
+    page: int, cur: bytes, orig: bytes, path: str, foff: int, sites: list[ProbeSite], other: list[int]
+) -> None:
     i = 0
     while i < PAGE_SIZE:
         if cur[i] == orig[i]:
             i += 1
             continue
         addr = page + i
-        if cur[i] == CALL_REL32 and orig[i:i + 5] == NOP5 and i + 5 <= PAGE_SIZE:
+        if cur[i] == CALL_REL32 and orig[i : i + 5] == NOP5 and i + 5 <= PAGE_SIZE:
             rel = struct.unpack_from("<i", cur, i + 1)[0]
-            sites.append(ProbeSite(addr, "call", orig[i:i + 5], path, foff + i, addr + 5 + rel))
+            sites.append(ProbeSite(addr, "call", orig[i : i + 5], path, foff + i, addr + 5 + rel))
             i += 5
         elif cur[i] == INT3:
-            sites.append(ProbeSite(addr, "int3", orig[i:i + 1], path, foff + i))
+            sites.append(ProbeSite(addr, "int3", orig[i : i + 1], path, foff + i))
             i += 1
         else:
             other.append(addr)

@@ -41,8 +41,9 @@ class TracefsError(CriuError):
     """A write to a tracefs control file failed (names the file, the text written and the errno)."""
 
     def __init__(self, path: Path, text: str, err: int) -> None:
-        super().__init__(f"writing {text.strip()!r} to {path} failed: {os.strerror(err)}", path=str(path),
-                         text=text, errno=err)
+        super().__init__(
+            f"writing {text.strip()!r} to {path} failed: {os.strerror(err)}", path=str(path), text=text, errno=err
+        )
 
 
 @dataclass
@@ -61,9 +62,13 @@ class Tracefs:
         if (where / "uprobe_events").exists():
             return cls(where)
         where.mkdir(parents=True, exist_ok=True)
-        res = subprocess.run(["mount", "-t", "tracefs", "nodev", str(where)], check=False, capture_output=True, text=True)
+        res = subprocess.run(
+            ["mount", "-t", "tracefs", "nodev", str(where)], check=False, capture_output=True, text=True
+        )
         if res.returncode != 0 or not (where / "uprobe_events").exists():
-            raise KernelFeatureMissing("tracefs", f"cannot mount tracefs at {where}: {res.stderr.strip() or 'no uprobe_events'}")
+            raise KernelFeatureMissing(
+                "tracefs", f"cannot mount tracefs at {where}: {res.stderr.strip() or 'no uprobe_events'}"
+            )
         return cls(where, mounted_here=True)
 
     def close(self) -> None:
@@ -110,8 +115,15 @@ class UprobeEvent:
     _own_tracefs: bool = field(default=False, repr=False)
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], offset: int, *, group: str = "criu_uprobes", event: str = "probe",
-               tracefs: Tracefs | None = None) -> UprobeEvent:
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        offset: int,
+        *,
+        group: str = "criu_uprobes",
+        event: str = "probe",
+        tracefs: Tracefs | None = None,
+    ) -> UprobeEvent:
         """Define the event (not enabled yet: a defined but disabled event installs nothing in any task)."""
         for name in (group, event):
             if not _NAME_RE.match(name):
@@ -216,7 +228,7 @@ def symbol_file_offset(path: str | os.PathLike[str], symbol: str) -> int:
                 if shndx == 0 or shndx >= len(sections):
                     continue
                 start = strtab[4] + st_name
-                if data[start:data.index(b"\0", start)] == want:
+                if data[start : data.index(b"\0", start)] == want:
                     sec = sections[shndx]
                     return value - sec[3] + sec[4]
     raise LookupError(f"symbol {symbol!r} not found in {path}")

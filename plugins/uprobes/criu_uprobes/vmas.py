@@ -80,24 +80,31 @@ def dump_trampoline_vma(ctx: DumpContext, vma: Vma, proc: str = "/proc") -> VmaC
     where = f"{vma.start:x}-{vma.end:x}"
     if not allowed(ctx.options):
         raise UnsupportedResource(
-            vma, msg=f"PID {vma.pid} has uprobes vma ({TRAMPOLINE_NAME} {where}). Consider using --allow-uprobes")
+            vma, msg=f"PID {vma.pid} has uprobes vma ({TRAMPOLINE_NAME} {where}). Consider using --allow-uprobes"
+        )
     maps = parse_maps(vma.pid, proc)
     regs = thread_regs(vma.pid, proc)
     inside = [(tid, f"pc {pc:x}") for tid, (_sp, pc) in regs.items() if vma.start <= pc < vma.end]
     if not inside:  # a signal frame or a half-run trampoline leaves its pc on the stack
-        inside = [(tid, f"stack word at {refs[0]:x}") for tid, (sp, _pc) in regs.items()
-                  if (refs := stack_refs(vma.pid, sp, vma.start, vma.end, maps, proc))]
+        inside = [
+            (tid, f"stack word at {refs[0]:x}")
+            for tid, (sp, _pc) in regs.items()
+            if (refs := stack_refs(vma.pid, sp, vma.start, vma.end, maps, proc))
+        ]
     if inside:
         tid, at = inside[0]
         raise UnsupportedResource(
-            vma, msg=f"PID {vma.pid}: thread {tid} is inside the optimised uprobe trampoline "
-                     f"{TRAMPOLINE_NAME} {where} ({at}), which cannot be recreated at restore; dump again")
+            vma,
+            msg=f"PID {vma.pid}: thread {tid} is inside the optimised uprobe trampoline "
+            f"{TRAMPOLINE_NAME} {where} ({at}), which cannot be recreated at restore; dump again",
+        )
     calls = scan_text(vma.pid, maps, proc).calls_into(vma.start, vma.end)
     for site in calls:
         write_text(vma.pid, site.addr, UNOPTIMISED_HEAD + site.original[1:])
         ctx.log.debug("Unoptimised uprobe site %x (%s:%#x)", site.addr, site.path, site.file_offset)
-    ctx.log.debug("Skipping uprobes trampoline vma %016x-%016x (%d site(s) unoptimised)", vma.start, vma.end,
-                  len(calls))
+    ctx.log.debug(
+        "Skipping uprobes trampoline vma %016x-%016x (%d site(s) unoptimised)", vma.start, vma.end, len(calls)
+    )
     _mark_seen(ctx, vma)
     return VmaClaim(plugin=PLUGIN_NAME, skip=True)
 

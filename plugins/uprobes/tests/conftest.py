@@ -76,8 +76,13 @@ def uprobe(tracefs: Tracefs, target_bin: Path) -> Iterator[Callable[[str], Uprob
     made: list[UprobeEvent] = []
 
     def make(symbol: str) -> UprobeEvent:
-        ev = UprobeEvent.create(target_bin, symbol_file_offset(target_bin, symbol), group="criu_uprobes_test",
-                                event=f"{symbol}_{os.getpid()}_{next(_counter)}", tracefs=tracefs)
+        ev = UprobeEvent.create(
+            target_bin,
+            symbol_file_offset(target_bin, symbol),
+            group="criu_uprobes_test",
+            event=f"{symbol}_{os.getpid()}_{next(_counter)}",
+            tracefs=tracefs,
+        )
         made.append(ev)
         return ev
 
@@ -114,8 +119,13 @@ def spawn_target(target_bin: Path, tmp_path: Path) -> Iterator[Callable[[str], T
     def spawn(mode: str) -> Target:
         log = tmp_path / f"target-{len(started)}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([str(target_bin), mode], stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(target_bin), mode],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         t = Target(proc, log)
         started.append(t)
         return t

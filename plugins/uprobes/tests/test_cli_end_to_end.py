@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 _MISSING = [m for m in ("criu_core.dump", "criu_core.restore") if importlib.util.find_spec(m) is None]
 if _MISSING:
-    pytestmark.append(pytest.mark.skip(reason=f"needs the core dump/restore engines: {', '.join(_MISSING)} "
-                                              "not on this branch yet"))
+    pytestmark.append(
+        pytest.mark.skip(reason=f"needs the core dump/restore engines: {', '.join(_MISSING)} not on this branch yet")
+    )
 
 
 def criu_py() -> list[str]:
@@ -33,8 +34,9 @@ def criu_py() -> list[str]:
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*criu_py(), *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [*criu_py(), *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def alive(pid: int) -> bool:
@@ -71,7 +73,8 @@ def test_dump_and_restore_with_a_real_uprobe(subreaper, uprobe, spawn_target, wa
     res = run("restore", "-D", "d1", "-d", "-v4", "-o", "restore.log", cwd=tmp_path)
     assert res.returncode != 0
     assert "Dumped with --allow-uprobes. Need to set it on restore as well." in (
-        res.stderr + _log(tmp_path / "d1/restore.log"))
+        res.stderr + _log(tmp_path / "d1/restore.log")
+    )
     assert not alive(pid)
 
     hits = ev.hits()
@@ -125,8 +128,9 @@ def test_optimised_uprobe_survives_dump_and_restore(subreaper, uprobe, spawn_tar
     wait_for(lambda: maps_line(pid, "[uprobes-trampoline]"), what="the kernel to optimise the site again")
 
 
-def test_probe_removed_before_restore_with_resync_carries_on(subreaper, uprobe, spawn_target, wait_for, maps_line,
-                                                             tmp_path):
+def test_probe_removed_before_restore_with_resync_carries_on(
+    subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path
+):
     """criu-core's --uprobes-resync: the stale breakpoint is replaced by the file's byte, no SIGTRAP."""
     ev = uprobe("uprobe_target")
     ev.enable()

@@ -37,8 +37,19 @@ def vma_from_maps_line(pid: int, line: str) -> Vma:
             elif inside and ln.startswith("VmFlags:"):
                 vmflags = frozenset(ln.split()[1:])
                 break
-    return Vma(pid=pid, start=start, end=end, prot=prot, flags=flags, pgoff=int(off, 16), name=name, dev=dev,
-               inode=int(inode), vmflags=vmflags, path=name if name.startswith("/") else None)
+    return Vma(
+        pid=pid,
+        start=start,
+        end=end,
+        prot=prot,
+        flags=flags,
+        pgoff=int(off, 16),
+        name=name,
+        dev=dev,
+        inode=int(inode),
+        vmflags=vmflags,
+        path=name if name.startswith("/") else None,
+    )
 
 
 def new_inventory():
@@ -83,7 +94,9 @@ def test_dump_refused_without_option_and_task_keeps_running(host, tmp_path, prob
     ctx = ctx_for(host, tmp_path, DumpContext)
     os.kill(t.pid, signal.SIGSTOP)  # as frozen for a dump; a failed dump lets it go again
     try:
-        with pytest.raises(UnsupportedResource, match=rf"^PID {t.pid} has uprobes vma\. Consider using --allow-uprobes$"):
+        with pytest.raises(
+            UnsupportedResource, match=rf"^PID {t.pid} has uprobes vma\. Consider using --allow-uprobes$"
+        ):
             host.vma_dump(ctx, vma)
     finally:
         os.kill(t.pid, signal.SIGCONT)

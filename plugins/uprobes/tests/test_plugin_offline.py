@@ -12,8 +12,15 @@ from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.messages import new
 from criu_core.resources import Vma
 
-XOL = Vma(pid=4242, start=0x7FFFFFFFE000, end=0x7FFFFFFFF000, prot=4, flags=2, name="[uprobes]",
-          vmflags=frozenset({"ex", "me", "io", "dc", "de"}))
+XOL = Vma(
+    pid=4242,
+    start=0x7FFFFFFFE000,
+    end=0x7FFFFFFFF000,
+    prot=4,
+    flags=2,
+    name="[uprobes]",
+    vmflags=frozenset({"ex", "me", "io", "dc", "de"}),
+)
 HEAP = Vma(pid=4242, start=0x55C164CF4000, end=0x55C164D15000, prot=3, flags=2, name="[heap]")
 
 
@@ -79,7 +86,9 @@ def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path):
 
 def test_name_must_match_exactly(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
-    lookalike = Vma(pid=1, start=0x1000, end=0x2000, prot=5, flags=2, name="/tmp/[uprobes]", inode=7, path="/tmp/[uprobes]")
+    lookalike = Vma(
+        pid=1, start=0x1000, end=0x2000, prot=5, flags=2, name="/tmp/[uprobes]", inode=7, path="/tmp/[uprobes]"
+    )
     assert host.pm.hook.criu_vma_dump(ctx=ctx, vma=lookalike) is None
 
 
@@ -108,8 +117,11 @@ def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir):
         host.inventory_check(restore_ctx(host, tmp_path), inv)
 
 
-@pytest.mark.xfail(strict=True, reason="core change needed: a claim that must not list its plugin in "
-                                       "inventory.plugins_entry (CRIU 4.2 refuses images naming a plugin it lacks)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="core change needed: a claim that must not list its plugin in "
+    "inventory.plugins_entry (CRIU 4.2 refuses images naming a plugin it lacks)",
+)
 def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
     host.vma_dump(ctx, XOL)
@@ -120,8 +132,11 @@ TRAMP = Vma(pid=4242, start=0x55C15A087000, end=0x55C15A088000, prot=5, flags=2,
 
 
 def test_trampoline_refused_without_the_option(host, tmp_path):
-    with pytest.raises(UnsupportedResource, match=r"^PID 4242 has uprobes vma \(\[uprobes-trampoline\] "
-                                                  r"55c15a087000-55c15a088000\)\. Consider using --allow-uprobes$"):
+    with pytest.raises(
+        UnsupportedResource,
+        match=r"^PID 4242 has uprobes vma \(\[uprobes-trampoline\] "
+        r"55c15a087000-55c15a088000\)\. Consider using --allow-uprobes$",
+    ):
         host.vma_dump(dump_ctx(host, tmp_path), TRAMP)
 
 
@@ -129,14 +144,19 @@ def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_p
     from criu_uprobes.vmas import dump_trampoline_vma
 
     # recorded from a task stopped with its pc in the trampoline code (between "syscall" and "pop %rax")
-    proc = recorded_proc({
-        "4242/maps": "55c15a087000-55c15a088000 r-xp 00000000 00:00 0                          [uprobes-trampoline]\n"
-                     "7ffe5b578000-7ffe5b599000 rw-p 00000000 00:00 0                          [stack]\n",
-        "4242/task/4242/syscall": "-1 0x7ffe5b5981a8 0x55c15a08700d\n",
-        "4242/task/4243/syscall": "230 0x0 0x0 0x7ffe5b5981e0 0x0 0x0 0x75 0x7ffe5b5981c8 0x7effb0c4a503\n",
-    })
+    proc = recorded_proc(
+        {
+            "4242/maps": "55c15a087000-55c15a088000 r-xp 00000000 00:00 0                          [uprobes-trampoline]\n"
+            "7ffe5b578000-7ffe5b599000 rw-p 00000000 00:00 0                          [stack]\n",
+            "4242/task/4242/syscall": "-1 0x7ffe5b5981a8 0x55c15a08700d\n",
+            "4242/task/4243/syscall": "230 0x0 0x0 0x7ffe5b5981e0 0x0 0x0 0x75 0x7ffe5b5981c8 0x7effb0c4a503\n",
+        }
+    )
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
-    with pytest.raises(UnsupportedResource, match=r"thread 4242 is inside the optimised uprobe trampoline "
-                                                  r".*\(pc 55c15a08700d\).*dump again"):
+    with pytest.raises(
+        UnsupportedResource,
+        match=r"thread 4242 is inside the optimised uprobe trampoline "
+        r".*\(pc 55c15a08700d\).*dump again",
+    ):
         dump_trampoline_vma(ctx, TRAMP, proc=str(proc))
     assert not ctx.inventory.HasField("allow_uprobes")

@@ -40,9 +40,10 @@ def code_vma(pid: int, target_bin, symbol: str = "uprobe_target") -> tuple[VmaIm
     off = symbol_file_offset(target_bin, symbol)
     for m in parse_maps(pid):
         if m.name == str(target_bin) and "x" in m.perms:
-            entry = new("vma.vma_entry", start=m.start, end=m.end, pgoff=m.pgoff, shmid=1, prot=5, flags=2,
-                        status=0, fd=-1)
-            first = target_bin.read_bytes()[off:off + 1]
+            entry = new(
+                "vma.vma_entry", start=m.start, end=m.end, pgoff=m.pgoff, shmid=1, prot=5, flags=2, status=0, fd=-1
+            )
+            first = target_bin.read_bytes()[off : off + 1]
             return VmaImage(pid=pid, index=0, entry=entry), m.start + off - m.pgoff, first
     raise AssertionError("no code mapping")
 
@@ -90,8 +91,9 @@ def test_resync_removes_a_stale_breakpoint(host, tmp_path, stopped, target_bin, 
     assert stopped.alive() and "SIGTRAP" not in stopped.output()
 
 
-def test_resync_keeps_the_breakpoint_of_an_active_probe(host, tmp_path, uprobe, spawn_target, target_bin, wait_for,
-                                                         maps_line):
+def test_resync_keeps_the_breakpoint_of_an_active_probe(
+    host, tmp_path, uprobe, spawn_target, target_bin, wait_for, maps_line
+):
     ev = uprobe("uprobe_target")
     ev.enable()
     t = spawn_target("xol")

@@ -46,8 +46,15 @@ def dump_ctx(host, tmp_path, **opts) -> DumpContext:
 def trampoline_vma(pid: int) -> Vma | None:
     for m in parse_maps(pid):
         if m.name == "[uprobes-trampoline]":
-            return Vma(pid=pid, start=m.start, end=m.end, prot=5, flags=2, name=m.name,
-                       vmflags=frozenset({"rd", "ex", "mr", "me", "io", "dc", "de"}))
+            return Vma(
+                pid=pid,
+                start=m.start,
+                end=m.end,
+                prot=5,
+                flags=2,
+                name=m.name,
+                vmflags=frozenset({"rd", "ex", "mr", "me", "io", "dc", "de"}),
+            )
     return None
 
 
@@ -76,7 +83,8 @@ def test_optimised_site_calls_into_the_trampoline(optimised, maps_line, target_b
     assert maps_line(t.pid, "[uprobes]") is None  # a nop is emulated: no XOL page
     calls = scan_text(t.pid).calls_into(tramp.start, tramp.end)
     assert [(c.kind, c.original, c.file_offset) for c in calls] == [
-        ("call", NOP5, symbol_file_offset(target_bin, "nop5_target"))]
+        ("call", NOP5, symbol_file_offset(target_bin, "nop5_target"))
+    ]
     assert calls[0].target == tramp.start
     # The dumper cannot even read the page (VM_IO): its content exists only as the kernel made it for this mm.
     with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem, pytest.raises(OSError):
@@ -88,8 +96,11 @@ def test_refused_without_the_option(host, tmp_path, optimised, wait_for):
     t = optimised.target
     os.kill(t.pid, signal.SIGSTOP)
     try:
-        with pytest.raises(UnsupportedResource, match=rf"^PID {t.pid} has uprobes vma \(\[uprobes-trampoline\] "
-                                                      r"[0-9a-f]+-[0-9a-f]+\)\. Consider using --allow-uprobes$"):
+        with pytest.raises(
+            UnsupportedResource,
+            match=rf"^PID {t.pid} has uprobes vma \(\[uprobes-trampoline\] "
+            r"[0-9a-f]+-[0-9a-f]+\)\. Consider using --allow-uprobes$",
+        ):
             host.vma_dump(dump_ctx(host, tmp_path), optimised.tramp)
     finally:
         os.kill(t.pid, signal.SIGCONT)
@@ -97,8 +108,9 @@ def test_refused_without_the_option(host, tmp_path, optimised, wait_for):
     wait_for(lambda: t.iterations() > before + 2, what="the task to go on")
 
 
-def test_with_the_option_sites_are_unoptimised_and_the_trampoline_dropped(host, tmp_path, optimised, wait_for,
-                                                                         target_bin):
+def test_with_the_option_sites_are_unoptimised_and_the_trampoline_dropped(
+    host, tmp_path, optimised, wait_for, target_bin
+):
     t, ev = optimised.target, optimised.event
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
     os.kill(t.pid, signal.SIGSTOP)
@@ -116,8 +128,10 @@ def test_with_the_option_sites_are_unoptimised_and_the_trampoline_dropped(host, 
     wait_for(lambda: ev.hits() > hits + 2 and t.iterations() > before + 2, what="hits after unoptimising")
     assert t.alive() and "SIGTRAP" not in t.output()
     # ... and optimises the site again, into the trampoline the task still has
-    wait_for(lambda: scan_text(t.pid).calls_into(optimised.tramp.start, optimised.tramp.end),
-             what="the kernel to optimise the site again")
+    wait_for(
+        lambda: scan_text(t.pid).calls_into(optimised.tramp.start, optimised.tramp.end),
+        what="the kernel to optimise the site again",
+    )
 
 
 def test_unused_trampoline_is_dropped(host, tmp_path, optimised, wait_for, target_bin):
