@@ -225,3 +225,68 @@ def spawn() -> Iterator:
     for p in procs:
         p.kill()
         p.wait()
+
+
+# ---------------------------------------------------------------------------------------------------- criu-py
+
+ENGINE_MODULES = ("criu_core.dump", "criu_core.restore", "criu_core.cli.main")
+
+
+def missing_engines() -> str | None:
+    """Why a real ``criu-py dump``/``restore`` cannot run here, or ``None``."""
+    import importlib.util
+
+    for name in ENGINE_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return f"{name} is not importable: the core dump/restore engines are not on this branch yet"
+    return None
+
+
+@pytest.fixture
+def criu_py(tmp_path: Path):
+    """``res = criu_py("dump", "-t", str(pid), "-D", str(d))`` runs the criu-py command line in a child process
+    (this interpreter, the environment of the test: the stand-in's PATH and the fake procfs root included)."""
+    import sys
+
+    reason = missing_engines()
+    if reason:
+        pytest.skip(reason)
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from criu_core.cli.main import main; sys.argv[0] = 'criu-py'; sys.exit(main())"
+        return subprocess.run([sys.executable, "-c", code, *args], check=False, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+    return run
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    """Wait until ``pid`` has left /proc (its PID is free for the restore)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > end:
+            raise AssertionError(f"task {pid} is still there after {timeout} s")
+        time.sleep(0.05)
+
+
+def is_running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def procs():
+    """Helpers on real tasks: ``procs.wait_gone(pid)``, ``procs.is_running(pid)``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(wait_gone=wait_gone, is_running=is_running)
