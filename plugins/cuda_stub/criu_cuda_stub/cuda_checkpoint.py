@@ -196,6 +196,7 @@ class CudaCheckpoint:
                        action="--get-restore-tid")
         if not res.ok:
             return None
+        # Exit 0 without a TID: CRIU reads it with strtol and treats a failure as "not CUDA"; so do we.
         return parse_restore_tid(res.output)
 
     def get_state(self, pid: int, restore_tid: int) -> tuple[CudaState, str]:

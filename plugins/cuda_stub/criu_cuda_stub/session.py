@@ -121,6 +121,11 @@ def _options(ctx: BaseContext) -> tuple[Path, float, float]:
     root = opts.get("cuda_proc_root") or os.environ.get(PROC_ROOT_ENV) or "/proc"
     timeout = float(opts.get("timeout", DEFAULT_TIMEOUT_S))
     action_timeout = float(opts.get("cuda_action_timeout", DEFAULT_ACTION_TIMEOUT_S))
+    # A zero or negative value would kill every call at once: fall back to the defaults.
+    if timeout <= 0:
+        timeout = DEFAULT_TIMEOUT_S
+    if action_timeout <= 0:
+        action_timeout = DEFAULT_ACTION_TIMEOUT_S
     return Path(root), timeout, action_timeout
 
 

@@ -500,3 +500,10 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
 
+
+
+def test_zero_timeout_falls_back_to_the_default(host, fake_cuda, fake_proc, spawn, tmp_path):
+    pid = spawn()
+    fake_cuda.mark_cuda(pid)
+    run_dump(host, dump_ctx(host, tmp_path, timeout=0, cuda_action_timeout=0), [pid])
+    assert fake_cuda.calls() == dump_calls(pid)
