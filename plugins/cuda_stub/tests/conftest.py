@@ -179,7 +179,7 @@ NVIDIA_MAPS = (
 
 
 @pytest.fixture
-def fake_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
+def fake_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCuda]:
     """The stand-in installed first on ``$PATH``, with an empty log and state directory."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
