@@ -105,8 +105,7 @@ def test_hooks_on_a_real_gpu(counter_binary, plugin_host: PluginHost, subreaper,
     time.sleep(0.5)
     assert read_counter(out) <= frozen + 1, "a checkpointed CUDA task cannot reach the GPU"
     assert ctx.used_plugins == ["cuda_plugin"]
-    for impl in plugin_host.pm.hook.criu_fini.get_hookimpls():  # (PluginHost.fini bug: see test_sequences)
-        impl.function(ctx=ctx, stage="dump", success=True)
+    plugin_host.fini(ctx, "dump", True)
     wait_counter(out, frozen + 5)
     assert prog.poll() is None, prog.stderr.read() if prog.stderr else ""
 

@@ -62,23 +62,8 @@ def restore_ctx(host: PluginHost, tmp_path: Path, plugins: list[str] | None, **o
 
 
 def fini(host: PluginHost, ctx: BaseContext, stage: str, ok: bool) -> None:
-    """``host.fini``, quiet like the facade means it to be.
-
-    Works around a core bug (reported): ``PluginHost.fini`` calls ``_broadcast_quiet("criu_fini", ctx, ctx=ctx,
-    ...)`` and raises ``TypeError: got multiple values for argument 'ctx'``. Once fixed, the strict xfail below
-    fails and this helper should call ``host.fini`` only.
-    """
-    try:
-        host.fini(ctx, stage, ok)
-        return
-    except TypeError as exc:
-        if "multiple values for argument 'ctx'" not in str(exc):
-            raise
-    for impl in reversed(host.pm.hook.criu_fini.get_hookimpls()):
-        try:
-            impl.function(ctx=ctx, stage=stage, success=ok)
-        except Exception as exc:  # noqa: BLE001 - as the facade: fini must reach every plugin
-            ctx.log.error("plugin %s failed in criu_fini: %s", impl.plugin_name, exc)
+    """``host.fini``: reaches every plugin, logging failures instead of raising."""
+    host.fini(ctx, stage, ok)
 
 
 def run_dump(host: PluginHost, ctx: DumpContext, pids: list[int]) -> None:
@@ -207,8 +192,6 @@ def test_pre_dump_is_disabled(host, fake_cuda, fake_proc, spawn, tmp_path):
     assert ctx.used_plugins == []
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="core bug: PluginHost.fini passes ctx twice to _broadcast_quiet (reported by cuda_stub)")
 def test_host_fini_reaches_the_plugin(host, fake_cuda, fake_proc, spawn, tmp_path):
     pid = spawn()
     fake_cuda.mark_cuda(pid)
