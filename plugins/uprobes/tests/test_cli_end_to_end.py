@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from criu_core.images.imagedir import ImageDir
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 _MISSING = [m for m in ("criu_core.dump", "criu_core.restore") if importlib.util.find_spec(m) is None]
@@ -69,6 +71,9 @@ def test_dump_and_restore_with_a_real_uprobe(subreaper, uprobe, spawn_target, wa
     assert res.returncode == 0, res.stderr + _log(tmp_path / "d1/dump.log")
     t.proc.wait()  # reap: the PID must be free for the restore
     at_dump = t.iterations()
+    inv = ImageDir(tmp_path / "d1").read_one("inventory")
+    assert inv.HasField("allow_uprobes") and inv.allow_uprobes  # what CRIU 4.2 also checks at restore
+    assert "uprobes" not in inv.plugins_entry.plugins  # CRIU 4.2 has no such plugin: it must not be named
 
     res = run("restore", "-D", "d1", "-d", "-v4", "-o", "restore.log", cwd=tmp_path)
     assert res.returncode != 0
