@@ -20,15 +20,16 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from criu_core.errors import KernelFeatureMissing, SyscallError, UsageError
 
 if TYPE_CHECKING:
     from criu_core.context import CheckContext
 
-__all__ = ["Feature", "FEATURES", "probe", "run_check"]
+__all__ = ["FEATURES", "Feature", "probe", "run_check"]
 
 Result = tuple[bool, str]
 _PATTERN = b"criu-core kerndat probe pattern\0"
@@ -313,8 +314,9 @@ def _run_many(names: list[str]) -> dict[str, Result]:
             child.close()
 
 
-def run_check(ctx: "CheckContext", features: list[str] | None = None, *, extra: bool = False,
-              experimental: bool = False) -> int:
+def run_check(
+    ctx: CheckContext, features: list[str] | None = None, *, extra: bool = False, experimental: bool = False
+) -> int:
     """``criu-py check``; returns 0, or raises KernelFeatureMissing / UsageError (unknown feature name)."""
     log = ctx.log
     plugin_results = {name: (ok, detail) for name, ok, detail in ctx.host.check_features(ctx)}

@@ -16,8 +16,14 @@ import time
 from pathlib import Path
 from typing import IO
 
-__all__ = ["LOGGER_NAME", "CriuFormatter", "setup_logging", "close_logging", "level_for_verbosity",
-           "log_file_path"]
+__all__ = [
+    "LOGGER_NAME",
+    "CriuFormatter",
+    "close_logging",
+    "level_for_verbosity",
+    "log_file_path",
+    "setup_logging",
+]
 
 LOGGER_NAME = "criu"
 DEFAULT_VERBOSITY = 2
@@ -75,8 +81,14 @@ def log_file_path(log_file: str | None, work_dir: Path) -> Path | None:
     return Path(work_dir) / log_file
 
 
-def setup_logging(verbosity: int = DEFAULT_VERBOSITY, log_file: Path | None = None, *, log_pid: bool = False,
-                  stream: IO[str] | None = None, start: float | None = None) -> logging.Logger:
+def setup_logging(
+    verbosity: int = DEFAULT_VERBOSITY,
+    log_file: Path | None = None,
+    *,
+    log_pid: bool = False,
+    stream: IO[str] | None = None,
+    start: float | None = None,
+) -> logging.Logger:
     """(Re)configure the ``"criu"`` logger for one run and return it.
 
     Replaces any handler left by an earlier run in this process. ``log_file`` is truncated, as CRIU does.

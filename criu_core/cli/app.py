@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from criu_core.cli.config import config_sources
 from criu_core.cli.parser import GetoptParser, Given
@@ -24,14 +25,15 @@ if TYPE_CHECKING:
     from criu_core.options import OptionRegistry, Options
     from criu_core.plugins import PluginHost
 
-__all__ = ["Invocation", "parse_command_line", "install_table", "run", "REFUSING_STAGES"]
+__all__ = ["REFUSING_STAGES", "Invocation", "install_table", "parse_command_line", "run"]
 
 # Commands that would act on an option they do not honour; swrk/service/check only carry config-file
 # options along (runc's /etc/criu/runc.conf says tcp-established for every command), so they never refuse.
 REFUSING_STAGES = frozenset({"dump", "pre-dump", "restore", "page-server", "lazy-pages", "dedup", "cpuinfo"})
 # Commands that open the images directory first, as CRIU's main() does (all but service).
-_NEEDS_IMAGES_DIR = frozenset({"dump", "pre-dump", "restore", "check", "swrk", "page-server", "lazy-pages",
-                               "dedup", "cpuinfo"})
+_NEEDS_IMAGES_DIR = frozenset(
+    {"dump", "pre-dump", "restore", "check", "swrk", "page-server", "lazy-pages", "dedup", "cpuinfo"}
+)
 
 
 @dataclass
@@ -40,9 +42,9 @@ class Invocation:
 
     command: str
     args: list[str]
-    options: "Options"
-    host: "PluginHost"
-    registry: "OptionRegistry"
+    options: Options
+    host: PluginHost
+    registry: OptionRegistry
     given: dict[str, Given] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # config files read, in order, then "argv"
 
@@ -55,7 +57,7 @@ class Invocation:
         return Path(os.path.abspath(self.options.work_dir or self.options.images_dir or "."))
 
 
-def install_table(registry: "OptionRegistry") -> "OptionRegistry":
+def install_table(registry: OptionRegistry) -> OptionRegistry:
     """Add CRIU's option table to ``registry`` once (idempotent); return it."""
     if "tree" not in registry.specs:
         add_criu_options(registry)
@@ -76,8 +78,9 @@ def _disabled_plugins(sources: list[tuple[str, list[str]]]) -> list[str]:
     return names
 
 
-def parse_command_line(argv: list[str], env: Mapping[str, str] | None = None,
-                       host: "PluginHost | None" = None) -> Invocation:
+def parse_command_line(
+    argv: list[str], env: Mapping[str, str] | None = None, host: PluginHost | None = None
+) -> Invocation:
     """Parse ``argv`` (without the program name) with the configuration files ``env`` points at.
 
     Validates the command, its operands, option combinations and refuses options that are set but not
@@ -99,8 +102,15 @@ def parse_command_line(argv: list[str], env: Mapping[str, str] | None = None,
         if source == "argv":
             operands = found
         # Operands in a config file ("tcp-established yes") are ignored by CRIU too.
-    inv = Invocation(command=operands[0] if operands else "", args=operands[1:], options=options, host=host,
-                     registry=registry, given=parser.given, sources=[s for s, _ in sources])
+    inv = Invocation(
+        command=operands[0] if operands else "",
+        args=operands[1:],
+        options=options,
+        host=host,
+        registry=registry,
+        given=parser.given,
+        sources=[s for s, _ in sources],
+    )
     if options.help:
         return inv
     _validate(inv)

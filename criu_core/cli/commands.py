@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from criu_core.errors import CriuError, UsageError
 from criu_core.log import close_logging, log_file_path, logs_to_file, setup_logging
@@ -26,7 +27,7 @@ from criu_core.log import close_logging, log_file_path, logs_to_file, setup_logg
 if TYPE_CHECKING:
     from criu_core.cli.app import Invocation
 
-__all__ = ["dispatch", "run_passthrough", "NotAvailable"]
+__all__ = ["NotAvailable", "dispatch", "run_passthrough"]
 
 
 class NotAvailable(CriuError):
@@ -36,7 +37,7 @@ class NotAvailable(CriuError):
         super().__init__(f"{what} is not available in this build", what=what)
 
 
-def _import_or_unavailable(modname: str, what: str):  # noqa: ANN202 - returns a module
+def _import_or_unavailable(modname: str, what: str):
     import importlib
 
     try:
@@ -79,7 +80,7 @@ def _demo(argv: list[str]) -> int:
 # ---------------------------------------------------------------------------------------------- dispatch
 
 
-def _prepare_dirs(inv: "Invocation") -> None:
+def _prepare_dirs(inv: Invocation) -> None:
     if inv.command in ("plugins", "service"):
         return
     images, work = inv.images_dir, inv.work_dir
@@ -94,7 +95,7 @@ def _prepare_dirs(inv: "Invocation") -> None:
         inv.options.pidfile = str(work / inv.options.pidfile)
 
 
-def _close_fds(inv: "Invocation") -> None:
+def _close_fds(inv: Invocation) -> None:
     for fd in inv.options.close or ():
         try:
             os.close(fd)
@@ -102,7 +103,7 @@ def _close_fds(inv: "Invocation") -> None:
             pass  # CRIU ignores close() errors here too
 
 
-def dispatch(inv: "Invocation") -> int:
+def dispatch(inv: Invocation) -> int:
     """Run ``inv.command``; logging is set up for the run and torn down after it."""
     _close_fds(inv)
     _prepare_dirs(inv)
@@ -133,56 +134,68 @@ def dispatch(inv: "Invocation") -> int:
 # ---------------------------------------------------------------------------------------------- commands
 
 
-def _dump(inv: "Invocation", log: logging.Logger) -> int:
+def _dump(inv: Invocation, log: logging.Logger) -> int:
     from criu_core.context import DumpContext
 
     engine = _import_or_unavailable("criu_core.dump", inv.command)
-    ctx = DumpContext(options=inv.options, host=inv.host, images_dir=inv.images_dir, work_dir=inv.work_dir,
-                      log=log, stage=inv.command, root_pid=int(inv.options.tree))
+    ctx = DumpContext(
+        options=inv.options,
+        host=inv.host,
+        images_dir=inv.images_dir,
+        work_dir=inv.work_dir,
+        log=log,
+        stage=inv.command,
+        root_pid=int(inv.options.tree),
+    )
     try:
         return int(engine.run(ctx) or 0)
     finally:
         ctx.close()
 
 
-def _restore(inv: "Invocation", log: logging.Logger) -> int:
+def _restore(inv: Invocation, log: logging.Logger) -> int:
     from criu_core.context import RestoreContext
 
     engine = _import_or_unavailable("criu_core.restore", "restore")
-    ctx = RestoreContext(options=inv.options, host=inv.host, images_dir=inv.images_dir, work_dir=inv.work_dir,
-                         log=log, stage="restore")
+    ctx = RestoreContext(
+        options=inv.options, host=inv.host, images_dir=inv.images_dir, work_dir=inv.work_dir, log=log, stage="restore"
+    )
     try:
         return int(engine.run(ctx) or 0)
     finally:
         ctx.close()
 
 
-def _check(inv: "Invocation", log: logging.Logger) -> int:
+def _check(inv: Invocation, log: logging.Logger) -> int:
     from criu_core.context import CheckContext
     from criu_core.kerndat import run_check
 
-    ctx = CheckContext(options=inv.options, host=inv.host, images_dir=inv.images_dir, work_dir=inv.work_dir,
-                       log=log, stage="check")
+    ctx = CheckContext(
+        options=inv.options, host=inv.host, images_dir=inv.images_dir, work_dir=inv.work_dir, log=log, stage="check"
+    )
     try:
-        return run_check(ctx, features=list(inv.options.feature or ()),
-                         extra=bool(inv.options.all or inv.options.extra),
-                         experimental=bool(inv.options.all or inv.options.experimental))
+        return run_check(
+            ctx,
+            features=list(inv.options.feature or ()),
+            extra=bool(inv.options.all or inv.options.extra),
+            experimental=bool(inv.options.all or inv.options.experimental),
+        )
     finally:
         ctx.close()
 
 
-def _plugins(inv: "Invocation", log: logging.Logger) -> int:
+def _plugins(inv: Invocation, log: logging.Logger) -> int:
     sys.stdout.write(inv.host.describe() + "\n")
     return 0
 
 
-def _swrk(inv: "Invocation", log: logging.Logger) -> int:
+def _swrk(inv: Invocation, log: logging.Logger) -> int:
     from criu_core.cli.swrk import serve_one
 
     return serve_one(int(inv.args[0]), inv, log)
 
 
-_COMMANDS: dict[str, Callable[["Invocation", logging.Logger], int]] = {
+_COMMANDS: dict[str, Callable[[Invocation, logging.Logger], int]] = {
     "dump": _dump,
     "pre-dump": _dump,
     "restore": _restore,

@@ -17,8 +17,9 @@ command line, exactly spelled, as CRIU's ``pre_parse()`` does.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from criu_core.errors import UsageError
 
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
     from criu_core.options import OptionRegistry, Options
 
 __all__ = [
-    "GLOBAL_CONFIG_DIR_ENV",
     "DEFAULT_CONFIG_FILENAME",
+    "GLOBAL_CONFIG_DIR_ENV",
+    "apply_rpc_config_file",
+    "config_sources",
     "parse_config_text",
     "read_config_file",
-    "config_sources",
-    "apply_rpc_config_file",
 ]
 
 GLOBAL_CONFIG_DIR = "/etc/criu/"
@@ -56,7 +57,7 @@ def _words(line: str) -> list[str]:
             return words
         if line[pos] == "#":
             return words
-        if line[pos] == '"' and '"' in line[pos + 1:]:
+        if line[pos] == '"' and '"' in line[pos + 1 :]:
             out: list[str] = []
             j = pos + 1
             while j < n:
@@ -126,7 +127,7 @@ def _pre_parse(argv: list[str]) -> tuple[bool, str | None]:
             cfg = argv[i + 1] if i + 1 < len(argv) else None
             no_default = True
         elif tok.startswith("--config="):
-            cfg = tok[len("--config="):]
+            cfg = tok[len("--config=") :]
             no_default = True
     return no_default, cfg
 
@@ -157,7 +158,7 @@ def config_sources(argv: list[str], env: Mapping[str, str] | None = None) -> lis
     return out
 
 
-def apply_rpc_config_file(options: "Options", path: str, registry: "OptionRegistry") -> frozenset[str]:
+def apply_rpc_config_file(options: Options, path: str, registry: OptionRegistry) -> frozenset[str]:
     """Parse the RPC configuration file (``criu_opts.config_file``) over ``options``, RPC values included.
 
     Called last, after the request's options are applied: what the file sets overrides them. Returns the

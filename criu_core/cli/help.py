@@ -9,7 +9,7 @@ from criu_core.cli.table import COMMANDS
 if TYPE_CHECKING:
     from criu_core.options import OptionRegistry, OptionSpec
 
-__all__ = ["usage_text", "short_usage"]
+__all__ = ["short_usage", "usage_text"]
 
 _USAGE = """\
 Usage:
@@ -31,7 +31,7 @@ def short_usage() -> str:
     return _USAGE + "\nTry -h|--help for more info\n"
 
 
-def _spell(spec: "OptionSpec") -> str:
+def _spell(spec: OptionSpec) -> str:
     short = f"-{spec.short}|" if spec.short else ""
     if spec.kind == "flag":
         arg = ""
@@ -42,7 +42,7 @@ def _spell(spec: "OptionSpec") -> str:
     return f"  {short}--{spec.name}{arg}"
 
 
-def usage_text(registry: "OptionRegistry") -> str:
+def usage_text(registry: OptionRegistry) -> str:
     """The full help: usage, commands, CRIU's options, then each plugin's options under its name."""
     lines = [_USAGE, "Commands:"]
     for name, summary in COMMANDS.items():

@@ -14,7 +14,7 @@ import sys
 
 from criu_core.errors import CriuError
 
-__all__ = ["main", "CRIU_VERSION", "version_text"]
+__all__ = ["CRIU_VERSION", "main", "version_text"]
 
 CRIU_VERSION = "4.2"  # the CRIU release whose command line, images and RPC criu-core follows
 PROG = "criu-py"

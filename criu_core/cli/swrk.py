@@ -20,7 +20,7 @@ from criu_core.errors import CriuError
 if TYPE_CHECKING:
     from criu_core.cli.app import Invocation
 
-__all__ = ["serve_one", "answer"]
+__all__ = ["answer", "serve_one"]
 
 _MAX_REQUEST = 1 << 20
 # Request types CRIU keeps the connection open for when keep_open is set (cr-service.c).
@@ -61,7 +61,7 @@ def answer(req: Any, rpc: Any) -> Any:
     return resp
 
 
-def serve_one(fd: int, inv: "Invocation", log: logging.Logger) -> int:
+def serve_one(fd: int, inv: Invocation, log: logging.Logger) -> int:
     """Serve requests on the inherited socket ``fd`` until one without ``keep_open``; return the exit code."""
     rpc = _rpc()
     try:

@@ -13,14 +13,35 @@ import os
 from criu_core.errors import SyscallError
 
 __all__ = [
-    "syscall", "ptrace", "prctl", "ioctl", "pidfd_open", "pidfd_getfd", "clone3_set_tid_probe",
-    "process_vm_readv", "process_vm_writev", "kcmp", "userfaultfd", "uffdio_api", "pagemap_scan",
-    "prctl_mm_map_size", "get_rseq_configuration", "Buffer",
+    "Buffer",
+    "clone3_set_tid_probe",
+    "get_rseq_configuration",
+    "ioctl",
+    "kcmp",
+    "pagemap_scan",
+    "pidfd_getfd",
+    "pidfd_open",
+    "prctl",
+    "prctl_mm_map_size",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "syscall",
+    "uffdio_api",
+    "userfaultfd",
 ]
 
 NR = {
-    "ioctl": 16, "ptrace": 101, "prctl": 157, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312,
-    "userfaultfd": 323, "pidfd_open": 434, "clone3": 435, "pidfd_getfd": 438,
+    "ioctl": 16,
+    "ptrace": 101,
+    "prctl": 157,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "userfaultfd": 323,
+    "pidfd_open": 434,
+    "clone3": 435,
+    "pidfd_getfd": 438,
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -57,15 +78,27 @@ def syscall(name: str, *args: int | ctypes.c_void_p | None, pid: int | None = No
 
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int | ctypes.c_void_p = 0, *, what: str = "ptrace") -> int:
-    ret = _libc.syscall(ctypes.c_long(NR["ptrace"]), ctypes.c_long(request), ctypes.c_long(pid),
-                        ctypes.c_ulong(addr), data if not isinstance(data, int) else ctypes.c_ulong(data))
+    ret = _libc.syscall(
+        ctypes.c_long(NR["ptrace"]),
+        ctypes.c_long(request),
+        ctypes.c_long(pid),
+        ctypes.c_ulong(addr),
+        data if not isinstance(data, int) else ctypes.c_ulong(data),
+    )
     if ret == -1:
         raise SyscallError(ctypes.get_errno(), what, pid)
     return ret
 
 
-def prctl(option: int, a2: int | ctypes.c_void_p = 0, a3: int | ctypes.c_void_p = 0, a4: int = 0, a5: int = 0,
-          *, what: str = "prctl") -> int:
+def prctl(
+    option: int,
+    a2: int | ctypes.c_void_p = 0,
+    a3: int | ctypes.c_void_p = 0,
+    a4: int = 0,
+    a5: int = 0,
+    *,
+    what: str = "prctl",
+) -> int:
     args = [a if not isinstance(a, int) else ctypes.c_ulong(a) for a in (a2, a3, a4, a5)]
     ret = _libc.prctl(ctypes.c_int(option), *args)
     if ret == -1:
@@ -74,8 +107,12 @@ def prctl(option: int, a2: int | ctypes.c_void_p = 0, a3: int | ctypes.c_void_p 
 
 
 def ioctl(fd: int, request: int, arg: ctypes.c_void_p | int, *, what: str = "ioctl") -> int:
-    ret = _libc.syscall(ctypes.c_long(NR["ioctl"]), ctypes.c_long(fd), ctypes.c_ulong(request),
-                        arg if not isinstance(arg, int) else ctypes.c_ulong(arg))
+    ret = _libc.syscall(
+        ctypes.c_long(NR["ioctl"]),
+        ctypes.c_long(fd),
+        ctypes.c_ulong(request),
+        arg if not isinstance(arg, int) else ctypes.c_ulong(arg),
+    )
     if ret == -1:
         raise SyscallError(ctypes.get_errno(), what)
     return ret
@@ -130,9 +167,22 @@ def kcmp(pid1: int, pid2: int, kind: int, idx1: int, idx2: int) -> int:
 class _CloneArgs(ctypes.Structure):
     """``struct clone_args`` up to CLONE_ARGS_SIZE_VER2 (linux/sched.h)."""
 
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls", "set_tid",
-        "set_tid_size", "cgroup")]
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "flags",
+            "pidfd",
+            "child_tid",
+            "parent_tid",
+            "exit_signal",
+            "stack",
+            "stack_size",
+            "tls",
+            "set_tid",
+            "set_tid_size",
+            "cgroup",
+        )
+    ]
 
 
 def clone3_set_tid_probe() -> int:
@@ -152,28 +202,46 @@ def clone3_set_tid_probe() -> int:
 def prctl_mm_map_size() -> int:
     """``prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE)``: the size of ``struct prctl_mm_map`` the kernel expects."""
     size = ctypes.c_uint(0)
-    prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, ctypes.cast(ctypes.byref(size), ctypes.c_void_p), 0, 0,
-          what="prctl(PR_SET_MM_MAP_SIZE)")
+    prctl(
+        PR_SET_MM,
+        PR_SET_MM_MAP_SIZE,
+        ctypes.cast(ctypes.byref(size), ctypes.c_void_p),
+        0,
+        0,
+        what="prctl(PR_SET_MM_MAP_SIZE)",
+    )
     return size.value
 
 
 def timer_restore_ids_get() -> int:
     """``prctl(PR_TIMER_CREATE_RESTORE_IDS, GET)``: 0 or 1 on kernels that create POSIX timers at given IDs."""
-    return prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, what="prctl(PR_TIMER_CREATE_RESTORE_IDS)")
+    return prctl(
+        PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, what="prctl(PR_TIMER_CREATE_RESTORE_IDS)"
+    )
 
 
 class _RseqConf(ctypes.Structure):
     """``struct ptrace_rseq_configuration`` (linux/ptrace.h)."""
 
-    _fields_ = [("rseq_abi_pointer", ctypes.c_uint64), ("rseq_abi_size", ctypes.c_uint32),
-                ("signature", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+    _fields_ = [
+        ("rseq_abi_pointer", ctypes.c_uint64),
+        ("rseq_abi_size", ctypes.c_uint32),
+        ("signature", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
 
 
 def get_rseq_configuration(pid: int) -> tuple[int, int, int]:
     """(rseq area address, size, signature) of a ptrace-stopped task."""
     conf = _RseqConf()
-    ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, ctypes.sizeof(conf), ctypes.cast(ctypes.byref(conf), ctypes.c_void_p),
-           what="ptrace(PTRACE_GET_RSEQ_CONFIGURATION)")
+    ptrace(
+        PTRACE_GET_RSEQ_CONFIGURATION,
+        pid,
+        ctypes.sizeof(conf),
+        ctypes.cast(ctypes.byref(conf), ctypes.c_void_p),
+        what="ptrace(PTRACE_GET_RSEQ_CONFIGURATION)",
+    )
     return conf.rseq_abi_pointer, conf.rseq_abi_size, conf.signature
 
 
@@ -197,9 +265,23 @@ def uffdio_api(fd: int) -> int:
 class _PmScanArg(ctypes.Structure):
     """``struct pm_scan_arg`` (linux/fs.h, 6.7+)."""
 
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "size", "flags", "start", "end", "walk_end", "vec", "vec_len", "max_pages", "category_inverted",
-        "category_mask", "category_anyof_mask", "return_mask")]
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "size",
+            "flags",
+            "start",
+            "end",
+            "walk_end",
+            "vec",
+            "vec_len",
+            "max_pages",
+            "category_inverted",
+            "category_mask",
+            "category_anyof_mask",
+            "return_mask",
+        )
+    ]
 
 
 class _PageRegion(ctypes.Structure):
@@ -211,7 +293,14 @@ class _PageRegion(ctypes.Structure):
 def pagemap_scan(pagemap_fd: int, start: int, end: int, return_mask: int) -> list[tuple[int, int, int]]:
     """One ``PAGEMAP_SCAN`` over [start, end) returning up to 16 regions with any of ``return_mask``."""
     vec = (_PageRegion * 16)()
-    arg = _PmScanArg(size=ctypes.sizeof(_PmScanArg), start=start, end=end, vec=ctypes.addressof(vec), vec_len=16,
-                     category_anyof_mask=return_mask, return_mask=return_mask)
+    arg = _PmScanArg(
+        size=ctypes.sizeof(_PmScanArg),
+        start=start,
+        end=end,
+        vec=ctypes.addressof(vec),
+        vec_len=16,
+        category_anyof_mask=return_mask,
+        return_mask=return_mask,
+    )
     n = ioctl(pagemap_fd, PAGEMAP_SCAN, ctypes.cast(ctypes.byref(arg), ctypes.c_void_p), what="ioctl(PAGEMAP_SCAN)")
     return [(vec[i].start, vec[i].end, vec[i].categories) for i in range(n)]
