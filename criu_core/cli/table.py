@@ -54,41 +54,21 @@ IMPLEMENTED_COMMANDS: frozenset[str] = frozenset(
 )
 
 # Options the engines honour. Flip an option on by adding its long name here.
-IMPLEMENTED: frozenset[str] = frozenset(
-    {
-        # common
-        "images-dir",
-        "work-dir",
-        "log-file",
-        "verbosity",
-        "log-pid",
-        "config",
-        "no-default-config",
-        "pidfile",
-        "display-stats",
-        "close",
-        "deprecated",
-        "help",
-        "version",
-        # criu-py's own
-        "disable-plugin",
-        # dump
-        "tree",
-        "leave-running",
-        "leave-stopped",
-        "shell-job",
-        "timeout",
-        # restore
-        "restore-detached",
-        "restore-sibling",
-        "daemon",
-        # check
-        "feature",
-        "all",
-        "extra",
-        "experimental",
-    }
-)
+# fmt: off
+IMPLEMENTED: frozenset[str] = frozenset({
+    # common
+    "images-dir", "work-dir", "log-file", "verbosity", "log-pid", "config", "no-default-config", "pidfile",
+    "display-stats", "close", "deprecated", "help", "version",
+    # criu-py's own
+    "disable-plugin",
+    # dump
+    "tree", "leave-running", "leave-stopped", "shell-job", "timeout",
+    # restore (--daemon is an alias of --restore-detached)
+    "restore-detached", "restore-sibling",
+    # check
+    "feature", "all", "extra", "experimental",
+})
+# fmt: on
 
 # Long names CRIU accepts as another spelling of an option (BOOL_OPT("daemon", &opts.restore_detach)).
 ALIASES: dict[str, str] = {"daemon": "restore-detached"}
@@ -167,22 +147,16 @@ def _empty_ns(text: str) -> str:
     return text
 
 
+# fmt: off
 # (long name, kind, short, stages, default, convert, help). kind: flag | value | list | optional.
 _TABLE: tuple[tuple[str, str, str | None, tuple[str, ...], Any, Callable[[str], Any] | None, str], ...] = (
     # --- common
     ("images-dir", "value", "D", _ALL, ".", None, "directory for images (default: current directory)"),
     ("work-dir", "value", "W", _ALL, None, None, "directory for logs, pidfiles and stats (default: images dir)"),
     ("log-file", "value", "o", _ALL, None, None, "log file name (relative to the work dir)"),
-    (
-        "verbosity",
-        "optional",
-        "v",
-        _ALL,
-        2,
-        _int,
-        "-v[v...] or -vNUM or --verbosity[=NUM]: 0 none, 1 errors, 2 +warnings (default), 3 +info, 4 +debug",
-    ),
-    ("log-pid", "flag", None, _ALL, False, None, "with -o, one log file per process: FILE.PID"),
+    ("verbosity", "optional", "v", _ALL, 2, _int,
+     "-v[v...] or -vNUM or --verbosity[=NUM]: 0 none, 1 errors, 2 +warnings (default), 3 +info, 4 +debug"),
+    ("log-pid", "flag", None, _ALL, False, None, "put the process id on every log line"),
     ("config", "value", None, _ALL, None, None, "read options from FILE (and skip the default config files)"),
     ("no-default-config", "plain", None, _ALL, False, None, "skip /etc/criu/default.conf and ~/.criu/default.conf"),
     ("pidfile", "value", None, _ALL, None, None, "write the root task's (or the daemon's) pid into FILE"),
@@ -195,7 +169,8 @@ _TABLE: tuple[tuple[str, str, str | None, tuple[str, ...], Any, Callable[[str], 
     ("stream", "flag", None, _DR, False, None, "dump/restore images through criu-image-streamer"),
     ("close", "list", None, _ALL, None, _int, "close FD before doing anything"),
     ("deprecated", "flag", None, _ALL, False, None, "allow deprecated functionality"),
-    ("status-fd", "value", None, ("page-server", "lazy-pages", "service"), None, _int, "write \\0 to FD when ready"),
+    ("status-fd", "value", None, ("page-server", "lazy-pages", "service"), None, _int,
+     "write \\0 to FD when ready"),
     ("ps-socket", "value", None, _D + ("page-server",), None, _int, "use an inherited page-server socket FD"),
     # --- dump
     ("tree", "value", "t", _D, None, _positive_int, "checkpoint the process tree rooted at PID"),
@@ -216,62 +191,27 @@ _TABLE: tuple[tuple[str, str, str | None, tuple[str, ...], Any, Callable[[str], 
     ("irmap-scan-path", "list", None, _D, None, None, "FILE: where to look for fsnotify watch names"),
     ("timeout", "value", None, _D, 10, _int, "NUM: seconds to collect and freeze tasks (default 10)"),
     ("freeze-cgroup", "value", None, _D, None, None, "use the cgroup freezer at PATH to freeze tasks"),
-    (
-        "manage-cgroups",
-        "optional",
-        None,
-        _DR,
-        None,
-        _choice("none", "props", "soft", "full", "strict", "ignore"),
-        "[=MODE]: dump/restore cgroups: none, props, soft (default), full, strict, ignore",
-    ),
+    ("manage-cgroups", "optional", None, _DR, None, _choice("none", "props", "soft", "full", "strict", "ignore"),
+     "[=MODE]: dump/restore cgroups: none, props, soft (default), full, strict, ignore"),
     ("cgroup-root", "list", None, _DR, None, None, "[controller:]/newroot: change the root cgroup"),
     ("cgroup-props", "value", None, _D, None, None, "STRING: cgroup properties to dump"),
     ("cgroup-props-file", "value", None, _D, None, None, "FILE: cgroup properties to dump"),
     ("cgroup-dump-controller", "list", None, _D, None, None, "NAME: dump this controller's properties"),
     ("cgroup-yard", "value", None, _DR, None, None, "PATH: use a prepared cgroup yard"),
     ("page-server", "flag", None, _D, False, None, "send pages to a page server (see --address and --port)"),
-    (
-        "address",
-        "value",
-        None,
-        _D + ("page-server", "lazy-pages", "service"),
-        None,
-        None,
-        "page server address (service: socket path)",
-    ),
+    ("address", "value", None, _D + ("page-server", "lazy-pages", "service"), None, None,
+     "page server address (service: socket path)"),
     ("port", "value", None, _D + ("page-server", "lazy-pages"), None, _positive_int, "page server port"),
     ("track-mem", "flag", None, _D, False, None, "turn on memory changes tracker in the kernel"),
     ("auto-dedup", "flag", None, _DR, False, None, "deduplicate parent images as new ones are written"),
     ("pre-dump-mode", "value", None, _D, "splice", _choice("splice", "read"), "splice (default) or read"),
     ("lazy-pages", "flag", None, _DR, False, None, "post-copy memory migration"),
-    (
-        "network-lock",
-        "value",
-        None,
-        _DR,
-        "iptables",
-        _choice("iptables", "nftables", "skip"),
-        "METHOD: iptables (default), nftables or skip",
-    ),
-    (
-        "file-validation",
-        "value",
-        None,
-        _DR,
-        None,
-        _choice("filesize", "buildid"),
-        "METHOD: validate files on restore by filesize or buildid",
-    ),
-    (
-        "cpu-cap",
-        "optional",
-        None,
-        _DR + ("cpuinfo",),
-        None,
-        _cpu_cap,
-        "[=CAP]: CPU capabilities to check: none, fpu, ins, cpu, all (default fpu,ins)",
-    ),
+    ("network-lock", "value", None, _DR, "iptables", _choice("iptables", "nftables", "skip"),
+     "METHOD: iptables (default), nftables or skip"),
+    ("file-validation", "value", None, _DR, None, _choice("filesize", "buildid"),
+     "METHOD: validate files on restore by filesize or buildid"),
+    ("cpu-cap", "optional", None, _DR + ("cpuinfo",), None, _cpu_cap,
+     "[=CAP]: CPU capabilities to check: none, fpu, ins, cpu, all (default fpu,ins)"),
     ("ext-mount-map", "list", "M", _DR, None, _has(":", auto="auto"), "KEY:VALUE or auto: external mount mapping"),
     ("skip-mnt", "list", None, _D, None, None, "PATH: ignore this mount"),
     ("enable-external-sharing", "plain", None, _DR, False, None, "allow external mounts with shared propagation"),
@@ -285,25 +225,11 @@ _TABLE: tuple[tuple[str, str, str | None, tuple[str, ...], Any, Callable[[str], 
     ("tls-cert", "value", None, _D + ("page-server", "lazy-pages"), None, None, "FILE: TLS certificate"),
     ("tls-key", "value", None, _D + ("page-server", "lazy-pages"), None, None, "FILE: TLS private key"),
     ("tls", "flag", None, _D + ("page-server", "lazy-pages"), False, None, "use TLS for page-server traffic"),
-    (
-        "tls-no-cn-verify",
-        "plain",
-        None,
-        _D + ("page-server", "lazy-pages"),
-        False,
-        None,
-        "don't verify the server's certificate common name",
-    ),
+    ("tls-no-cn-verify", "plain", None, _D + ("page-server", "lazy-pages"), False, None,
+     "don't verify the server's certificate common name"),
     # --- restore
-    (
-        "restore-detached",
-        "flag",
-        "d",
-        _R + ("service", "page-server", "lazy-pages"),
-        False,
-        None,
-        "detach after restore (service: run as a daemon)",
-    ),
+    ("restore-detached", "flag", "d", _R + ("service", "page-server", "lazy-pages"), False, None,
+     "detach after restore (service: run as a daemon)"),
     ("restore-sibling", "flag", "S", _R, False, None, "restore the root task as a sibling (with -d)"),
     ("root", "value", "r", _R, None, None, "PATH: change the root filesystem"),
     ("inherit-fd", "list", None, _R, None, _has(":"), "fd[NUM]:RES: use an inherited descriptor for RES"),
@@ -324,6 +250,7 @@ _TABLE: tuple[tuple[str, str, str | None, tuple[str, ...], Any, Callable[[str], 
     # --- criu-py's own
     ("disable-plugin", "list", None, _ALL, None, None, "NAME: do not load plugin NAME (repeatable)"),
 )
+# fmt: on
 
 
 def add_criu_options(registry: OptionRegistry) -> None:
