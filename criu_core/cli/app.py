@@ -178,6 +178,15 @@ def _refuse_unimplemented(inv: Invocation) -> None:
 
 def run(argv: list[str]) -> int:
     """Parse, set up logging, run the command; CriuErrors propagate (main prints them)."""
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    if "-h" in head or "--help" in head:
+        # CRIU's pre_parse(): help wins before any config file or option is looked at.
+        from criu_core.cli.help import usage_text
+        from criu_core.plugins import PluginHost
+
+        host = PluginHost(disabled=_disabled_plugins([("argv", argv)]))
+        sys.stdout.write(usage_text(install_table(host.options)))
+        return 0
     inv = parse_command_line(argv)
     if inv.options.help:
         from criu_core.cli.help import usage_text

@@ -44,22 +44,25 @@ def parse(host, cfg_env):
 
 
 @pytest.fixture
-def run_cli(cfg_env, tmp_path):
+def cli_env(cfg_env) -> dict[str, str]:
+    """The environment for a ``criu-py`` subprocess: this checkout first on PYTHONPATH, isolated configs."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CRIU_CONFIG_FILE", "CRIU_PY_DISABLE_PLUGINS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.update(cfg_env)
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env, tmp_path):
     """``run_cli(*argv, env=..., cwd=...)`` -> CompletedProcess of ``python -m criu_core.cli``."""
 
     def _run(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        full = {k: v for k, v in os.environ.items() if k not in ("CRIU_CONFIG_FILE", "CRIU_PY_DISABLE_PLUGINS")}
-        full["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT)] + [p for p in full.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-        full.update(cfg_env)
-        full.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", "criu_core.cli", *argv],
             check=False,
             capture_output=True,
             text=True,
-            env=full,
+            env={**cli_env, **(env or {})},
             cwd=cwd or tmp_path,
             timeout=60,
         )
