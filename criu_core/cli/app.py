@@ -129,7 +129,9 @@ def _validate(inv: Invocation) -> None:
     if cmd not in COMMANDS:
         raise UsageError(f"unknown command: {cmd}")
     if cmd == "exec":
-        raise UsageError('The "exec" action is deprecated by the Compel library.')
+        err = UsageError('The "exec" action is deprecated by the Compel library.')
+        err.exit_code = 255  # CRIU's main() returns -1 here
+        raise err
     if opts.exec_cmd:
         if cmd != "restore":
             raise UsageError("--exec-cmd is available for the restore command only")

@@ -111,4 +111,4 @@ def test_plugins_lists_the_four_plugins(run_cli):
 
 def test_exec_is_refused_like_criu(run_cli):
     res = run_cli("exec")
-    assert res.returncode == 1 and res.stderr == 'criu-py: The "exec" action is deprecated by the Compel library.\n'
+    assert res.returncode == 255 and res.stderr == 'criu-py: The "exec" action is deprecated by the Compel library.\n'
