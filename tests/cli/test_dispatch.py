@@ -117,3 +117,34 @@ def test_light_commands_import_no_protobuf_and_no_engine(cli_env, argv):
         assert not {"pluggy", "logging", "ctypes", "criu_core.plugins"} & mods
     if argv != ["check"]:
         assert "ctypes" not in mods
+
+
+def test_demo_falls_back_to_check_and_plugins(engines, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "criu_core.demo", None)  # as if the lead's demo were not in this build
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("$ criu-py check\nLooks good.\n\n$ criu-py plugins\n") and "uprobes  (plugin" in out
+
+
+def test_image_tools_get_their_argv_unparsed(monkeypatch):
+    seen = {}
+    tool = types.SimpleNamespace(
+        main_decode=lambda argv: seen.setdefault("decode", argv) and 0,
+        main_encode=lambda argv: seen.setdefault("encode", argv) and 0,
+        main_show=lambda argv: seen.setdefault("show", argv) and 3,
+    )
+    monkeypatch.setitem(sys.modules, "criu_core.images.tool", tool)
+    assert main(["decode", "-i", "core-1.img", "--pretty"]) == 0
+    assert main(["encode", "-i", "x.json", "-o", "x.img"]) == 0
+    assert main(["show", "/imgs"]) == 3
+    assert seen == {
+        "decode": ["-i", "core-1.img", "--pretty"],
+        "encode": ["-i", "x.json", "-o", "x.img"],
+        "show": ["/imgs"],
+    }
+
+
+def test_missing_module_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "criu_core.images.tool", None)
+    assert main(["decode", "-i", "x"]) == 1
+    assert capsys.readouterr().err == "criu-py: decode is not available in this build\n"
