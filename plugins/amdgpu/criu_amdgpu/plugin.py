@@ -6,7 +6,7 @@ from typing import Any
 
 from criu_core.hookspecs import hookimpl
 
-__all__ = ["criu_init", "CRIU_INVENTORY_NAME"]
+__all__ = ["CRIU_INVENTORY_NAME", "criu_init"]
 
 CRIU_INVENTORY_NAME = "amdgpu_plugin"  # the name CRIU's own amdgpu plugin records in the inventory
 
