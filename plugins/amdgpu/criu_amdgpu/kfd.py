@@ -17,9 +17,10 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Protocol, Self, runtime_checkable
 
+from criu_core.errors import KernelFeatureMissing, SyscallError
+
 from criu_amdgpu import abi
 from criu_amdgpu.ioctl import ioctl_buf, process_vm_readv, process_vm_writev
-from criu_core.errors import KernelFeatureMissing, SyscallError
 
 __all__ = [
     "BoBucket",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from criu_amdgpu.emu.model import FakeGpu, FakeKfd, FakeKfdDevice
 from criu_amdgpu.emu.scenario import GPU_A, GPU_B, populate
 

@@ -6,6 +6,7 @@ import ctypes
 import struct
 
 import pytest
+
 from criu_amdgpu import abi
 
 

@@ -6,11 +6,11 @@ import errno
 import os
 
 import pytest
+from criu_core.errors import KernelFeatureMissing
+
 from criu_amdgpu import abi, kfd
 from criu_amdgpu.emu.model import FakeKfd, FakeKfdDevice
 from criu_amdgpu.emu.scenario import GPU_A, GPU_B
-
-from criu_core.errors import KernelFeatureMissing
 
 TARGET_PID = 4242
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from criu_amdgpu.emu.sysfs import GpuSpec, write_topology
 from criu_amdgpu.topology import (
     IOLINK_TYPE_XGMI,
