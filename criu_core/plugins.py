@@ -183,13 +183,13 @@ class PluginHost:
                     return name
         return culprit
 
-    def _broadcast_quiet(self, hook: str, ctx: "BaseContext", **kwargs: Any) -> None:
+    def _broadcast_quiet(self, hook: str, log_ctx: "BaseContext", /, **kwargs: Any) -> None:
         """Call every implementation, logging failures instead of raising (fini)."""
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:  # noqa: BLE001 - fini must reach every plugin
-                ctx.log.error("plugin %s failed in %s: %s", impl.plugin_name, hook, exc)
+                log_ctx.log.error("plugin %s failed in %s: %s", impl.plugin_name, hook, exc)
 
     # lifecycle
     def configure(self, options: "Options") -> None:
