@@ -11,10 +11,11 @@ import ctypes
 import ctypes.util
 import errno as _errno
 import fcntl
+import os
 
 from criu_core.errors import SyscallError
 
-__all__ = ["Iovec", "ioctl_buf", "process_vm_readv", "process_vm_writev"]
+__all__ = ["Iovec", "ioctl_buf", "pidfd_getfd", "process_vm_readv", "process_vm_writev"]
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -69,3 +70,18 @@ def ioctl_buf(fd: int, cmd: int, buf: bytearray, what: str = "", pid: int | None
     except OSError as exc:
         raise SyscallError(exc.errno or _errno.EIO, f"ioctl({what or hex(cmd)})", pid) from None
 
+
+
+_SYS_PIDFD_GETFD = 438  # x86_64 (and every arch since 5.6: the unified syscall table)
+
+
+def pidfd_getfd(pid: int, target_fd: int) -> int:
+    """A copy, in this process, of descriptor ``target_fd`` of process ``pid`` (needs ptrace rights over it)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, target_fd, 0)
+        if fd < 0:
+            raise SyscallError(ctypes.get_errno(), "pidfd_getfd", pid, f"fd {target_fd}")
+        return fd
+    finally:
+        os.close(pidfd)
