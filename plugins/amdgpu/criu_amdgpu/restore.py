@@ -135,9 +135,9 @@ def _recreate_shm(run: AmdgpuRun, img: Any) -> None:
 def map_vma(ctx: Any, run: AmdgpuRun, vma: Any, remote: Any) -> MappedVma | None:
     """UPDATE_VMA_MAP: map a device VMA of a restored task at the BO's new offset."""
     e = vma.entry
+    run.remotes[vma.pid] = remote  # every task has VMAs: its files' restore may need the task too
     if not e.status & VMA_EXT_PLUGIN:
         return None
-    run.remotes[vma.pid] = remote
     rt = restore_task(ctx, run, vma.pid, remote)
     if rt is None:
         return None

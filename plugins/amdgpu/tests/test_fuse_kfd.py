@@ -10,11 +10,9 @@ import ctypes.util
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -28,52 +26,11 @@ PLUGIN_ROOT = HERE.parent
 TARGET_C = PLUGIN_ROOT / "criu_amdgpu" / "emu" / "kfd_target.c"
 GPU = 0x70B3
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse"),
-    pytest.mark.skipif(ctypes.util.find_library("fuse3") is None, reason="libfuse3 is not installed"),
-    pytest.mark.skipif(shutil.which("fusermount3") is None, reason="fusermount3 is not installed"),
-    pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed"),
-]
+pytestmark = pytest.mark.root
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_ROOT), *sys.path])
-    return env
-
-
-@pytest.fixture
-def fuse_kfd(tmp_path):
-    """Serve the emulated KFD (one GPU, render minor 128) at <tmp>/mnt/kfd; yields (device path, log path)."""
-    mnt, log = tmp_path / "mnt", tmp_path / "kfd.log"
-    mnt.mkdir()
-    server = subprocess.Popen([sys.executable, "-m", "criu_amdgpu.emu.fuse_kfd", str(mnt), "--gpu", f"{GPU}:128",
-                               "--log", str(log)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dev = mnt / "kfd"
-    for _ in range(100):
-        if dev.exists():
-            break
-        if server.poll() is not None:
-            pytest.fail(f"FUSE server exited: {server.stderr.read().decode()}")
-        time.sleep(0.05)
-    else:
-        server.kill()
-        pytest.fail("FUSE server did not come up")
-    yield str(dev), log
-    subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
-    try:
-        server.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-@pytest.fixture
-def target_bin(tmp_path):
-    out = tmp_path / "kfd_target"
-    subprocess.run(["gcc", "-O1", "-Wall", "-o", str(out), str(TARGET_C)], check=True)
-    return str(out)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(PLUGIN_ROOT), *sys.path]))
 
 
 def _kv(text):
