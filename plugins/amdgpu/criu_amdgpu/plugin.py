@@ -14,6 +14,7 @@ criu_ext_file_restore                  hands the core copies of the task's KFD/r
 criu_task_restore                      closes the plugin's temporary descriptors in the task
 criu_devices_resume_late               joins the BO copy workers, RESUMEs the task
 criu_fini                              UNPAUSEs whatever a failed dump left paused
+criu_check_features                    ``criu-py check``: KFD ioctl version and GPUs of the topology
 =====================================  =====================================================================
 """
 
@@ -23,13 +24,14 @@ from typing import Any
 
 from criu_core.hookspecs import hookimpl
 
-from criu_amdgpu import dump, restore
+from criu_amdgpu import dump, features, restore
 from criu_amdgpu.config import add_options
 from criu_amdgpu.state import RUN, get_run
 
 __all__ = [
     "CRIU_INVENTORY_NAME",
     "criu_addoption",
+    "criu_check_features",
     "criu_devices_dump_late",
     "criu_devices_restore_init",
     "criu_devices_resume_late",
@@ -120,3 +122,8 @@ def criu_fini(ctx: Any, stage: str, success: bool) -> None:
             run.bo.join()
         except Exception as exc:  # noqa: BLE001 - the restore already failed; say why the copies did too
             ctx.log.error("amdgpu: %s", exc)
+
+
+@hookimpl
+def criu_check_features(ctx: Any) -> list[tuple[str, bool, str]]:
+    return features.probe(get_run(ctx))

@@ -243,3 +243,36 @@ def test_options_are_declared(host):
     opts = {name: spec.owner for name, spec in host.options.specs.items() if name.startswith("amdgpu")}
     assert opts == {"amdgpu-kfd-path": "amdgpu", "amdgpu-dev-root": "amdgpu", "amdgpu-topology-root": "amdgpu",
                     "amdgpu-copy-engine": "amdgpu", "amdgpu-serial-bo-restore": "amdgpu"}
+
+
+def test_gpus_hidden_from_the_task_are_left_out_of_the_image(host, tmp_path, image_dir):
+    m = machine(tmp_path, "src")
+    m.kfd.gpus = [g for g in m.kfd.gpus if g.gpu_id == GPU_A]  # a device cgroup hides GPU_B from the task
+    target = FakeKfdDevice(m.kfd, m.kfd.open(PID))
+    populate(m.kfd, target, PID, [row for row in LAYOUT if row[0] == GPU_A])
+    m.kfd.tracer_of = lambda pid: threading.get_native_id()
+    ctx = DumpContext(options=host.options.defaults(), host=host, images_dir=image_dir)
+    ctx.stash[PROVIDER] = m.provider
+    local = os.open(m.config.kfd_path, os.O_RDWR)
+    m.provider.attach(local, target.file)
+    claim = host.file_dump(ctx, _fdinfo(m.config.kfd_path, 5, local))
+    host.devices_dump_late(ctx, Task(PID))
+    os.close(local)
+    img = images.read_message(image_dir, images.kfd_image_name(claim.entry.id), proto.criu_kfd)
+    assert (img.num_of_gpus, [e.gpu_id for e in img.device_entries]) == (1, [0, GPU_A])
+    cpu = img.device_entries[0]
+    assert [link.node_to_id for link in cpu.iolinks] == [1], "the CPU's link to the hidden GPU is not stored"
+    ctx.close()
+    m.close()
+
+
+def test_check_reports_the_kfd(host, tmp_path):
+    from criu_core.context import CheckContext
+
+    m = machine(tmp_path, "m")
+    ctx = CheckContext(options=host.options.defaults(), host=host, images_dir=tmp_path)
+    ctx.stash[PROVIDER] = m.provider
+    found = {name: (ok, detail) for name, ok, detail in host.check_features(ctx)}
+    assert found["amdgpu: KFD checkpoint/restore"] == (True, f"{m.config.kfd_path}: KFD ioctl version 1.17")
+    assert found["amdgpu: KFD topology"] == (True, f"{GPU_A:04x} (renderD128), {GPU_B:04x} (renderD129)")
+    m.close()
