@@ -54,7 +54,7 @@ def _maps_dev(dev: str | int) -> int:
 
 def classify(run: AmdgpuRun, dev: str | int, ino: int, path: str | None) -> tuple[str, int] | None:
     """("kfd", 0), ("render", minor) or None for a file identified by (st_dev, st_ino) or by its path."""
-    kfd_id, render = run.config.identities()
+    kfd_id, render = run.identities()
     ident = (_maps_dev(dev), ino)
     if kfd_id is not None and ident == kfd_id:
         return ("kfd", 0)

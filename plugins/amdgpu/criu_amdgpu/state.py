@@ -68,6 +68,13 @@ class AmdgpuRun:
     remotes: dict[int, Any] = field(default_factory=dict)  # pid -> the core's RemoteTask seen in a hook
     restored: dict[int, RestoredTask] = field(default_factory=dict)  # pid -> ...
     bo: BoRestorer | None = None
+    _identities: tuple[tuple[int, int] | None, dict[tuple[int, int], int]] | None = None
+
+    def identities(self) -> tuple[tuple[int, int] | None, dict[tuple[int, int], int]]:
+        """The configured devices' (st_dev, st_ino), stat'ed once per run (every VMA and fd is checked)."""
+        if self._identities is None:
+            self._identities = self.config.identities()
+        return self._identities
 
     def local_topology(self) -> Topology:
         if self.topology is None:

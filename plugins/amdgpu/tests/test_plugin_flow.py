@@ -16,6 +16,7 @@ from criu_core.plugins import PluginHost
 from criu_core.resources import FdInfo, FileImage, Task, Vma, VmaImage
 
 import criu_amdgpu.plugin
+import criu_amdgpu.state
 from criu_amdgpu import abi, images, proto
 from criu_amdgpu.bo_restore import BoRestoreFailed
 from criu_amdgpu.dump import VMA_EXT_PLUGIN, ext_file_entry
@@ -42,15 +43,15 @@ def machine(tmp_path, name, ids=(GPU_A, GPU_B), **kw):
     return EmulatedMachine(tmp_path / name, [GpuSpec(ids[0], 128), GpuSpec(ids[1], 129)], **kw)
 
 
-def _fdinfo(path, fd, local_fd):
+def _fdinfo(path, fd, local_fd, pid=PID):
     st = os.stat(path)
-    return FdInfo(pid=PID, fd=fd, local_fd=local_fd, kind="chr", link=path, ino=st.st_ino, dev=st.st_dev)
+    return FdInfo(pid=pid, fd=fd, local_fd=local_fd, kind="chr", link=path, ino=st.st_ino, dev=st.st_dev)
 
 
-def _vma(path, start, size, pgoff):
+def _vma(path, start, size, pgoff, pid=PID):
     st = os.stat(path)
     dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
-    return Vma(pid=PID, start=start, end=start + size, prot=3, flags=MAP_SHARED, pgoff=pgoff, name=path, dev=dev,
+    return Vma(pid=pid, start=start, end=start + size, prot=3, flags=MAP_SHARED, pgoff=pgoff, name=path, dev=dev,
                inode=st.st_ino, path=path)
 
 
@@ -64,36 +65,47 @@ def _bo_fds():
     return n
 
 
-def dump(host, m, image_dir):
-    """A task with the scenario's BOs, dumped; returns (contents by addr, kfd file id, render file id, vmas)."""
-    target = FakeKfdDevice(m.kfd, m.kfd.open(PID))
-    populate(m.kfd, target, PID)
-    m.kfd.tracer_of = lambda pid: threading.get_native_id() if pid == PID else None  # we are its tracer
-    proc = m.kfd.processes[PID]
-    contents = {bo.addr: bo.read() for bo in proc.bos.values() if bo.memfd >= 0}
+def dump(host, m, image_dir, pids=(PID,)):
+    """Tasks with the scenario's BOs, dumped. For one pid: (contents by addr, kfd file id, render file id, vmas);
+    for several: a list of those."""
+    tracer = threading.get_native_id()
+    m.kfd.tracer_of = lambda pid: tracer if pid in pids else None  # we are their tracer
     ctx = DumpContext(options=host.options.defaults(), host=host, images_dir=image_dir)
     ctx.stash[PROVIDER] = m.provider
     host.init(ctx, "dump")
-    vmas = [_vma(m.config.kfd_path if bo.flags & abi.AllocFlag.DOORBELL else m.config.render_path(128 + (bo.gpu_id
-                 == GPU_B)), bo.addr, bo.size, bo.offset) for bo in proc.bos.values() if not bo.flags & 4]
-    for v in vmas:
-        claim = host.vma_dump(ctx, v)
-        assert claim.plugin == "amdgpu" and claim.skip_content and claim.status & VMA_EXT_PLUGIN
-    local = os.open(m.config.kfd_path, os.O_RDWR)
-    m.provider.attach(local, target.file)
-    kfd_claim = host.file_dump(ctx, _fdinfo(m.config.kfd_path, 5, local))
-    assert proc.paused, "GPU queues stay evicted until dump-late"
-    render_local = os.open(m.config.render_path(129), os.O_RDWR)
-    render_claim = host.file_dump(ctx, _fdinfo(m.config.render_path(129), 6, render_local))
-    host.devices_dump_late(ctx, Task(PID))
-    assert not proc.paused
+    out, fds = [], []
+    for pid in pids:
+        target = FakeKfdDevice(m.kfd, m.kfd.open(pid))
+        populate(m.kfd, target, pid)
+        proc = m.kfd.processes[pid]
+        for bo in proc.bos.values():
+            if bo.memfd >= 0:  # distinct per task and per BO, so a mix-up shows
+                bo.write(bytes([(bo.handle * 7 + pid) & 0xFF]) * bo.size)
+        contents = {bo.addr: bo.read() for bo in proc.bos.values() if bo.memfd >= 0}
+        vmas = [_vma(m.config.kfd_path if bo.flags & abi.AllocFlag.DOORBELL
+                     else m.config.render_path(128 + (bo.gpu_id == GPU_B)), bo.addr, bo.size, bo.offset, pid)
+                for bo in proc.bos.values() if not bo.flags & abi.AllocFlag.USERPTR]
+        for v in vmas:
+            claim = host.vma_dump(ctx, v)
+            assert claim.plugin == "amdgpu" and claim.skip_content and claim.status & VMA_EXT_PLUGIN
+        local = os.open(m.config.kfd_path, os.O_RDWR)
+        m.provider.attach(local, target.file)
+        kfd_claim = host.file_dump(ctx, _fdinfo(m.config.kfd_path, 5, local, pid))
+        assert proc.paused, "GPU queues stay evicted until dump-late"
+        render_local = os.open(m.config.render_path(129), os.O_RDWR)
+        render_claim = host.file_dump(ctx, _fdinfo(m.config.render_path(129), 6, render_local, pid))
+        fds += [local, render_local]
+        assert kfd_claim.entry.type == 16 and kfd_claim.fd_type == 16
+        out.append((contents, kfd_claim.entry.id, render_claim.entry.id, vmas))
+    for pid in pids:
+        host.devices_dump_late(ctx, Task(pid))
+        assert not m.kfd.processes[pid].paused
     host.fini(ctx, "dump", True)
     ctx.close()
-    os.close(local)
-    os.close(render_local)
+    for fd in fds:
+        os.close(fd)
     assert ctx.used_plugins == ["amdgpu_plugin"]
-    assert kfd_claim.entry.type == 16 and kfd_claim.fd_type == 16
-    return contents, kfd_claim.entry.id, render_claim.entry.id, vmas
+    return out[0] if len(pids) == 1 else out
 
 
 def test_dump_writes_criu_amdgpu_images(host, tmp_path, image_dir):
@@ -134,22 +146,23 @@ def test_failed_dump_unpauses_in_fini(host, tmp_path, image_dir):
     m.close()
 
 
-def _restore(host, m, image_dir, kfd_id, render_id, vmas):
-    ctx = RestoreContext(options=host.options.defaults(), host=host, images_dir=image_dir)
-    ctx.stash[PROVIDER] = m.provider
-    host.init(ctx, "restore")
-    host.devices_restore_init(ctx)
-    host.devices_post_fork(ctx)
+def _restore(host, m, image_dir, kfd_id, render_id, vmas, pid=PID, ctx=None):
+    if ctx is None:
+        ctx = RestoreContext(options=host.options.defaults(), host=host, images_dir=image_dir)
+        ctx.stash[PROVIDER] = m.provider
+        host.init(ctx, "restore")
+        host.devices_restore_init(ctx)
+        host.devices_post_fork(ctx)
     for i, v in enumerate(vmas):
         entry = new("vma.vma_entry", start=v.start, end=v.end, pgoff=v.pgoff, shmid=kfd_id, prot=v.prot,
                     flags=v.flags, status=VMA_EXT_PLUGIN | 1, fd=-1)
-        mapped = host.vma_restore(ctx, VmaImage(PID, i, entry), None)
+        mapped = host.vma_restore(ctx, VmaImage(pid, i, entry), None)
         assert mapped.plugin == "amdgpu" and mapped.skip_content
     got = {}
     for fid, fd in ((kfd_id, 5), (render_id, 6)):
-        res = host.file_restore(ctx, FileImage(PID, ext_file_entry(fid), (fd,)))
+        res = host.file_restore(ctx, FileImage(pid, ext_file_entry(fid), (fd,)))
         got[fid] = res.local_fd
-    host.task_restore(ctx, Task(PID), None)
+    host.task_restore(ctx, Task(pid), None)
     return ctx, got
 
 
@@ -276,3 +289,26 @@ def test_check_reports_the_kfd(host, tmp_path):
     assert found["amdgpu: KFD checkpoint/restore"] == (True, f"{m.config.kfd_path}: KFD ioctl version 1.17")
     assert found["amdgpu: KFD topology"] == (True, f"{GPU_A:04x} (renderD128), {GPU_B:04x} (renderD129)")
     m.close()
+
+
+def test_multi_process_tree_copies_in_parallel_and_resumes_each(host, tmp_path, image_dir):
+    src = machine(tmp_path, "src")
+    dumped = dump(host, src, image_dir, pids=(PID, PID + 1))
+    src.close()
+    dst = machine(tmp_path, "dst")
+    ctx, fds = None, []
+    for pid, (_, kfd_id, render_id, vmas) in zip((PID, PID + 1), dumped):
+        ctx, got = _restore(host, dst, image_dir, kfd_id, render_id, vmas, pid, ctx)
+        fds += got.values()
+    run_bo = ctx.stash[criu_amdgpu.state.RUN].bo
+    assert not run_bo.serial and len(run_bo._workers) == 2, "one worker per GPU, shared by both tasks"
+    for pid in (PID, PID + 1):
+        host.devices_resume_late(ctx, Task(pid))
+    assert dst.kfd.resumed == [PID, PID + 1]
+    for pid, (contents, *_rest) in zip((PID, PID + 1), dumped):
+        proc = dst.kfd.processes[pid]
+        assert {b.addr: b.read() for b in proc.bos.values() if b.memfd >= 0} == contents
+    for fd in fds:
+        os.close(fd)
+    ctx.close()
+    dst.close()
