@@ -22,7 +22,13 @@ from criu_core.resources import FileClaim, VmaClaim
 
 from criu_amdgpu import abi, kfd, proto
 from criu_amdgpu.bo_restore import dump_contents
-from criu_amdgpu.images import kfd_image_name, render_image_name, topology_to_entries, write_message
+from criu_amdgpu.images import (
+    kfd_image_name,
+    pages_image_name,
+    render_image_name,
+    topology_to_entries,
+    write_message,
+)
 from criu_amdgpu.state import AmdgpuRun, DumpedKfd, DumpedRender
 from criu_amdgpu.topology import Topology, TopologyError
 
@@ -36,10 +42,13 @@ __all__ = [
     "dump_late",
     "dump_render",
     "ext_file_entry",
+    "has_pending",
+    "settle_ids",
     "unpause_all",
 ]
 
 PLUGIN = "amdgpu"
+PROVISIONAL_ID = 0x40000000
 VMA_EXT_PLUGIN = 1 << 27  # image.h: the VMA is mapped by a plugin at restore
 FD_TYPE_EXT = 16  # fdinfo.proto fd_types EXT
 SHM_NAME = "hsakmt_shared_mem"
@@ -87,13 +96,31 @@ def ext_file_entry(file_id: int) -> Any:
 
 
 def _file_id(run: AmdgpuRun, fd: Any) -> int:
-    # The core does not hand plugins its file ids yet (see the plugin's notes): prefer one if FdInfo carries
-    # it, else number our own descriptions uniquely; the id names our images and the EXT entry.
+    # The id names our images and must be the one of the EXT file_entry. criu-core assigns file ids only after
+    # the claim returns (CRIU passes it to DUMP_EXT_FILE): use FdInfo's if it ever carries one, else a provisional
+    # id; :func:`settle_ids` renames our images once the core has written its id into the entry we returned.
     fid = getattr(fd, "file_id", None)
     if fid is None:
         run.next_file_id += 1
-        fid = 0x40000000 + run.next_file_id
+        fid = PROVISIONAL_ID + run.next_file_id
     return int(fid)
+
+
+def settle_ids(ctx: Any, run: AmdgpuRun) -> None:
+    """Rename images written under a provisional id to the id the core gave the file_entry."""
+    d = ctx.images_dir
+    for rec in run.kfd_fds:
+        real = rec.entry.id if rec.entry is not None else rec.file_id
+        if real == rec.file_id:
+            continue
+        os.replace(d / kfd_image_name(rec.file_id), d / kfd_image_name(real))
+        for gpu in rec.gpu_ids:
+            os.replace(d / pages_image_name(rec.file_id, gpu), d / pages_image_name(real, gpu))
+        ctx.log.debug("amdgpu: file id %#x is %d", rec.file_id, real)
+        rec.file_id = real
+    for r in run.render_fds:
+        if r.entry is not None and not r.written:
+            r.file_id = r.entry.id
 
 
 def _shared_mem(run: AmdgpuRun) -> tuple[int, int]:
@@ -141,7 +168,8 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
         for b in cp.bos:
             msg.bo_entries.add(addr=b.addr, size=b.size, offset=b.offset, alloc_flags=b.alloc_flags, gpu_id=b.gpu_id,
                                handle=0xFFFFFFFF)
-        dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor)
+        jobs = dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor)
+        record.gpu_ids = [j.gpu_id for j in jobs]
         write_message(ctx.images_dir, kfd_image_name(file_id), msg)
     finally:
         for b in cp.bos:
@@ -149,15 +177,15 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
                 os.close(b.dmabuf_fd)
     ctx.log.info("amdgpu: task %d: %d GPU(s), %d BO(s), %d object(s) -> %s", fd.pid, len(cp.devices), len(cp.bos),
                  info.num_objects, kfd_image_name(file_id))
-    return FileClaim(plugin=PLUGIN, entry=ext_file_entry(file_id), fd_type=FD_TYPE_EXT,
-                     data={"image": kfd_image_name(file_id)})
+    record.entry = ext_file_entry(file_id)
+    return FileClaim(plugin=PLUGIN, entry=record.entry, fd_type=FD_TYPE_EXT, data={"image": kfd_image_name(file_id)})
 
 
 def dump_render(ctx: Any, run: AmdgpuRun, fd: Any, minor: int) -> FileClaim:
     file_id = _file_id(run, fd)
-    run.render_fds.append(DumpedRender(file_id, fd.pid, minor))
-    return FileClaim(plugin=PLUGIN, entry=ext_file_entry(file_id), fd_type=FD_TYPE_EXT,
-                     data={"image": render_image_name(file_id)})
+    rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id))
+    run.render_fds.append(rec)
+    return FileClaim(plugin=PLUGIN, entry=rec.entry, fd_type=FD_TYPE_EXT, data={"image": render_image_name(file_id)})
 
 
 def _write_render(ctx: Any, run: AmdgpuRun, rec: DumpedRender) -> None:
@@ -175,13 +203,20 @@ def _write_render(ctx: Any, run: AmdgpuRun, rec: DumpedRender) -> None:
 
 
 def dump_late(ctx: Any, run: AmdgpuRun, pid: int) -> None:
-    """After every descriptor of ``pid`` was dumped: render images (user ids now known), then UNPAUSE."""
+    """After every descriptor of ``pid`` was dumped: final file ids, render images (user ids now known), UNPAUSE."""
+    settle_ids(ctx, run)
     for rec in run.render_fds:
         if rec.pid == pid and not rec.written:
             _write_render(ctx, run, rec)
     errors = unpause_all(ctx, run, pid)
     if errors:
         raise CriuError(f"amdgpu: cannot resume the GPU queues of task {pid}: {errors[0]}")
+
+
+def has_pending(run: AmdgpuRun, pid: int) -> bool:
+    """Whether ``pid`` has a paused KFD process or an unwritten render image."""
+    return any(r.pid == pid and r.paused for r in run.kfd_fds) or any(
+        r.pid == pid and not r.written for r in run.render_fds)
 
 
 def unpause_all(ctx: Any, run: AmdgpuRun, pid: int | None = None) -> list[str]:

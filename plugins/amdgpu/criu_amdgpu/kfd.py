@@ -36,6 +36,7 @@ __all__ = [
     "check_version",
     "checkpoint",
     "get_version",
+    "ioctl_name",
     "process_info",
     "restore",
     "resume",
@@ -136,12 +137,13 @@ class FdKfdDevice:
 
     def ioctl(self, cmd: int, buf: bytearray) -> None:
         try:
-            ioctl_buf(self.fd, cmd, buf, _ioctl_name(cmd, buf), self.pid)
+            ioctl_buf(self.fd, cmd, buf, ioctl_name(cmd, buf), self.pid)
         except SyscallError as exc:
             raise KfdError(exc.errno, exc.syscall, self.pid) from None  # type: ignore[attr-defined]
 
 
-def _ioctl_name(cmd: int, buf: bytearray | bytes) -> str:
+def ioctl_name(cmd: int, buf: bytearray | bytes) -> str:
+    """``AMDKFD_IOC_CRIU_OP RESTORE``, ``AMDKFD_IOC_GET_VERSION``... for messages."""
     if cmd == abi.AMDKFD_IOC_CRIU_OP and len(buf) >= 52:
         op = int.from_bytes(buf[48:52], "little")
         return f"AMDKFD_IOC_CRIU_OP {abi.CriuOp.NAMES.get(op, op)}"
@@ -158,9 +160,9 @@ def _call(dev: KfdDevice, cmd: int, buf: bytearray) -> None:
     except KfdError:
         raise
     except SyscallError as exc:
-        raise KfdError(exc.errno, f"ioctl({_ioctl_name(cmd, buf)})", dev.pid) from None  # type: ignore[attr-defined]
+        raise KfdError(exc.errno, f"ioctl({ioctl_name(cmd, buf)})", dev.pid) from None  # type: ignore[attr-defined]
     except OSError as exc:
-        raise KfdError(exc.errno or _errno.EIO, f"ioctl({_ioctl_name(cmd, buf)})", dev.pid) from None
+        raise KfdError(exc.errno or _errno.EIO, f"ioctl({ioctl_name(cmd, buf)})", dev.pid) from None
 
 
 # ---------------------------------------------------------------------------------------------- buckets

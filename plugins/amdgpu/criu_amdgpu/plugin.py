@@ -8,6 +8,7 @@ criu_addoption                         ``--amdgpu-kfd-path``, ``--amdgpu-dev-roo
 criu_vma_dump (HANDLE_DEVICE_VMA)      claims mappings of the KFD device and render nodes (no pages dumped)
 criu_file_dump (DUMP_EXT_FILE)         checkpoints a KFD descriptor / records a render-node descriptor
 criu_devices_dump_late                 writes render-node images, UNPAUSEs the task's GPU queues
+criu_devices_checkpoint                the same, when the core runs it after the task's descriptors
 criu_devices_restore_init              reads the images, matches GPUs (fails before anything is created)
 criu_vma_restore (UPDATE_VMA_MAP)      RESTOREs the task's KFD process from inside it, maps device VMAs
 criu_ext_file_restore                  hands the core copies of the task's KFD/render descriptors
@@ -32,6 +33,7 @@ __all__ = [
     "CRIU_INVENTORY_NAME",
     "criu_addoption",
     "criu_check_features",
+    "criu_devices_checkpoint",
     "criu_devices_dump_late",
     "criu_devices_restore_init",
     "criu_devices_resume_late",
@@ -72,6 +74,16 @@ def criu_file_dump(ctx: Any, fd: Any) -> Any:
     if kind[0] == "kfd":
         return dump.dump_kfd(ctx, run, fd)
     return dump.dump_render(ctx, run, fd, kind[1])
+
+
+@hookimpl
+def criu_devices_checkpoint(ctx: Any, task: Any) -> None:
+    # CRIU runs CHECKPOINT_DEVICES before descriptors (nothing of ours is paused then: a no-op); criu-core's dump
+    # engine runs it after them and has no dump-late yet, and the queues must be UNPAUSEd while the task is still
+    # ours (the kernel only lets its ptrace parent do it), so this is the first place where that is possible.
+    run = ctx.stash.get(RUN, None)
+    if run is not None and dump.has_pending(run, task.pid):
+        dump.dump_late(ctx, run, task.pid)
 
 
 @hookimpl
@@ -117,6 +129,8 @@ def criu_fini(ctx: Any, stage: str, success: bool) -> None:
         return
     if stage in ("dump", "pre-dump"):
         dump.unpause_all(ctx, run)
+        if success:
+            dump.settle_ids(ctx, run)
     elif run.bo is not None and not success:
         try:
             run.bo.join()

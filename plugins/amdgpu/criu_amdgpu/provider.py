@@ -17,7 +17,7 @@ from criu_core.errors import CriuError, SyscallError
 from criu_amdgpu.config import AmdgpuConfig
 from criu_amdgpu.engines import CopyEngine, select_engine
 from criu_amdgpu.ioctl import pidfd_getfd
-from criu_amdgpu.kfd import FdKfdDevice, KfdDevice, KfdError
+from criu_amdgpu.kfd import FdKfdDevice, KfdDevice, KfdError, ioctl_name
 from criu_amdgpu.topology import Topology, parse_topology
 
 __all__ = ["DeviceProvider", "RealProvider", "RemoteKfdDevice", "RemoteMemory", "RemoteTaskSide", "TaskSide"]
@@ -105,7 +105,7 @@ class RemoteKfdDevice:
             self.mem.write(addr, bytes(buf))
             ret = self.remote.syscall("ioctl", self.fd, cmd & 0xFFFFFFFF, addr, check=False)
             if ret < 0:
-                raise KfdError(-ret, f"ioctl({cmd:#x}) in the restored task", self.pid)
+                raise KfdError(-ret, f"ioctl({ioctl_name(cmd, buf)}) in the restored task", self.pid)
             buf[:] = self.mem.read(addr, len(buf))
         finally:
             self.mem.free(addr)

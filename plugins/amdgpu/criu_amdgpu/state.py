@@ -25,6 +25,8 @@ class DumpedKfd:
     device: KfdDevice
     actual_to_user: dict[int, int]
     paused: bool = True
+    entry: Any = None  # the file_entry we returned: the core may set its own id on it
+    gpu_ids: list[int] = field(default_factory=list)  # user ids with a pages file
 
 
 @dataclass
@@ -35,6 +37,7 @@ class DumpedRender:
     pid: int
     minor: int
     written: bool = False
+    entry: Any = None
 
 
 @dataclass

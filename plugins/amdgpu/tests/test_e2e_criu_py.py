@@ -50,17 +50,18 @@ def explain(res: subprocess.CompletedProcess[str], log: Path) -> str:
     return f"exit {res.returncode}\nstderr: {res.stderr[-2000:]}\nlog:\n{text}"
 
 
-def _start(target: str, dev: str, subreaper: list[int], gpu: int = GPU) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([target, dev, str(gpu), "wait"], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True, stdin=subprocess.DEVNULL)
+def _start(target: str, dev: str, subreaper: list[int], out: Path, gpu: int = GPU) -> tuple[subprocess.Popen[str], int]:
+    """The C client in "wait" mode; its output goes to a regular file (a dump must see only plain descriptors)."""
+    with open(out, "w") as f:
+        proc = subprocess.Popen([target, dev, str(gpu), "wait"], stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True, stdin=subprocess.DEVNULL, text=True)
     subreaper.append(proc.pid)
-    kv: dict[str, str] = {}
-    while "ready" not in kv:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert line, "target exited"
-        if "=" in line:
-            k, v = line.strip().split("=", 1)
-            kv[k] = v
+    deadline = time.monotonic() + 10
+    while "ready=1" not in out.read_text():
+        assert proc.poll() is None, f"target exited: {out.read_text()}"
+        assert time.monotonic() < deadline, "target did not get ready"
+        time.sleep(0.02)
+    kv = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
     return proc, int(kv["fd"])
 
 
@@ -74,7 +75,7 @@ def test_dump_and_restore_of_a_kfd_process(fuse_kfd, target_bin, subreaper, tmp_
     write_topology(machine, [GpuSpec(GPU, 128)])
     opts = ["--amdgpu-kfd-path", dev, "--amdgpu-dev-root", str(machine / "dev"),
             "--amdgpu-topology-root", str(machine)]
-    proc, fd = _start(target_bin, dev, subreaper)
+    proc, fd = _start(target_bin, dev, subreaper, tmp_path / "target.out")
     pid = proc.pid
     images = tmp_path / "images"
     images.mkdir()
@@ -106,7 +107,7 @@ def test_dump_and_restore_on_a_real_amd_gpu(target_bin, subreaper, tmp_path):
     from criu_amdgpu.topology import parse_topology
 
     gpu = parse_topology("/").gpus[0].gpu_id
-    proc, fd = _start(target_bin, "/dev/kfd", subreaper, gpu)
+    proc, fd = _start(target_bin, "/dev/kfd", subreaper, tmp_path / "target.out", gpu)
     images = tmp_path / "images"
     images.mkdir()
     res = criu_py(tmp_path, "dump", "-t", str(proc.pid), "-D", str(images), "-o", "dump.log", "-v4")

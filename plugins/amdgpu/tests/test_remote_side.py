@@ -87,3 +87,48 @@ def test_ioctls_run_in_the_task_with_arrays_in_its_memory(fuse_kfd):
         assert exc.value.errno == 22 and "restored task" in str(exc.value)
     finally:
         side.close(fd)
+
+
+def _make_seed():
+    try:
+        from criu_core.ptrace import make_seed
+    except ImportError:
+        return None
+    return make_seed
+
+
+@pytest.mark.skipif(_make_seed() is None, reason="criu_core.ptrace.make_seed (the core's restore seeds) is not here yet")
+def test_restore_inside_a_real_seed_through_the_cores_remote_task(fuse_kfd, subreaper, tmp_path):
+    """A restore seed made by the core opens the FUSE KFD and issues RESTORE itself; we RESUME it."""
+    import signal
+
+    dev_path, log = fuse_kfd
+    render = tmp_path / "renderD128"
+    render.touch()
+    fd = os.open(dev_path, os.O_RDWR)
+    me = kfd.FdKfdDevice(fd)
+    alloc_memory(me, GPU, 0x7F0000200000, 4096, abi.AllocFlag.DOORBELL)
+    info = kfd.process_info(me)
+    cp = kfd.checkpoint(me, info)
+    kfd.unpause(me)
+    pid = 31000
+    while os.path.exists(f"/proc/{pid}"):
+        pid += 1
+    remote = _make_seed()(pid)
+    subreaper.append(remote.tid)
+    try:
+        side = RemoteTaskSide(remote)
+        kfd_fd = side.open(dev_path, os.O_RDWR)
+        render_fd = side.open(str(render), os.O_RDWR)
+        assert os.readlink(f"/proc/{pid}/fd/{kfd_fd}") == dev_path
+        dev = side.kfd_device(kfd_fd)
+        out = kfd.restore(dev, [kfd.DeviceBucket(GPU, GPU, render_fd)], cp.bos, cp.priv_data, 0)
+        assert abi.mmap_offset_gpu_id(out[0].restored_offset) == GPU
+        kfd.resume(me, pid)
+    finally:
+        os.close(fd)
+        os.kill(remote.tid, signal.SIGKILL)
+    lines = [ln.split() for ln in log.read_text().splitlines()]
+    restore = next(ln for ln in lines if ln[3] == hex(abi.AMDKFD_IOC_CRIU_OP) and ln[4] == "3")
+    assert (restore[1], restore[2], restore[6]) == (str(pid), str(pid), "0"), "RESTORE came from the seed itself"
+    assert any(ln[4] == "4" and ln[5] == str(pid) and ln[6] == "0" for ln in lines)

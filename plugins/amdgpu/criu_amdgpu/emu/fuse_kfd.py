@@ -30,9 +30,18 @@ from criu_amdgpu import abi
 from criu_amdgpu.emu.model import FakeGpu, FakeKfd, FakeKfdFile
 from criu_amdgpu.kfd import ProcessMemory
 
-__all__ = ["KfdFuse", "main", "tgid_of"]
+__all__ = ["KfdFuse", "main", "start_time", "tgid_of"]
 
 DEVICE = "/kfd"
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: tells a process from an earlier one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def tgid_of(tid: int) -> int:
@@ -79,7 +88,8 @@ class KfdFuse(mfusepy.Operations):
         with self._lock:
             fh = self._next
             self._next += 1
-            self.files[fh] = self.kfd.open(tgid_of(tid))
+            tgid = tgid_of(tid)
+            self.files[fh] = self.kfd.open(tgid, start_time(tgid))
         return fh
 
     def release(self, path: str, fh: int) -> int:
@@ -133,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     major, minor = (int(x) for x in a.version.split("."))
     kfd = FakeKfd(a.gpu or [FakeGpu(0x70B3, 128)], version=(major, minor))
     os.makedirs(a.mountpoint, exist_ok=True)
-    mfusepy.FUSE(KfdFuse(kfd, a.log), a.mountpoint, foreground=True, allow_other=True, nothreads=False)
+    log = os.path.abspath(a.log) if a.log else None  # libfuse may chdir("/") once mounted
+    mfusepy.FUSE(KfdFuse(kfd, log), a.mountpoint, foreground=True, allow_other=True, nothreads=False)
 
 
 if __name__ == "__main__":

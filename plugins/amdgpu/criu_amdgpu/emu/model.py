@@ -135,20 +135,33 @@ class FakeKfd:
         self.processes: dict[int, FakeProcess] = {}
         self.resumed: list[int] = []
         self._offsets = itertools.count(1)
+        self._generation: dict[int, object] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ files
-    def open(self, pid: int) -> FakeKfdFile:
-        """open("/dev/kfd") by process ``pid``: creates its KFD process (one per process) with a pdd per GPU."""
+    def open(self, pid: int, generation: object = None) -> FakeKfdFile:
+        """open("/dev/kfd") by process ``pid``: creates its KFD process (one per process) with a pdd per GPU.
+
+        ``generation`` tells processes that reuse a pid apart (the FUSE server passes the start time): the kernel
+        drops a KFD process when its mm goes away, so a new process with the same pid starts afresh.
+        """
         with self._lock:
             proc = self.processes.get(pid)
+            if proc is not None and generation is not None and self._generation.get(pid) != generation:
+                self._drop(pid)
+                proc = None
             if proc is None:
                 proc = FakeProcess(pid, {g.gpu_id: g.gpu_id for g in self.gpus})
                 self.processes[pid] = proc
+                self._generation[pid] = generation
             return FakeKfdFile(pid, proc)
 
     def exit(self, pid: int) -> None:
         """The process ``pid`` exited: its KFD process and BOs go away."""
+        with self._lock:
+            self._drop(pid)
+
+    def _drop(self, pid: int) -> None:
         proc = self.processes.pop(pid, None)
         if proc:
             for bo in proc.bos.values():
