@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,9 +97,14 @@ def test_dump_and_restore_of_a_kfd_process(fuse_kfd, target_bin, subreaper, tmp_
     restore = [o for o in ops if o[4] == "3"]
     assert restore and restore[0][1] == str(pid) and restore[0][6] == "0", "RESTORE issued by the restored task"
     assert any(o[4] == "4" and o[5] == str(pid) and o[6] == "0" for o in ops), "RESUME of the restored pid"
-    time.sleep(0.2)
-    assert os.path.exists(f"/proc/{pid}")
     assert os.readlink(f"/proc/{pid}/fd/{fd}") == dev, "the KFD descriptor is back at its number"
+    out = tmp_path / "target.out"
+    os.kill(pid, signal.SIGUSR1)  # the restored task asks the device about itself
+    deadline = time.monotonic() + 10
+    while "probe=" not in out.read_text():
+        assert time.monotonic() < deadline, f"no answer from the restored task: {out.read_text()}"
+        time.sleep(0.02)
+    assert f"probe=2,{pid}" in out.read_text(), "the restored task owns a KFD process with its two BOs"
 
 
 @pytest.mark.device("/dev/kfd")

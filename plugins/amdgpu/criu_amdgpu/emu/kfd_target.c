@@ -1,7 +1,9 @@
 /*
  * A KFD client for the emulated /dev/kfd: opens the device at argv[1], checks the version, allocates BOs on the
  * GPU argv[2] (decimal gpu_id) with real ioctls, then either checkpoints itself (argv[3] == "self": PROCESS_INFO,
- * CHECKPOINT, UNPAUSE on its own descriptor, as the owner may) or waits to be dumped ("wait").
+ * CHECKPOINT, UNPAUSE on its own descriptor, as the owner may) or waits to be dumped ("wait"): then each SIGUSR1
+ * makes it ask the device about itself again (PROCESS_INFO + UNPAUSE) and print "probe=<num_bos>,<pid>", which
+ * shows, after a restore, that the restored task owns a working KFD process with its BOs.
  * Prints "key=value" lines; the layouts are the kfd_ioctl.h structs (x86_64), written here so the test needs no
  * kernel headers.
  */
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -27,6 +30,9 @@ struct bo_bucket { uint64_t addr, size, offset, restored_offset; uint32_t gpu_id
 #define GET_VERSION IOC(2, 0x01, sizeof(struct get_version_args))
 #define ALLOC_MEMORY IOC(3, 0x16, sizeof(struct alloc_args))
 #define CRIU_OP IOC(3, 0x22, sizeof(struct criu_args))
+
+static volatile sig_atomic_t probe;
+static void on_usr1(int sig) { (void)sig; probe = 1; }
 
 static void die(const char *what) { printf("error=%s\n", what); fflush(stdout); perror(what); exit(1); }
 
@@ -80,8 +86,22 @@ int main(int argc, char **argv)
 		printf("unpause_twice=%d\n", ioctl(fd, CRIU_OP, &again) ? -1 : 0);
 		return 0;
 	}
+	signal(SIGUSR1, on_usr1);
 	printf("ready=1\n");
 	fflush(stdout);
-	for (;;)
+	for (;;) {
 		pause();
+		if (!probe)
+			continue;
+		probe = 0;
+		struct criu_args c = { .op = 0 };
+		if (ioctl(fd, CRIU_OP, &c)) {
+			printf("probe=error\n");
+		} else {
+			struct criu_args u = { .op = 2 };
+			ioctl(fd, CRIU_OP, &u);
+			printf("probe=%u,%u\n", c.num_bos, c.pid);
+		}
+		fflush(stdout);
+	}
 }
