@@ -312,3 +312,13 @@ def test_multi_process_tree_copies_in_parallel_and_resumes_each(host, tmp_path, 
         os.close(fd)
     ctx.close()
     dst.close()
+
+
+def test_restore_without_a_handle_on_the_task_says_what_is_missing(tmp_path):
+    from criu_core.errors import CriuError
+
+    from criu_amdgpu.config import AmdgpuConfig
+    from criu_amdgpu.provider import RealProvider
+
+    with pytest.raises(CriuError, match="must be restored from inside the task"):
+        RealProvider(AmdgpuConfig(env={})).task_side(PID, None)
