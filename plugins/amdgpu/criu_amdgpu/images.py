@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from criu_core.errors import ImageFormatError
-from google.protobuf.message import DecodeError, Message
 
-from criu_amdgpu import proto
+if TYPE_CHECKING:  # protobuf itself is imported only when an image is read
+    from google.protobuf.message import Message
+
 from criu_amdgpu.topology import DEVICE_PROPERTIES, IoLink, Topology, TopoNode
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 HEADER = struct.Struct("=Q")  # size_t, native endian (x86_64: little)
 MAX_MESSAGE_SIZE = 256 << 20  # a criu_kfd of 8 GPUs and 100k BOs is a few MiB; refuse absurd headers before reading
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound="Message")
 
 
 def kfd_image_name(file_id: int) -> str:
@@ -82,7 +83,7 @@ def read_message(images_dir: Path, name: str, cls: type[M]) -> M:
     msg = cls()
     try:
         msg.ParseFromString(payload)
-    except DecodeError as exc:
+    except _decode_error() as exc:
         raise ImageFormatError(str(path), HEADER.size, f"not a valid {cls.DESCRIPTOR.name}: {exc}") from None
     if not msg.IsInitialized():
         missing = ", ".join(msg.FindInitializationErrors())
@@ -130,11 +131,13 @@ class PagesFile:
 # ---------------------------------------------------------------------------------------------- topology
 
 
-def topology_to_entries(topo: Topology, actual_to_user: dict[int, int] | None = None) -> list[proto.kfd_device_entry]:
+def topology_to_entries(topo: Topology, actual_to_user: dict[int, int] | None = None) -> list[Any]:
     """One device entry per node (CPUs and GPUs), GPU ids translated to the task's user ids, valid links only."""
     actual_to_user = actual_to_user or {}
     out = []
     for node in topo.nodes:
+        from criu_amdgpu import proto  # protobuf is loaded only when images are written
+
         e = proto.kfd_device_entry(node_id=node.node_id, gpu_id=actual_to_user.get(node.gpu_id, node.gpu_id))
         for name in DEVICE_PROPERTIES:
             setattr(e, name, node.prop(name) if node.is_gpu or name == "cpu_cores_count" else 0)
@@ -160,3 +163,9 @@ def entries_to_topology(entries, where: str = "amdgpu image") -> Topology:
     topo.nodes.sort(key=lambda n: n.node_id)
     topo.validate_links()
     return topo
+
+
+def _decode_error() -> type[Exception]:
+    from google.protobuf.message import DecodeError
+
+    return DecodeError

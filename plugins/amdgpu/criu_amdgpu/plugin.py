@@ -25,9 +25,32 @@ from typing import Any
 
 from criu_core.hookspecs import hookimpl
 
-from criu_amdgpu import dump, features, restore
-from criu_amdgpu.config import add_options
-from criu_amdgpu.state import RUN, get_run
+# The mechanics (ctypes ioctls, protobuf images, topology) are imported on first use: loading the plugin must
+# stay cheap for `criu-py --help`, `plugins` and `check`, which never reach them.
+
+
+def _dump() -> Any:
+    from criu_amdgpu import dump
+
+    return dump
+
+
+def _restore() -> Any:
+    from criu_amdgpu import restore
+
+    return restore
+
+
+def _run(ctx: Any) -> Any:
+    from criu_amdgpu.state import get_run
+
+    return get_run(ctx)
+
+
+def _existing_run(ctx: Any) -> Any:
+    from criu_amdgpu.state import RUN
+
+    return ctx.stash.get(RUN, None)
 
 __all__ = [
     "CRIU_INVENTORY_NAME",
@@ -51,29 +74,31 @@ CRIU_INVENTORY_NAME = "amdgpu_plugin"  # the name CRIU's own amdgpu plugin recor
 
 @hookimpl
 def criu_addoption(parser: Any) -> None:
+    from criu_amdgpu.config import add_options
+
     add_options(parser)
 
 
 @hookimpl
 def criu_init(ctx: Any, stage: str) -> None:
-    run = get_run(ctx)
+    run = _run(ctx)
     ctx.log.debug("amdgpu: %s with KFD %s, topology under %s", stage, run.config.kfd_path, run.config.topology_root)
 
 
 @hookimpl
 def criu_vma_dump(ctx: Any, vma: Any) -> Any:
-    return dump.claim_vma(get_run(ctx), vma)
+    return _dump().claim_vma(_run(ctx), vma)
 
 
 @hookimpl
 def criu_file_dump(ctx: Any, fd: Any) -> Any:
-    run = get_run(ctx)
-    kind = dump.classify(run, fd.dev, fd.ino, fd.link)
+    run = _run(ctx)
+    kind = _dump().classify(run, fd.dev, fd.ino, fd.link)
     if kind is None:
         return None
     if kind[0] == "kfd":
-        return dump.dump_kfd(ctx, run, fd)
-    return dump.dump_render(ctx, run, fd, kind[1])
+        return _dump().dump_kfd(ctx, run, fd)
+    return _dump().dump_render(ctx, run, fd, kind[1])
 
 
 @hookimpl
@@ -81,56 +106,56 @@ def criu_devices_checkpoint(ctx: Any, task: Any) -> None:
     # CRIU runs CHECKPOINT_DEVICES before descriptors (nothing of ours is paused then: a no-op); criu-core's dump
     # engine runs it after them and has no dump-late yet, and the queues must be UNPAUSEd while the task is still
     # ours (the kernel only lets its ptrace parent do it), so this is the first place where that is possible.
-    run = ctx.stash.get(RUN, None)
-    if run is not None and dump.has_pending(run, task.pid):
-        dump.dump_late(ctx, run, task.pid)
+    run = _existing_run(ctx)
+    if run is not None and _dump().has_pending(run, task.pid):
+        _dump().dump_late(ctx, run, task.pid)
 
 
 @hookimpl
 def criu_devices_dump_late(ctx: Any, task: Any) -> None:
-    run = ctx.stash.get(RUN, None)
+    run = _existing_run(ctx)
     if run is not None:
-        dump.dump_late(ctx, run, task.pid)
+        _dump().dump_late(ctx, run, task.pid)
 
 
 @hookimpl
 def criu_devices_restore_init(ctx: Any) -> None:
-    restore.plan(ctx, get_run(ctx))
+    _restore().plan(ctx, _run(ctx))
 
 
 @hookimpl
 def criu_vma_restore(ctx: Any, vma: Any, remote: Any) -> Any:
-    return restore.map_vma(ctx, get_run(ctx), vma, remote)
+    return _restore().map_vma(ctx, _run(ctx), vma, remote)
 
 
 @hookimpl
 def criu_ext_file_restore(ctx: Any, file: Any) -> Any:
-    return restore.restore_file(ctx, get_run(ctx), file)
+    return _restore().restore_file(ctx, _run(ctx), file)
 
 
 @hookimpl
 def criu_task_restore(ctx: Any, task: Any, remote: Any) -> None:
-    run = ctx.stash.get(RUN, None)
+    run = _existing_run(ctx)
     if run is not None:
-        restore.close_task_fds(run, task.pid)
+        _restore().close_task_fds(run, task.pid)
 
 
 @hookimpl
 def criu_devices_resume_late(ctx: Any, task: Any) -> None:
-    run = ctx.stash.get(RUN, None)
+    run = _existing_run(ctx)
     if run is not None:
-        restore.resume(ctx, run, task.pid)
+        _restore().resume(ctx, run, task.pid)
 
 
 @hookimpl
 def criu_fini(ctx: Any, stage: str, success: bool) -> None:
-    run = ctx.stash.get(RUN, None)
+    run = _existing_run(ctx)
     if run is None:
         return
     if stage in ("dump", "pre-dump"):
-        dump.unpause_all(ctx, run)
+        _dump().unpause_all(ctx, run)
         if success:
-            dump.settle_ids(ctx, run)
+            _dump().settle_ids(ctx, run)
     elif run.bo is not None and not success:
         try:
             run.bo.join()
@@ -140,4 +165,6 @@ def criu_fini(ctx: Any, stage: str, success: bool) -> None:
 
 @hookimpl
 def criu_check_features(ctx: Any) -> list[tuple[str, bool, str]]:
-    return features.probe(get_run(ctx))
+    from criu_amdgpu import features
+
+    return features.probe(_run(ctx))
