@@ -46,10 +46,16 @@ def test_runc_checkpoint_options(registry):
     assert options.network_lock == "nftables" and options.ghost_limit == 2 << 20 and options.timeout == 30
     assert options.empty_ns == "net"
     assert given["manage-cgroups"] == "manage_cgroups_mode" and given["skip-in-flight"] == "tcp_skip_in_flight"
-    # What the engines do not honour yet is refused, naming the RPC field (runc always sends manage_cgroups).
+
+
+def test_unimplemented_fields_are_refused_naming_the_field(registry):
+    # runc always sends manage_cgroups (+ a mode): refused until the engines manage cgroups.
+    options, given = _apply(registry, manage_cgroups=True, manage_cgroups_mode=rpc.DEFAULT, shell_job=True)
     where = {k: f"RPC field {v}" for k, v in given.items()}
-    with pytest.raises(BadRequest, match=r"--manage-cgroups \(RPC field manage_cgroups_mode\)"):
+    with pytest.raises(BadRequest, match=r"--manage-cgroups \(RPC field manage_cgroups_mode\) is recognised"):
         refuse_unimplemented(options, registry, "dump", where)
+    options, given = _apply(registry, shell_job=True, leave_running=True)
+    refuse_unimplemented(options, registry, "dump", {})  # both implemented
 
 
 def test_restore_only_and_list_fields(registry):
