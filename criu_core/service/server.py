@@ -47,6 +47,10 @@ def ensure_stdio() -> None:
         sys.stdout = open(1, "w", closefd=False, buffering=1)  # noqa: SIM115 - lives as long as the process
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
+    # A handler made while sys.stderr was None has no stream: point it at the one we just made.
+    for handler in logging.getLogger("criu").handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is None:
+            handler.setStream(sys.stderr)
 
 
 def _given(inv: Invocation) -> dict[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,38 @@ def test_dump_of_a_missing_task_fails_with_one_line(swrk, tmp_path: Path):
     assert s.wait() == 1
     assert "Traceback" not in s.stderr
     assert (tmp_path / "criu.log").exists()  # CRIU's default log name in RPC mode, in the work dir
+
+
+def test_check_with_a_log_file_needs_a_directory(swrk):
+    s = swrk()
+    resp = s.client.ask(type=rpc.CHECK, opts=opts(log_file="check.log"))
+    assert resp.type == rpc.CHECK and not resp.success and resp.cr_errno == errno.EBADRQC
+    assert "images-dir or work-dir is required when using log file" in resp.cr_errmsg
+    assert s.wait() == 0  # CHECK exits 0 once answered, as CRIU
+
+
+def test_swrk_with_closed_stdio_answers(rpc_env, tmp_path):
+    # pycriu and libcriu close fds 0-2 before exec'ing swrk: nothing may land on them, nothing may crash.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    os.set_inheritable(theirs.fileno(), True)
+    argv = [sys.executable, "-m", "criu_core.cli", "swrk", str(theirs.fileno())]
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.chdir(tmp_path)
+            for fd in (0, 1, 2):
+                os.close(fd)
+            os.execve(argv[0], argv, rpc_env)
+        finally:
+            os._exit(127)
+    theirs.close()
+    try:
+        ours.settimeout(60)
+        ours.send(rpc.criu_req(type=rpc.CHECK).SerializeToString())
+        resp = rpc.criu_resp()
+        resp.ParseFromString(ours.recv(1 << 16))
+        assert resp.type == rpc.CHECK and resp.success
+    finally:
+        ours.close()
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
