@@ -11,8 +11,16 @@ Modules:
 * :mod:`.errinfo` - ``cr_errno`` and ``cr_errmsg`` (the first error line);
 * :mod:`.server` - the swrk entry and the service's accept loop.
 
-What the engines must do for notifications: call ``ctx.notify(name, pid=None)`` at CRIU's points (see
-:meth:`criu_core.context.BaseContext.notify`); it is a no-op outside RPC.
+Notifications: the engines call ``ctx.notify(name, pid=None)`` (:meth:`criu_core.context.BaseContext.notify`,
+a no-op outside RPC) where CRIU runs its action scripts; a refused ack raises, and the engine fails as for any
+error (tasks released on dump, seeds killed on restore):
+
+* dump: ``pre-dump`` before seizing the tree; ``query-ext-files`` once the tree is frozen, before the
+  descriptors are dumped (the client's answer may add ``--external`` entries); ``post-dump`` after every
+  image is written, while the tasks are still frozen, before the final state (kill / leave running);
+* restore: ``pre-restore`` before the first seed is made; ``post-restore`` with ``pid=`` the root's real PID
+  once every task is built, before detaching; ``pre-resume`` right before detaching; ``post-resume`` after
+  the tasks run (a refusal there is only logged).
 """
 
 from __future__ import annotations
