@@ -20,32 +20,37 @@ __all__ = ["MAX_ERRMSG", "FirstError", "cr_errno_of"]
 MAX_ERRMSG = 1024  # keeps every response far below what go-criu and runc read in one go
 
 
-class FirstError(logging.Filter):
-    """A filter on the ``"criu"`` logger that remembers the first error record (it never drops records).
+class FirstError(logging.Handler):
+    """A handler on the ``"criu"`` logger that remembers the first error record (child loggers included).
 
-    A filter, not a handler: each run replaces the logger's handlers (``setup_logging``), filters stay.
+    Each run replaces the logger's handlers (``setup_logging``): call :meth:`attach` again after that.
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(logging.ERROR)
         self.text: str | None = None
         self._fmt = CriuFormatter(0.0, timestamps=False, log_pid=False)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.text is None and record.levelno >= logging.ERROR:
-            saved, record.exc_info = record.exc_info, None
-            try:
-                self.text = self._fmt.format(record).split("\n", 1)[0][:MAX_ERRMSG]
-            finally:
-                record.exc_info = saved
-        return True
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text is not None:
+            return
+        saved, record.exc_info = record.exc_info, None
+        try:
+            self.text = self._fmt.format(record).split("\n", 1)[0][:MAX_ERRMSG]
+        finally:
+            record.exc_info = saved
 
-    def __enter__(self) -> Self:
-        logging.getLogger(LOGGER_NAME).addFilter(self)
+    def attach(self) -> Self:
+        logger = logging.getLogger(LOGGER_NAME)
+        if self not in logger.handlers:
+            logger.addHandler(self)
         return self
 
+    def __enter__(self) -> Self:
+        return self.attach()
+
     def __exit__(self, *exc: object) -> None:
-        logging.getLogger(LOGGER_NAME).removeFilter(self)
+        logging.getLogger(LOGGER_NAME).removeHandler(self)
 
 
 def cr_errno_of(err: BaseException) -> int:

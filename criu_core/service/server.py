@@ -87,6 +87,17 @@ def _daemonize() -> None:
         os.close(null)
 
 
+def _write_pidfile(path: str) -> None:
+    # Whole or not at all: a reader polling for the file never sees it empty.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()}")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CriuError(f"service: can't write pidfile {path}: {exc.strerror}") from None
+
+
 def _reap(signum: int, frame: object) -> None:
     log = logging.getLogger("criu")
     while True:
@@ -130,8 +141,7 @@ def run_service(inv: Invocation, log: logging.Logger) -> int:
     if opts.restore_detached:
         _daemonize()
     if opts.pidfile:
-        with open(opts.pidfile, "w") as f:
-            f.write(f"{os.getpid()}")
+        _write_pidfile(opts.pidfile)
     if opts.status_fd is not None:
         try:
             os.write(int(opts.status_fd), b"\0")

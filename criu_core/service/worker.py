@@ -270,6 +270,7 @@ class Worker:
                     prepared = self._prepare(req, stage)
                     opts = prepared.options
                     log = self._start_log(prepared)
+                    first.attach()  # setup_logging replaced the handlers
                     self.host.configure(opts)
                 except CriuError as err:
                     self.log.error("%s", err)

@@ -364,3 +364,22 @@ def test_no_notifications_without_notify_scripts(in_process, engines, tmp_path):
     w = in_process()
     names, _, final = run_to_end(w.client, rpc.criu_req(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=7)))
     assert names == [] and final.success
+
+
+def test_errors_of_child_loggers_count_as_first_error(in_process, engines, tmp_path):
+    def dump(ctx):
+        ctx.log.getChild("myplugin").error("the plugin's reason")
+        return 1
+
+    engines["dump"] = dump
+    w = in_process()
+    resp = w.client.ask(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=1))
+    assert not resp.success and resp.cr_errmsg.endswith("the plugin's reason")
+
+
+def test_log_to_stderr_writes_no_log_file(in_process, engines, tmp_path, capfd):
+    engines["dump"] = lambda ctx: ctx.log.warning("to stderr") or 0
+    w = in_process()
+    assert w.client.ask(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=1, log_to_stderr=True)).success
+    assert not list(tmp_path.iterdir())
+    assert "to stderr" in capfd.readouterr().err

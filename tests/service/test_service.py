@@ -18,7 +18,7 @@ rpc = pytest.importorskip("criu_core.images.pb.rpc_pb2")
 
 def _wait_for(path: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and path.read_text()):
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.02)
 
