@@ -8,6 +8,7 @@ Every environment points the "global" config directory and ``$HOME`` at temporar
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -218,3 +219,59 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setitem(sys.modules, "criu_core.dump", types.SimpleNamespace(run=runner("dump")))
     monkeypatch.setitem(sys.modules, "criu_core.restore", types.SimpleNamespace(run=runner("restore")))
     return table
+
+
+# ---------------------------------------------------------------------------------------------- targets
+
+_COUNTER_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    long i = 0;
+
+    for (;;) {
+        int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        if (fd >= 0) {
+            dprintf(fd, "%ld\n", ++i);
+            close(fd);
+        }
+        nanosleep(&tick, NULL);
+    }
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def counter_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-process C counter writing ``i`` into the file ``argv[1]`` every 100 ms (built once)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    d = tmp_path_factory.mktemp("counter")
+    src, exe = d / "counter.c", d / "counter"
+    src.write_text(_COUNTER_C)
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, timeout=60)
+    return exe
+
+
+@pytest.fixture
+def counter(counter_exe: Path, subreaper: list[int]) -> Any:
+    """``counter(path)`` starts the counter as a session leader (no shell_job needed), stdio on /dev/null."""
+
+    def start(path: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [str(counter_exe), str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        subreaper.append(proc.pid)
+        return proc
+
+    return start

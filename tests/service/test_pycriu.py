@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -157,46 +156,6 @@ except CRIUException as e:
 """
 
 
-_COUNTER_C = r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-    struct timespec tick = {0, 100 * 1000 * 1000};
-    long i = 0;
-
-    for (;;) {
-        int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-        if (fd >= 0) {
-            dprintf(fd, "%ld\n", ++i);
-            close(fd);
-        }
-        nanosleep(&tick, NULL);
-    }
-}
-"""
-
-
-def _counter(tmp_path: Path) -> subprocess.Popen:
-    """A one-process C counter, session leader (so no shell_job), no descriptor but /dev/null stdio."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    src, exe = tmp_path / "counter.c", tmp_path / "counter"
-    src.write_text(_COUNTER_C)
-    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, timeout=60)
-    return subprocess.Popen(
-        [str(exe), str(tmp_path / "count")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def _count(tmp_path: Path) -> int:
     text = (tmp_path / "count").read_text().strip()
     return int(text) if text else 0
@@ -211,11 +170,10 @@ def _wait_gone(pid: int, timeout: float = 30.0) -> None:
 
 @pytest.mark.root
 @pytest.mark.skipif(_engines_missing() is not None, reason=_engines_missing() or "")
-def test_dump_and_restore_a_counter(criu_bin, tmp_path, subreaper):
+def test_dump_and_restore_a_counter(criu_bin, tmp_path, subreaper, counter):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
-    proc = _counter(tmp_path)
-    subreaper.append(proc.pid)
+    proc = counter(tmp_path / "count")
     time.sleep(0.5)
     out = _pycriu(_DUMP_RESTORE, str(criu_bin), str(imgs), str(proc.pid), cwd=tmp_path)
     assert out == {"restored": False}, (imgs / "dump.log").read_text()
