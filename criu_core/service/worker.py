@@ -282,7 +282,8 @@ class Worker:
                 if stage == "check":
                     ctx = CheckContext(images_dir=images, work_dir=prepared.work_dir, **common)
                 elif stage == "dump":
-                    ctx = DumpContext(images_dir=images, work_dir=prepared.work_dir, root_pid=int(opts.tree), **common)
+                    opts.tree = int(req.opts.pid)  # the request's pid (or the peer), never a config file's
+                    ctx = DumpContext(images_dir=images, work_dir=prepared.work_dir, root_pid=opts.tree, **common)
                 else:
                     ctx = RestoreContext(images_dir=images, work_dir=prepared.work_dir, **common)
                 if req.opts.notify_scripts:
@@ -333,13 +334,8 @@ class Worker:
         self_dump = not msg.pid
         if self_dump:
             msg.pid = self.peer  # no pid: the client dumps itself (libcriu and pycriu daemonize swrk for it)
-        base_tree = self.options.tree
-        self.options.tree = msg.pid
-        try:
-            resp = self.rpc.criu_resp(type=req.type, success=False)
-            ok, _ = self._run(req, "dump", resp)
-        finally:
-            self.options.tree = base_tree
+        resp = self.rpc.criu_resp(type=req.type, success=False)
+        ok, _ = self._run(req, "dump", resp)
         resp.success = ok
         resp.dump.restored = False
         # A successful self-dump without leave_running killed the client: nobody to answer.
