@@ -7,6 +7,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,3 +106,46 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
     assert Path(f"/proc/{proc.pid}/comm").read_text() == "counter\n"
     assert _count(count) > dumped_at  # it carries on from where it stopped
     assert (imgs / "dump.log").exists() and (imgs / "restore.log").exists()
+
+
+def test_service_dump_with_work_dir_fd_leave_running(rpc_env, tmp_path, counter):
+    imgs, work = tmp_path / "imgs", tmp_path / "work"
+    imgs.mkdir()
+    work.mkdir()
+    count = tmp_path / "count"
+    proc = counter(count)
+    sock = tmp_path / "svc.sock"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "criu_core.cli", "service", "--address", str(sock)],
+        env=rpc_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dfd, wfd = os.open(imgs, os.O_DIRECTORY), os.open(work, os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert service.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(str(sock))
+        s.settimeout(60)
+        o = rpc.criu_opts(
+            images_dir_fd=dfd, work_dir_fd=wfd, pid=proc.pid, leave_running=True, log_file="dump.log", log_level=4
+        )
+        s.send(rpc.criu_req(type=rpc.DUMP, opts=o).SerializeToString())
+        resp = rpc.criu_resp()
+        resp.ParseFromString(s.recv(1 << 16))
+        s.close()
+    finally:
+        os.close(dfd)
+        os.close(wfd)
+        service.terminate()
+        service.wait(timeout=30)
+    assert resp.type == rpc.DUMP and resp.success, resp.cr_errmsg
+    assert (work / "dump.log").exists() and not (imgs / "dump.log").exists()
+    assert (imgs / "inventory.img").exists()
+    before = _count(count)
+    time.sleep(0.3)
+    assert proc.poll() is None and _count(count) > before  # leave_running: it goes on
