@@ -85,8 +85,9 @@ def refuse_unimplemented(options: Options, registry: OptionRegistry, stage: str,
     for spec in registry.specs.values():
         if spec.implemented or stage not in spec.stages:
             continue
-        value = getattr(options, spec.dest)
-        if value == getattr(defaults, spec.dest) or (value in (None, False, []) and not getattr(defaults, spec.dest)):
+        value, default = getattr(options, spec.dest), getattr(defaults, spec.dest)
+        # An RPC bool set to false, or an empty list, over an empty default asks for nothing.
+        if value == default or (value in (None, False, []) and not default):
             continue
         source = where.get(spec.name)
         suffix = f" ({source})" if source else ""
