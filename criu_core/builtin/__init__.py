@@ -12,4 +12,5 @@ __all__ = ["BUILTIN_PLUGINS"]
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.memory", "criu_core.builtin.memory"),
     ("builtin.files", "criu_core.builtin.files"),
+    ("builtin.sockets", "criu_core.builtin.sockets"),
 )
