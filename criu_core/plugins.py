@@ -184,7 +184,8 @@ class PluginHost:
         return culprit
 
     def _broadcast_quiet(self, hook: str, ctx: "BaseContext", **kwargs: Any) -> None:
-        """Call every implementation, logging failures instead of raising (fini)."""
+        """Call every implementation with ``ctx`` and ``kwargs``, logging failures instead of raising (fini)."""
+        kwargs["ctx"] = ctx
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
@@ -199,7 +200,7 @@ class PluginHost:
         self._call("criu_init", ctx=ctx, stage=stage)
 
     def fini(self, ctx: "BaseContext", stage: str, success: bool) -> None:
-        self._broadcast_quiet("criu_fini", ctx, ctx=ctx, stage=stage, success=success)
+        self._broadcast_quiet("criu_fini", ctx, stage=stage, success=success)
 
     def inventory_check(self, ctx: "RestoreContext", inventory: Any) -> None:
         self._call("criu_inventory_check", ctx=ctx, inventory=inventory)
