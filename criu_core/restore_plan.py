@@ -20,6 +20,7 @@ from criu_core.images.framing import read_image
 from criu_core.images.pagemap import PAGE_SIZE, PE_PRESENT, nr_pages
 from criu_core.images.pagemap import flags as pe_flags
 from criu_core.resources import VmaImage
+from criu_core.stash import StashKey
 
 __all__ = [
     "FD_TYPE_REG",
@@ -356,3 +357,34 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
     seccomp = _read(d, "seccomp.img", required=False)
     return RestorePlan(images_dir=d, inventory=inv, tasks=tasks, files=files,
                        seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None)
+
+
+# --------------------------------------------------------------------------------------------------------
+# per-task state while a restore runs (shared by the orchestrator and the built-in handlers through the stash)
+
+
+@dataclass
+class TaskState:
+    """The restore of one task in progress.
+
+    ``remote`` is the seed's leader (a :class:`criu_core.ptrace.RemoteTask`), ``scratch`` its argument area,
+    ``pages_vmas`` the indexes of VMAs that receive pages (mapped writable until they are written, P5),
+    ``map_fds`` the task-side descriptors opened for file mappings (files.img id -> fd), closed once every VMA
+    is mapped.
+    """
+
+    plan: TaskPlan
+    files: dict[int, Any]
+    remote: Any = None
+    scratch: Any = None
+    pages_vmas: frozenset[int] = frozenset()
+    map_fds: dict[int, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+TASKS_KEY: StashKey[dict[int, TaskState]] = StashKey("restore.tasks")
+
+
+def task_state(ctx: Any, pid: int) -> TaskState:
+    """The state of task ``pid`` of the restore running in ``ctx``."""
+    return ctx.stash[TASKS_KEY][pid]

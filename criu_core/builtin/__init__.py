@@ -12,4 +12,6 @@ __all__ = ["BUILTIN_PLUGINS"]
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.memory", "criu_core.builtin.memory"),
     ("builtin.files", "criu_core.builtin.files"),
+    ("builtin.mem_restore", "criu_core.builtin.mem_restore"),
+    ("builtin.files_restore", "criu_core.builtin.files_restore"),
 )

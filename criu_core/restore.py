@@ -1,0 +1,209 @@
+"""Restore orchestration: images -> plan -> seed with the dumped PID -> rebuilt task -> running.
+
+``run(ctx)`` is what ``criu-py restore`` (and RPC RESTORE) calls. The order is DESIGN.md's "Restore, in order"
+and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has them:
+
+1. read and validate every image into a :class:`~criu_core.restore_plan.RestorePlan` (nothing exists yet);
+   the inventory's plugins must be loaded (``check_required``), then ``inventory_check``, ``init``,
+   ``devices_restore_init``;
+2. create the seed (``clone3`` with ``set_tid``: the PID must be free), then ``devices_post_fork``;
+3. build the task: clean the seed, session, vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first),
+   pages, protections; descriptors (``file_restore``, claimants first), cwd/root/umask; signals, timers,
+   limits; ``task_restore``; per-thread registrations; creds; seccomp; registers and the real signal mask;
+4. ``devices_resume_late``, pidfile, detach: the task runs;
+5. with ``-d`` return 0; otherwise wait for the task and return its exit status, as CRIU does.
+
+A failure at any step kills every seed made so far (they are our children: SIGKILL and reap) and leaves the
+images untouched; the error propagates as one :class:`~criu_core.errors.CriuError`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+from criu_core.builtin import core_restore, files_restore, mem_restore
+from criu_core.errors import CriuError, PidInUse, UnsupportedResource
+from criu_core.ptrace import make_seed
+from criu_core.ptrace.seed import SEED_OPTIONS
+from criu_core.resources import Task
+from criu_core.restore_plan import TASKS_KEY, RestorePlan, TaskState, load_plan
+from criu_core.sys import ptrace as pt
+
+if TYPE_CHECKING:
+    from criu_core.context import RestoreContext
+
+__all__ = ["restore_tree", "run", "wait_status"]
+
+_WALL = 0x40000000
+
+
+def run(ctx: RestoreContext) -> int:
+    """Restore the images in ``ctx.images_dir``; the command's exit code (0 with ``-d`` once running)."""
+    opts = ctx.options
+    plan = load_plan(ctx.images_dir)
+    ctx.inventory = plan.inventory
+    inv = plan.inventory
+    ctx.host.check_required(list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else [])
+    ctx.host.inventory_check(ctx, inv)
+    if inv.HasField("allow_uprobes") and inv.allow_uprobes and not opts.allow_uprobes:
+        raise CriuError("the images were dumped with --allow-uprobes: restore needs it too")
+    root = restore_tree(ctx, plan)
+    ctx.root_pid = root
+    if opts.restore_detached:
+        return 0
+    return wait_status(root)
+
+
+def wait_status(pid: int) -> int:
+    """Wait for the restored root and turn its end into an exit code (128 + signal if it was killed)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 0  # reaped elsewhere (a harness): nothing more to report
+        except InterruptedError:
+            continue
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
+    """Create and build every task of ``plan``; returns the root's PID once it runs (detached)."""
+    host, log, opts = ctx.host, ctx.log, ctx.options
+    if len(plan.tasks) > 1:
+        raise UnsupportedResource("process tree", msg=f"the images hold {len(plan.tasks)} processes; restoring "
+                                  "a tree is not supported yet (only single-process dumps)")
+    states = {t.pid: TaskState(t, plan.files) for t in plan.tasks}
+    ctx.stash[TASKS_KEY] = states
+    for st in states.values():
+        core_restore.check_supported(st)
+        if len(st.plan.tids) > 1:
+            raise UnsupportedResource("threads", msg=f"task {st.plan.pid} has {len(st.plan.tids)} threads; "
+                                      "multi-threaded restore is not supported yet")
+    _check_pids_free(plan)
+    if opts.restore_sibling:
+        log.warning("--restore-sibling: the restored task stays a child of criu-py")
+    host.init(ctx, "restore")
+    success = False
+    try:
+        host.devices_restore_init(ctx)
+        for st in states.values():
+            st.remote = make_seed(st.plan.pid)
+            log.info("seed %d created", st.plan.pid)
+        host.devices_post_fork(ctx)
+        for st in states.values():
+            _build_task(ctx, plan, st)
+        for st in states.values():
+            host.devices_resume_late(ctx, _task(st))
+        for st in states.values():
+            for w in st.warnings:
+                log.warning("%s", w)
+        if opts.pidfile:
+            _write_pidfile(opts.pidfile, plan.root.pid)
+        stop = opts.leave_stopped or plan.root.core.tc.task_state == core_restore.TASK_STOPPED
+        for st in states.values():
+            sig = (st.plan.core.tc.stop_signo or int(signal.SIGSTOP)) if stop else 0
+            st.remote.detach(sig)
+            st.remote = None
+        log.info("Restore finished successfully. Tasks resumed.")
+        success = True
+        return plan.root.pid
+    except BaseException:
+        _kill_seeds(states.values())
+        raise
+    finally:
+        host.fini(ctx, "restore", success)
+
+
+def _check_pids_free(plan: RestorePlan) -> None:
+    for t in plan.tasks:
+        for tid in t.tids:
+            if os.path.exists(f"/proc/{tid}"):
+                raise PidInUse(tid)
+
+
+def _task(st: TaskState) -> Task:
+    p = st.plan
+    return Task(pid=p.pid, ppid=p.ppid, pgid=p.pgid, sid=p.sid, tids=p.tids, comm=p.core.tc.comm)
+
+
+def _write_pidfile(path: str, pid: int) -> None:
+    # CRIU writes the bare number, created exclusively
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+
+
+def _kill_seeds(states: object) -> None:
+    for st in states:  # type: ignore[attr-defined]
+        remote = st.remote
+        if remote is None:
+            continue
+        try:
+            remote.close()
+        except OSError:
+            pass
+        try:
+            os.kill(remote.tid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(remote.tid, _WALL)
+        except ChildProcessError:
+            pass
+        st.remote = None
+
+
+def _session(ctx: RestoreContext, st: TaskState) -> None:
+    """setsid/setpgid before anything else runs in the seed (P9: before it would fork its children)."""
+    p = st.plan
+    if p.sid == p.pid:
+        st.remote.syscall("setsid")
+    elif ctx.options.shell_job:
+        if p.pgid == p.pid:
+            st.remote.syscall("setpgid", 0, 0)
+    else:
+        raise UnsupportedResource("session", msg=f"task {p.pid} belongs to session {p.sid}, whose leader is not in "
+                                  "the images: restore with --shell-job")
+
+
+def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
+    host, log = ctx.host, ctx.log
+    p = st.plan
+    remote = st.remote
+    mem_restore.clean_seed(st)
+    _session(ctx, st)
+    mem_restore.move_vdso(st)
+    mem_restore.set_mm_map(st, plan.file(p.mm.exe_file_id).reg.name)
+    with_pages = {r.vaddr for r in p.pages}
+    st.pages_vmas = frozenset(v.index for v in p.vmas
+                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
+    for vma in p.vmas:
+        host.vma_restore(ctx, vma, remote)
+    mem_restore.close_map_fds(st)
+    written = mem_restore.write_pages(st)
+    mem_restore.finish_vmas(ctx, st, host)
+    log.info("task %d: %d VMAs mapped, %d bytes of pages written", p.pid, len(p.vmas), written)
+    files_restore.install_fds(ctx, st, host)
+    files_restore.restore_fs(ctx, st)
+    core_restore.restore_sigactions(st)
+    core_restore.restore_itimers(st)
+    core_restore.restore_rlimits(st)
+    core_restore.restore_task_misc(st)
+    host.task_restore(ctx, _task(st), remote)
+    core_restore.restore_thread(st, remote, p.core)
+    core_restore.restore_pending_signals(st)
+    core_restore.restore_creds(st)
+    if p.core.thread_core.HasField("seccomp_mode") and p.core.thread_core.seccomp_mode:
+        # the filter would apply to our own injected syscalls after it (P15)
+        pt.setoptions(remote.tid, SEED_OPTIONS | pt.PTRACE_O_SUSPEND_SECCOMP)
+    core_restore.restore_seccomp(st, plan.seccomp)
+    mem_restore.unmap_scratch(st)
+    core_restore.restore_registers(st, remote, p.core, leader=True)
+    log.info("task %d: %d syscalls injected", p.pid, remote.injected)
