@@ -23,7 +23,7 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
-from criu_core.builtin import core_restore, files_restore, mem_restore
+from criu_core.builtin import core_restore, files_restore, mem_restore, timens_restore
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.ptrace import make_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
@@ -179,6 +179,8 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     remote = st.remote
     mem_restore.clean_seed(st)
     _session(ctx, st)
+    if plan.timens is not None and p is plan.root:
+        timens_restore.enter_timens(st, plan.timens)
     mem_restore.move_vdso(st)
     mem_restore.set_mm_map(st, plan.file(p.mm.exe_file_id).reg.name)
     with_pages = {r.vaddr for r in p.pages}

@@ -154,6 +154,7 @@ class RestorePlan:
     tasks: list[TaskPlan]
     files: dict[int, Any]
     seccomp: Any = None
+    timens: Any = None  # timens-0.img: the host's monotonic/boottime clocks at dump time
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -355,8 +356,14 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
     seccomp = _read(d, "seccomp.img", required=False)
+    timens = _read(d, "timens-0.img", required=False)
+    if timens is not None:
+        timens = _one(timens, str(d / "timens-0.img"))
+        for clk in (timens.monotonic, timens.boottime):
+            if clk.tv_nsec >= 1_000_000_000 or clk.tv_sec >= 1 << 62:
+                raise ImageFormatError(str(d / "timens-0.img"), 0, f"bad clock value {clk.tv_sec}.{clk.tv_nsec}")
     return RestorePlan(images_dir=d, inventory=inv, tasks=tasks, files=files,
-                       seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None)
+                       seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None, timens=timens)
 
 
 # --------------------------------------------------------------------------------------------------------
