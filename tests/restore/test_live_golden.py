@@ -1,0 +1,231 @@
+"""Live restores of the golden CRIU 4.2 dumps, as root, with real processes (the test is a child subreaper)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from criu_core.context import RestoreContext
+from criu_core.errors import CriuError, MissingPluginError, PidInUse
+from criu_core.images.framing import read_image, write_image
+from criu_core.options import Options
+from criu_core.plugins import PluginHost
+from criu_core.ptrace import make_seed
+from criu_core.restore import run
+from criu_core.restore_plan import VMA_AREA_REGULAR, VMA_AREA_VVAR, load_plan
+
+GOLDEN = Path("/work/shared/fixtures/criu-4.2")
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(not GOLDEN.exists(), reason="golden CRIU 4.2 dumps are not available"),
+]
+
+
+def _need_free(pid: int) -> None:
+    if os.path.exists(f"/proc/{pid}"):
+        pytest.skip(f"PID {pid} is taken on this machine ({Path(f'/proc/{pid}/comm').read_text().strip()})")
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    dst = tmp_path / name
+    shutil.copytree(GOLDEN / name, dst)
+    for p in dst.iterdir():
+        p.chmod(0o644)
+    return dst
+
+
+def _ctx(images: Path, **opts: object) -> RestoreContext:
+    return RestoreContext(options=Options(**opts), host=PluginHost(load_entry_points=False), images_dir=images,
+                          log=logging.getLogger("criu"))
+
+
+def _digest(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+def _stat_state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+def _tracer(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return -1
+
+
+def _maps(pid: int) -> list[tuple[int, int, str, str]]:
+    out = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        s, e = (int(x, 16) for x in parts[0].split("-"))
+        out.append((s, e, parts[1], parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+def _prot_str(prot: int, flags: int) -> str:
+    return ("r" if prot & 1 else "-") + ("w" if prot & 2 else "-") + ("x" if prot & 4 else "-") + \
+        ("s" if flags & 1 else "p")
+
+
+@pytest.fixture
+def golden_cwd() -> None:
+    # the golden dumps ran in /tmp/golden; CRIU, too, needs the cwd to exist on restore
+    os.makedirs("/tmp/golden", exist_ok=True)
+
+
+def test_sleep_restores(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    before = _digest(images)
+    ctx = _ctx(images, restore_detached=True)
+    assert run(ctx) == 0
+    restored.append(31001)
+    assert ctx.root_pid == 31001
+    assert _tracer(31001) == 0
+    time.sleep(0.2)
+    assert _stat_state(31001) == "S"
+    assert os.readlink("/proc/31001/exe") == "/usr/bin/sleep"
+    assert {fd: os.readlink(f"/proc/31001/fd/{fd}") for fd in os.listdir("/proc/31001/fd")} == \
+        {"0": "/dev/null", "1": "/dev/null", "2": "/dev/null"}
+    assert Path("/proc/31001/comm").read_text().strip() == "sleep"
+    # every VMA of the image is in maps at the same address with the same protection
+    maps = _maps(31001)
+    plan = load_plan(images)
+    for vma in plan.root.vmas:
+        e = vma.entry
+        if e.status & VMA_AREA_VVAR:  # vvar + vvar_vclock, one VMA in CRIU's image
+            covered = [m for m in maps if m[3] in ("[vvar]", "[vvar_vclock]")]
+            assert (min(m[0] for m in covered), max(m[1] for m in covered)) == (e.start, e.end)
+            continue
+        if not e.status & VMA_AREA_REGULAR:
+            continue  # vsyscall
+        inside = [m for m in maps if m[0] >= e.start and m[1] <= e.end]
+        assert inside and inside[0][0] == e.start and inside[-1][1] == e.end, f"VMA {e.start:#x} missing"
+        assert all(m[2] == _prot_str(e.prot, e.flags) for m in inside), (hex(e.start), inside)
+    assert [m for m in maps if m[3] == "[stack]"]
+    assert _digest(images) == before  # images untouched
+    # the restored sleep keeps sleeping
+    time.sleep(0.5)
+    assert _stat_state(31001) == "S"
+
+
+def test_pycounter_continues(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    _need_free(31002)
+    os.makedirs("/tmp/criu-golden", exist_ok=True)
+    log = Path("/tmp/criu-golden/counter.log")
+    log.write_text("")
+    images = _copy("pycounter", tmp_path)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31002)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(log.read_text().split()) < 5:
+        time.sleep(0.1)
+    values = [int(x) for x in log.read_text().split()]
+    assert len(values) >= 5, values
+    # 23 bytes were written before the dump ("0\n" .. "10\n"): the count goes on at 11, one step at a time
+    assert values[0] == 11 and values == list(range(11, 11 + len(values)))
+    assert _stat_state(31002) in "SR"
+
+
+def test_pid_in_use(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    _need_free(31001)
+    occupier = make_seed(31001)  # a stopped traced child holding the PID
+    try:
+        images = _copy("sleep", tmp_path)
+        with pytest.raises(PidInUse) as err:
+            run(_ctx(images, restore_detached=True))
+        assert str(err.value) == "PID 31001 is in use"
+        assert "\n" not in str(err.value)
+    finally:
+        os.kill(occupier.tid, signal.SIGKILL)
+        os.waitpid(occupier.tid, 0x40000000)
+
+
+def test_failure_mid_restore_kills_the_seed(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """The exe is gone: the seed exists by then, and must be killed; the images stay as they were."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "files.img")
+    for ent in img.entries:
+        if ent.msg.HasField("reg") and ent.msg.reg.name == "/usr/bin/sleep":
+            ent.msg.reg.name = "/usr/bin/no-such-sleep"
+    write_image(images / "files.img", "FILES", img.entries)
+    before = _digest(images)
+    with pytest.raises(CriuError) as err:
+        run(_ctx(images, restore_detached=True))
+    assert "\n" not in str(err.value) and "ENOENT" in str(err.value)
+    assert not os.path.exists("/proc/31001")
+    assert _digest(images) == before
+
+
+def test_corrupt_image_touches_nothing(tmp_path: Path, restored: list[int]) -> None:
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    with open(images / "mm-31001.img", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CriuError) as err:
+        run(_ctx(images, restore_detached=True))
+    assert "mm-31001.img" in str(err.value) and "\n" not in str(err.value)
+    assert not os.path.exists("/proc/31001")
+
+
+def test_missing_plugin_stops_before_anything(tmp_path: Path, restored: list[int]) -> None:
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "inventory.img")
+    img.entries[0].msg.plugins_entry.plugins.append("amdgpu_plugin")
+    write_image(images / "inventory.img", "INVENTORY", img.entries)
+    with pytest.raises(MissingPluginError):
+        run(_ctx(images, restore_detached=True))
+    assert not os.path.exists("/proc/31001")
+
+
+def test_pidfile(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    pidfile = tmp_path / "restored.pid"
+    assert run(_ctx(images, restore_detached=True, pidfile=str(pidfile))) == 0
+    restored.append(31001)
+    assert pidfile.read_text() == "31001"
+
+
+def test_not_detached_returns_the_exit_status(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """Without -d, run() waits for the task: killed by SIGTERM it reports 128 + 15, as a shell would."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    result: list[object] = []
+
+    def restore() -> None:  # ptrace requests must all come from one thread: the whole run lives here
+        try:
+            result.append(run(_ctx(images)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            result.append(exc)
+
+    t = threading.Thread(target=restore)
+    t.start()
+    restored.append(31001)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not result:
+        try:
+            if os.readlink("/proc/31001/exe") == "/usr/bin/sleep" and _tracer(31001) == 0:
+                break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    assert not result, result
+    time.sleep(0.2)
+    assert t.is_alive()  # still waiting for the task
+    os.kill(31001, signal.SIGTERM)
+    t.join(10)
+    assert result == [128 + signal.SIGTERM]
