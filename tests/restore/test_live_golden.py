@@ -229,3 +229,42 @@ def test_not_detached_returns_the_exit_status(tmp_path: Path, restored: list[int
     os.kill(31001, signal.SIGTERM)
     t.join(10)
     assert result == [128 + signal.SIGTERM]
+
+
+def test_leave_stopped_registers_match_the_image(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """--leave-stopped: the task stops before running one instruction; its registers and XSAVE area are
+    exactly the image's (gpregs, x87/SSE, AVX-512 opmask/ZMM components at the CPU's offsets)."""
+    import struct
+
+    from criu_core.builtin.regs_restore import xstate_offsets
+    from criu_core.ptrace import seize_tree
+
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    assert run(_ctx(images, restore_detached=True, leave_stopped=True)) == 0
+    restored.append(31001)
+    deadline = time.monotonic() + 5
+    while _stat_state(31001) != "T" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _stat_state(31001) == "T"
+    core = load_plan(images).root.core
+    gp, fp = core.thread_info.gpregs, core.thread_info.fpregs
+    tree = seize_tree(31001)
+    try:
+        task = tree.leader(31001)
+        regs = task.get_regs()
+        xs = task.get_xstate()
+    finally:
+        tree.release()
+    assert (regs.rip, regs.rsp, regs.rax, regs.rbx, regs.fs_base, regs.eflags & 0xFFF) == \
+        (gp.ip, gp.sp, gp.ax, gp.bx, gp.fs_base, gp.flags & 0xFFF)
+    assert struct.unpack_from("<64I", xs, 160) == tuple(fp.xmm_space)
+    assert struct.unpack_from("<I", xs, 24)[0] == fp.mxcsr
+    bv = struct.unpack_from("<Q", xs, 512)[0]
+    offsets = xstate_offsets(xs)
+    for bit, values, fmt in ((5, fp.xsave.opmask_reg, "Q"), (7, fp.xsave.hi16_zmm, "Q")):
+        if fp.xsave.xstate_bv >> bit & 1 and bit in offsets:
+            assert bv >> bit & 1
+            off, _size = offsets[bit]
+            assert struct.unpack_from(f"<{len(values)}{fmt}", xs, off) == tuple(values)
+    os.kill(31001, signal.SIGCONT)
