@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from criu_core.builtin import core_restore, files_restore, mem_restore, timens_restore
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
+from criu_core.images.framing import write_image
+from criu_core.images.messages import new as new_message
 from criu_core.ptrace import make_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
@@ -89,11 +93,13 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         log.warning("--restore-sibling: the restored task stays a child of criu-py")
     host.init(ctx, "restore")
     success = False
+    t0 = time.monotonic()
     try:
         host.devices_restore_init(ctx)
         for st in states.values():
             st.remote = make_seed(st.plan.pid)
             log.info("seed %d created", st.plan.pid)
+        forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
             _build_task(ctx, plan, st)
@@ -111,6 +117,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
             st.remote = None
         log.info("Restore finished successfully. Tasks resumed.")
         success = True
+        _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
         return plan.root.pid
     except BaseException:
         _kill_seeds(states.values())
@@ -138,6 +145,18 @@ def _write_pidfile(path: str, pid: int) -> None:
         os.write(fd, str(pid).encode())
     finally:
         os.close(fd)
+
+
+def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) -> None:
+    """stats-restore in the work dir, as CRIU writes it (times in microseconds); a failure only warns."""
+    entry = new_message("stats.stats_entry")
+    r = entry.restore
+    r.pages_compared, r.pages_skipped_cow = 0, 0
+    r.forking_time, r.restore_time, r.pages_restored = int(forking * 1e6), int(total * 1e6), pages
+    try:
+        write_image(Path(ctx.work_dir or ctx.images_dir) / "stats-restore", "STATS", [entry])
+    except OSError as err:
+        ctx.log.warning("cannot write stats-restore: %s", err)
 
 
 def _kill_seeds(states: object) -> None:
