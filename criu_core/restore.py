@@ -29,7 +29,7 @@ from criu_core.builtin import core_restore, files_restore, mem_restore, timens_r
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
-from criu_core.ptrace import make_seed
+from criu_core.ptrace import clone_thread_in, make_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
 from criu_core.restore_plan import TASKS_KEY, RestorePlan, TaskState, load_plan
@@ -85,9 +85,6 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     ctx.stash[TASKS_KEY] = states
     for st in states.values():
         core_restore.check_supported(st)
-        if len(st.plan.tids) > 1:
-            raise UnsupportedResource("threads", msg=f"task {st.plan.pid} has {len(st.plan.tids)} threads; "
-                                      "multi-threaded restore is not supported yet")
     _check_pids_free(plan)
     if opts.restore_sibling:
         log.warning("--restore-sibling: the restored task stays a child of criu-py")
@@ -112,6 +109,9 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
             _write_pidfile(opts.pidfile, plan.root.pid)
         stop = opts.leave_stopped or plan.root.core.tc.task_state == core_restore.TASK_STOPPED
         for st in states.values():
+            for thread in list(st.threads.values()):
+                thread.detach(0)
+            st.threads.clear()
             sig = (st.plan.core.tc.stop_signo or int(signal.SIGSTOP)) if stop else 0
             st.remote.detach(sig)
             st.remote = None
@@ -172,10 +172,13 @@ def _kill_seeds(states: object) -> None:
             os.kill(remote.tid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        try:
-            os.waitpid(remote.tid, _WALL)
-        except ChildProcessError:
-            pass
+        # traced threads first: the leader's exit is not reported while they are unreaped (P4)
+        for tid in [*st.threads, remote.tid]:
+            try:
+                os.waitpid(tid, _WALL)
+            except ChildProcessError:
+                pass
+        st.threads.clear()
         st.remote = None
 
 
@@ -190,6 +193,18 @@ def _session(ctx: RestoreContext, st: TaskState) -> None:
     else:
         raise UnsupportedResource("session", msg=f"task {p.pid} belongs to session {p.sid}, whose leader is not in "
                                   "the images: restore with --shell-job")
+
+
+def _create_threads(st: TaskState) -> None:
+    """Step 12 of §3: each other thread by an injected clone3 with its TID, TLS and clear_child_tid, once the
+    memory (TLS, stacks) is in place; it comes up stopped and auto-attached, every signal blocked."""
+    p = st.plan
+    for tid in p.tids[1:]:
+        ti = p.thread_cores[tid].thread_info
+        st.scratch.reset()
+        args = st.scratch.alloc(256, 64)
+        st.threads[tid] = clone_thread_in(st.remote, tid, tls=ti.gpregs.fs_base, child_tid=ti.clear_tid_addr,
+                                          scratch=args)
 
 
 def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
@@ -218,7 +233,10 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     core_restore.restore_rlimits(st)
     core_restore.restore_task_misc(st)
     host.task_restore(ctx, _task(st), remote)
+    _create_threads(st)
     core_restore.restore_thread(st, remote, p.core)
+    for tid, thread in st.threads.items():
+        core_restore.restore_thread(st, thread, p.thread_cores[tid])
     core_restore.restore_pending_signals(st)
     core_restore.restore_creds(st)
     if p.core.thread_core.HasField("seccomp_mode") and p.core.thread_core.seccomp_mode:
@@ -226,5 +244,7 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
         pt.setoptions(remote.tid, SEED_OPTIONS | pt.PTRACE_O_SUSPEND_SECCOMP)
     core_restore.restore_seccomp(st, plan.seccomp)
     mem_restore.unmap_scratch(st)
+    for tid, thread in st.threads.items():
+        core_restore.restore_registers(st, thread, p.thread_cores[tid], leader=False)
     core_restore.restore_registers(st, remote, p.core, leader=True)
     log.info("task %d: %d syscalls injected", p.pid, remote.injected)

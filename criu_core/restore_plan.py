@@ -386,6 +386,7 @@ class TaskState:
     scratch: Any = None
     pages_vmas: frozenset[int] = frozenset()
     map_fds: dict[int, int] = field(default_factory=dict)
+    threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)
 
 

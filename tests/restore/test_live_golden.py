@@ -272,3 +272,26 @@ def test_leave_stopped_registers_match_the_image(tmp_path: Path, restored: list[
             off, _size = offsets[bit]
             assert struct.unpack_from(f"<{len(values)}{fmt}", xs, off) == tuple(values)
     os.kill(31001, signal.SIGCONT)
+
+
+def _ctxt_switches(pid: int, tid: int) -> int:
+    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return -1
+
+
+def test_threads_come_back_with_their_tids(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """The python3 with three sleeping daemon threads: one process, 4 threads, the same TIDs, all looping."""
+    for tid in (31020, 31021, 31022, 31023):
+        _need_free(tid)
+    images = _copy("threads", tmp_path)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31020)
+    assert sorted(int(t) for t in os.listdir("/proc/31020/task")) == [31020, 31021, 31022, 31023]
+    before = {tid: _ctxt_switches(31020, tid) for tid in (31021, 31022, 31023)}
+    time.sleep(1.0)
+    after = {tid: _ctxt_switches(31020, tid) for tid in (31021, 31022, 31023)}
+    assert all(after[t] > before[t] for t in before), (before, after)  # each thread keeps waking up
+    assert sorted(int(t) for t in os.listdir("/proc/31020/task")) == [31020, 31021, 31022, 31023]
+    assert _tracer(31020) == 0 and _stat_state(31020) in "SR"
