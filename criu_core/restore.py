@@ -29,7 +29,8 @@ from criu_core.builtin import core_restore, files_restore, mem_restore, timens_r
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
-from criu_core.ptrace import clone_thread_in, make_seed
+from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
+from criu_core.ptrace.restore_scratch import Scratch
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
 from criu_core.restore_plan import TASKS_KEY, RestorePlan, TaskState, load_plan
@@ -78,9 +79,6 @@ def wait_status(pid: int) -> int:
 def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     """Create and build every task of ``plan``; returns the root's PID once it runs (detached)."""
     host, log, opts = ctx.host, ctx.log, ctx.options
-    if len(plan.tasks) > 1:
-        raise UnsupportedResource("process tree", msg=f"the images hold {len(plan.tasks)} processes; restoring "
-                                  "a tree is not supported yet (only single-process dumps)")
     states = {t.pid: TaskState(t, plan.files) for t in plan.tasks}
     ctx.stash[TASKS_KEY] = states
     for st in states.values():
@@ -93,9 +91,10 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     t0 = time.monotonic()
     try:
         host.devices_restore_init(ctx)
-        for st in states.values():
-            st.remote = make_seed(st.plan.pid)
-            log.info("seed %d created", st.plan.pid)
+        root = states[plan.root.pid]
+        root.remote = make_seed(root.plan.pid)
+        log.info("seed %d created", root.plan.pid)
+        _prepare_seed(ctx, plan, root, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
@@ -108,7 +107,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         if opts.pidfile:
             _write_pidfile(opts.pidfile, plan.root.pid)
         stop = opts.leave_stopped or plan.root.core.tc.task_state == core_restore.TASK_STOPPED
-        for st in states.values():
+        for st in reversed(list(states.values())):  # children before parents
             for thread in list(st.threads.values()):
                 thread.detach(0)
             st.threads.clear()
@@ -120,7 +119,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
         return plan.root.pid
     except BaseException:
-        _kill_seeds(states.values())
+        _kill_seeds(reversed(list(states.values())))
         raise
     finally:
         host.fini(ctx, "restore", success)
@@ -207,14 +206,45 @@ def _create_threads(st: TaskState) -> None:
                                           scratch=args)
 
 
+def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Empty a seed, give it its session and (root) time namespace, then fork its children from it.
+
+    Children are forked from the *clean* parent (P9: after its setsid), so they inherit the scratch area, the
+    vdso, the session and the time namespace, and nothing of the restorer.
+    """
+    p = st.plan
+    if p is plan.root:
+        mem_restore.clean_seed(st)
+        _session(ctx, st)
+        if plan.timens is not None:
+            timens_restore.enter_timens(st, plan.timens)
+    for child in (s for s in states.values() if s.plan.ppid == p.pid):
+        st.scratch.reset()
+        child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
+        child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
+        child.remote.syscall_ip = child.scratch.syscall_ip
+        ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
+        _child_session(child, st)
+        _prepare_seed(ctx, plan, child, states)
+
+
+def _child_session(child: TaskState, parent: TaskState) -> None:
+    c, p = child.plan, parent.plan
+    if c.sid == c.pid:
+        child.remote.syscall("setsid")
+    elif c.sid != p.sid:
+        raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, its parent {p.pid} in "
+                                  f"{p.sid}: sessions inherited from outside the parent are not supported")
+    elif c.pgid == c.pid:
+        child.remote.syscall("setpgid", 0, 0)
+    elif c.pgid != p.pgid:
+        child.remote.syscall("setpgid", 0, c.pgid)
+
+
 def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
-    mem_restore.clean_seed(st)
-    _session(ctx, st)
-    if plan.timens is not None and p is plan.root:
-        timens_restore.enter_timens(st, plan.timens)
     mem_restore.move_vdso(st)
     mem_restore.set_mm_map(st, plan.file(p.mm.exe_file_id).reg.name)
     with_pages = {r.vaddr for r in p.pages}

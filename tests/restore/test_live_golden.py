@@ -295,3 +295,29 @@ def test_threads_come_back_with_their_tids(tmp_path: Path, restored: list[int], 
     assert all(after[t] > before[t] for t in before), (before, after)  # each thread keeps waking up
     assert sorted(int(t) for t in os.listdir("/proc/31020/task")) == [31020, 31021, 31022, 31023]
     assert _tracer(31020) == 0 and _stat_state(31020) in "SR"
+
+
+def _ids(pid: int) -> tuple[int, int, int]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[2]), int(fields[3])  # ppid, pgrp, session
+
+
+def test_tree_shell_with_two_children(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """sh -c 'sleep & sleep & wait': same PIDs, same parent, same session and group; the shell still waits
+    for its children (it reaps one that is killed)."""
+    for pid in (31010, 31011, 31012):
+        _need_free(pid)
+    images = _copy("tree", tmp_path)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.extend([31011, 31012, 31010])
+    assert _ids(31010)[1:] == (31010, 31010)
+    assert _ids(31011) == (31010, 31010, 31010) and _ids(31012) == (31010, 31010, 31010)
+    assert os.readlink("/proc/31010/exe") == "/usr/bin/dash"
+    assert os.readlink("/proc/31011/exe") == "/usr/bin/sleep"
+    os.kill(31011, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while os.path.exists("/proc/31011") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists("/proc/31011")  # reaped by the restored shell, not left a zombie
+    assert _stat_state(31010) == "S" and _stat_state(31012) == "S"
