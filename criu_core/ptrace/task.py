@@ -3,7 +3,8 @@
 Injection (reference §6, "step" mode): save the registers, point ``rip`` at a ``syscall`` instruction (a
 ``0f 05`` pair in the task's ``[vdso]`` by default), load the number and arguments, ``PTRACE_SINGLESTEP``, and
 read ``rax`` at the SIGTRAP that follows the syscall's exit; then put the registers back. Nothing is written
-into the task's code. Every signal is blocked in the thread while it runs (P6); the original mask is kept in
+into the task's code. "tramp" mode (:meth:`RemoteTask.install_trampoline`) runs a ``syscall; int3`` written
+into a page of ours with PTRACE_CONT instead; both cost about 20 us per call. Every signal is blocked in the thread while it runs (P6); the original mask is kept in
 :attr:`RemoteTask.saved_sigmask` and put back by :meth:`RemoteTask.restore_state`.
 """
 
@@ -52,6 +53,7 @@ class RemoteTask:
         self.pid = pid if pid is not None else tid
         self.procfs = procfs or ProcFS()
         self.syscall_ip: int | None = None
+        self.trampoline: int | None = None
         self.saved_regs: UserRegs | None = None
         self.saved_sigmask: int | None = None
         self.stashed_signals: list[bytes] = []
@@ -191,9 +193,12 @@ class RemoteTask:
         """
         number = _nr(nr)
         name = nr if isinstance(nr, str) else NAMES.get(nr, str(nr))
-        if self.syscall_ip is None:
-            self.syscall_ip = self.find_syscall_ip()
-        ip = self.syscall_ip
+        if self.trampoline is not None:
+            ip, resume, done_at = self.trampoline, pt.cont, self.trampoline + 3
+        else:
+            if self.syscall_ip is None:
+                self.syscall_ip = self.find_syscall_ip()
+            ip, resume, done_at = self.syscall_ip, pt.singlestep, self.syscall_ip + 2
         self.block_signals()
         orig = self.get_regs()
         regs = orig.copy()
@@ -201,7 +206,7 @@ class RemoteTask:
         pt.setregs(self.tid, regs)
         alive = True
         try:
-            pt.singlestep(self.tid)
+            resume(self.tid)
             while True:
                 st = self._wait()
                 if st.gone:
@@ -210,14 +215,14 @@ class RemoteTask:
                 if st.kind == "event":
                     if st.event in _NEW_TASK_EVENTS:
                         self.new_tasks.append(pt.geteventmsg(self.tid))
-                    pt.singlestep(self.tid)
+                    resume(self.tid)
                     continue
                 if st.sig == _SIGTRAP:
                     after = self.get_regs()
-                    if after.rip == ip + 2:
+                    if after.rip == done_at:
                         break
-                    # restarted by the kernel (rip back on the insn): step again
-                    pt.singlestep(self.tid)
+                    # restarted by the kernel (rip back on the insn): run it again
+                    resume(self.tid)
                     continue
                 if st.sig in _FAULTS:
                     raise CriuError(
@@ -225,7 +230,7 @@ class RemoteTask:
                     )
                 # An unblockable signal (SIGSTOP): keep it for later, do not deliver it now.
                 self.stashed_signals.append(self.get_siginfo())
-                pt.singlestep(self.tid)
+                resume(self.tid)
         finally:
             if alive:
                 pt.setregs(self.tid, orig)
@@ -239,6 +244,18 @@ class RemoteTask:
         st = wait_tid(self.tid)
         assert st is not None
         return st
+
+    def install_trampoline(self, addr: int) -> None:
+        """Switch to "tramp" mode: write ``syscall; int3`` (``0f 05 cc``) at ``addr`` (in an executable page; the
+        write goes through /proc/PID/mem, so the page need not be writable) and inject with PTRACE_CONT
+        instead of single-stepping. Call :meth:`remove_trampoline` (or just set ``trampoline = None``) before
+        unmapping that page."""
+        self.write_mem(addr, b"\x0f\x05\xcc")
+        self.trampoline = addr
+
+    def remove_trampoline(self) -> None:
+        """Back to "step" mode (the default)."""
+        self.trampoline = None
 
     @contextmanager
     def scratch(self, size: int = PAGE_SIZE, prot: int = PROT_READ | PROT_WRITE) -> Iterator[int]:

@@ -11,6 +11,7 @@ from criu_core.errors import SyscallError
 from criu_core.sys.libc import syscall, syscall_nocheck
 
 __all__ = [
+    "F_GETPIPE_SZ",
     "KCMP_EPOLL_TFD",
     "KCMP_FILE",
     "KCMP_FILES",
@@ -43,9 +44,11 @@ __all__ = [
     "PR_SET_THP_DISABLE",
     "PR_SET_VMA",
     "PR_SET_VMA_ANON_NAME",
+    "SPLICE_F_NONBLOCK",
     "WALL",
     "WCLONE",
     "WNOTHREAD",
+    "get_robust_list",
     "kcmp",
     "pidfd_getfd",
     "pidfd_open",
@@ -53,8 +56,12 @@ __all__ = [
     "prctl",
     "rt_tgsigqueueinfo",
     "set_child_subreaper",
+    "tee",
     "tgkill",
 ]
+
+SPLICE_F_NONBLOCK = 2
+F_GETPIPE_SZ = 1032
 
 # linux/wait.h
 WNOTHREAD = 0x20000000
@@ -139,3 +146,16 @@ def rt_tgsigqueueinfo(tgid: int, tid: int, sig: int, info: bytes) -> None:
     ret, err = syscall_nocheck("rt_tgsigqueueinfo", tgid, tid, sig, buf)
     if ret == -1:
         raise SyscallError(err, "rt_tgsigqueueinfo", tid)
+
+
+def get_robust_list(tid: int) -> tuple[int, int]:
+    """get_robust_list(2) of another thread: (head address, length). Needs ptrace-read access."""
+    head = ctypes.c_uint64()
+    length = ctypes.c_size_t()
+    syscall("get_robust_list", tid, ctypes.byref(head), ctypes.byref(length), pid=tid)
+    return head.value, length.value
+
+
+def tee(fd_in: int, fd_out: int, length: int, flags: int = 0) -> int:
+    """tee(2): duplicate up to ``length`` bytes from pipe ``fd_in`` into pipe ``fd_out`` without consuming."""
+    return syscall("tee", fd_in, fd_out, length, flags)

@@ -47,7 +47,7 @@ class Target:
 
     def __init__(self, argv: list[str], log: Path) -> None:
         self.log = log
-        self.fh = open(log, "wb")
+        self.fh = open(log, "wb")  # noqa: SIM115 - kept open for the target's lifetime
         self.proc = subprocess.Popen(argv, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
 

@@ -1,0 +1,47 @@
+"""decode / encode / show entry points."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from criu_core.images import tool
+
+
+def test_decode_encode_files(golden_dir, tmp_path):
+    src = golden_dir / "sleep" / "core-31001.img"
+    for flag in ([], ["--pretty"]):
+        out = tmp_path / "core.json"
+        assert tool.main_decode(["-i", str(src), "-o", str(out), *flag]) == 0
+        obj = json.loads(out.read_text())
+        assert obj["magic"] == "CORE"
+        back = tmp_path / "core.img"
+        assert tool.main_encode(["-i", str(out), "-o", str(back)]) == 0
+        assert back.read_bytes() == src.read_bytes()
+
+
+def test_decode_to_stdout(golden_dir):
+    buf = io.StringIO()
+    assert tool.main_decode(["-i", str(golden_dir / "sleep" / "pstree.img")], stdout=buf) == 0
+    assert json.loads(buf.getvalue())["entries"][0]["pid"] == 31001
+
+
+def test_show_dir_and_file(golden_dir):
+    buf = io.StringIO()
+    assert tool.main_show([str(golden_dir / "tree")], stdout=buf) == 0
+    text = buf.getvalue()
+    assert "31011 ppid=31010" in text and "comm=sleep" in text and "img_version=2" in text
+    assert "plugins:" in text and "allow_uprobes=False" in text
+    buf = io.StringIO()
+    assert tool.main_show([str(golden_dir / "ipc")], stdout=buf) == 0
+    assert "EVENTFD" in buf.getvalue() and "UNIXSK" in buf.getvalue() and "PIPE" in buf.getvalue()
+    buf = io.StringIO()
+    assert tool.main_show([str(golden_dir / "sleep" / "mm-31001.img")], stdout=buf) == 0
+    assert json.loads(buf.getvalue())["magic"] == "MM"
+
+
+def test_missing_file_is_one_line(tmp_path, capsys):
+    assert tool.main_decode(["-i", str(tmp_path / "nope.img")]) == 1
+    assert tool.main_show([str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in "".join(err)
