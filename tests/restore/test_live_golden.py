@@ -96,6 +96,35 @@ def _assert_maps_match(maps: list[tuple[int, int, str, str]], task: object) -> N
         assert any(e.start <= m[0] and m[1] <= e.end for e in vmas), f"extra mapping {m}"
 
 
+def _status(pid: int) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+
+
+def _assert_task_state(pid: int, images: Path) -> None:
+    """umask, cwd, comm, signal dispositions and mask, rlimits: as the image says (rlimits within our own)."""
+    import resource
+
+    plan = load_plan(images)
+    task = plan.root
+    tc = task.core.tc
+    st = _status(pid)
+    assert int(st["Umask"], 8) == task.fs.umask
+    assert os.readlink(f"/proc/{pid}/cwd") == plan.file(task.fs.cwd_id).reg.name
+    assert st["Name"] == tc.comm
+    sigs = [s for s in range(1, 65) if s not in (9, 19)]
+    ign = sum(1 << (s - 1) for s, sa in zip(sigs, tc.sigactions) if sa.sigaction == 1)
+    cgt = sum(1 << (s - 1) for s, sa in zip(sigs, tc.sigactions) if sa.sigaction > 1)
+    assert (int(st["SigIgn"], 16), int(st["SigCgt"], 16), int(st["SigBlk"], 16)) == (ign, cgt, tc.blk_sigset)
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]
+    for res, (rl, line) in enumerate(zip(tc.rlimits.rlimits, limits)):
+        ours = resource.getrlimit(res)[1]
+        ours = (1 << 64) - 1 if ours == resource.RLIM_INFINITY else ours
+        if rl.max > ours:
+            continue  # cannot be raised without CAP_SYS_RESOURCE (a warning says so)
+        soft, hard = (x if x != "unlimited" else str((1 << 64) - 1) for x in line[26:].split()[:2])
+        assert (int(soft), int(hard)) == (rl.cur, rl.max), line
+
+
 @pytest.fixture
 def golden_cwd() -> None:
     # the golden dumps ran in /tmp/golden; CRIU, too, needs the cwd to exist on restore
@@ -121,6 +150,7 @@ def test_sleep_restores(tmp_path: Path, restored: list[int], golden_cwd: None) -
     maps = _maps(31001)
     _assert_maps_match(maps, load_plan(images).root)
     assert [m for m in maps if m[3] == "[stack]"]
+    _assert_task_state(31001, images)
     assert _digest(images) == before  # images untouched
     stats = read_image(images / "stats-restore").messages[0].restore
     assert stats.pages_restored == 27 and stats.restore_time > 0
@@ -145,6 +175,9 @@ def test_pycounter_continues(tmp_path: Path, restored: list[int], golden_cwd: No
     # 23 bytes were written before the dump ("0\n" .. "10\n"): the count goes on at 11, one step at a time
     assert values[0] == 11 and values == list(range(11, 11 + len(values)))
     _assert_maps_match(_maps(31002), load_plan(images).root)
+    _assert_task_state(31002, images)
+    # the clocks continue from the dump (time namespace with the offsets of timens-0.img)
+    assert os.readlink("/proc/31002/ns/time") != os.readlink("/proc/self/ns/time")
     assert _stat_state(31002) in "SR"
 
 
