@@ -71,3 +71,41 @@ def test_c_counter_round_trip(tmp_path: Path, restored: list[int]) -> None:
     assert {x["pid"] for x in lines} == {str(pid)}
     assert {x["mem"] for x in lines} == {"ok"}
     assert os.readlink(f"/proc/{pid}/exe") == str(exe)
+
+
+def test_signals_timers_seccomp_round_trip(tmp_path: Path, restored: list[int]) -> None:
+    """itimer, SA_ONSTACK handler on a sigaltstack, blocked mask, no_new_privs and a seccomp filter survive;
+    pause() interrupted by the dump is re-entered."""
+    pytest.importorskip("criu_core.dump")
+    from criu_core import dump, restore
+
+    exe = tmp_path / "signals"
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / "signals.c")], check=True)
+    log = tmp_path / "signals.log"
+    proc = subprocess.Popen([str(exe), str(log)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pid = proc.pid
+    try:
+        _wait_lines(log, 3)
+        images = tmp_path / "images"
+        images.mkdir()
+        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
+                           root_pid=pid, log=logging.getLogger("criu"))
+        assert dump.run(dctx) == 0
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    dumped = _lines(log)
+    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
+                          images_dir=images, log=logging.getLogger("criu"))
+    assert restore.run(rctx) == 0
+    restored.append(pid)
+    lines = _wait_lines(log, len(dumped) + 5)
+    after = lines[len(dumped):]
+    assert [int(x["n"]) for x in after] == list(range(int(dumped[-1]["n"]) + 1, int(dumped[-1]["n"]) + 1 + len(after)))
+    assert int(after[-1]["ticks"]) > int(dumped[-1]["ticks"])
+    assert all(x["onalt"] == "1" and x["usr1"] == "1" and x["sc"] == "1" and x["pid"] == str(pid) for x in after)
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "NoNewPrivs:\t1" in status and "Seccomp:\t2" in status
