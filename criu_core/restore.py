@@ -1,20 +1,23 @@
-"""Restore orchestration: images -> plan -> seed with the dumped PID -> rebuilt task -> running.
+"""Restore orchestration: images -> plan -> seeds with the dumped PIDs -> rebuilt tasks -> running.
 
 ``run(ctx)`` is what ``criu-py restore`` (and RPC RESTORE) calls. The order is DESIGN.md's "Restore, in order"
 and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has them:
 
 1. read and validate every image into a :class:`~criu_core.restore_plan.RestorePlan` (nothing exists yet);
-   the inventory's plugins must be loaded (``check_required``), then ``inventory_check``, ``init``,
-   ``devices_restore_init``;
-2. create the seed (``clone3`` with ``set_tid``: the PID must be free), then ``devices_post_fork``;
-3. build the task: clean the seed, session, vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first),
-   pages, protections; descriptors (``file_restore``, claimants first), cwd/root/umask; signals, timers,
-   limits; ``task_restore``; per-thread registrations; creds; seccomp; registers and the real signal mask;
-4. ``devices_resume_late``, pidfile, detach: the task runs;
-5. with ``-d`` return 0; otherwise wait for the task and return its exit status, as CRIU does.
+   the inventory's plugins must be loaded (``check_required``), then ``inventory_check``; sessions, PIDs and
+   unsupported state are checked; ``init``, ``devices_restore_init``;
+2. create the root seed (``clone3`` with ``set_tid``: the PID must be free), empty it, give it its session and
+   the time namespace of the dump's clocks, then fork each child from its clean parent seed (injected clone3,
+   P9); ``devices_post_fork``;
+3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first), pages, protections;
+   descriptors (``file_restore``, claimants first), cwd/root/umask; signals, timers, limits; ``task_restore``;
+   threads (injected clone3 with their TIDs); per-thread registrations; pending signals; creds; seccomp;
+   registers and the real signal masks;
+4. ``devices_resume_late``, pidfile, detach (children before parents): the tasks run; stats-restore;
+5. with ``-d`` return 0; otherwise wait for the root task and return its exit status, as CRIU does.
 
-A failure at any step kills every seed made so far (they are our children: SIGKILL and reap) and leaves the
-images untouched; the error propagates as one :class:`~criu_core.errors.CriuError`.
+A failure at any step kills every seed made so far (they are our children or traced by us: SIGKILL and reap)
+and leaves the images untouched; the error propagates as one :class:`~criu_core.errors.CriuError`.
 """
 
 from __future__ import annotations
@@ -83,6 +86,10 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     ctx.stash[TASKS_KEY] = states
     for st in states.values():
         core_restore.check_supported(st)
+    root = plan.root
+    if root.sid != root.pid and not opts.shell_job:
+        raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
+                                  "not in the images: restore with --shell-job")
     _check_pids_free(plan)
     if opts.restore_sibling:
         log.warning("--restore-sibling: the restored task stays a child of criu-py")
@@ -91,10 +98,10 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     t0 = time.monotonic()
     try:
         host.devices_restore_init(ctx)
-        root = states[plan.root.pid]
-        root.remote = make_seed(root.plan.pid)
-        log.info("seed %d created", root.plan.pid)
-        _prepare_seed(ctx, plan, root, states)
+        root_st = states[root.pid]
+        root_st.remote = make_seed(root.pid)
+        log.info("seed %d created", root.pid)
+        _prepare_seed(ctx, plan, root_st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():

@@ -372,3 +372,19 @@ def test_unsupported_descriptor_fails_cleanly(tmp_path: Path, restored: list[int
         run(_ctx(images, restore_detached=True))
     assert "no plugin can restore file id" in str(err.value) and "\n" not in str(err.value)
     assert not os.path.exists("/proc/31030")
+
+
+def test_external_session_needs_shell_job(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """A task whose session leader is outside the images: refused without --shell-job (before any seed), and
+    with it the task joins the restorer's session, leading its own process group."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "pstree.img")
+    img.entries[0].msg.sid = os.getsid(0)
+    write_image(images / "pstree.img", "PSTREE", img.entries)
+    with pytest.raises(CriuError, match="--shell-job"):
+        run(_ctx(images, restore_detached=True))
+    assert not os.path.exists("/proc/31001")
+    assert run(_ctx(images, restore_detached=True, shell_job=True)) == 0
+    restored.append(31001)
+    assert _ids(31001)[1:] == (31001, os.getsid(0))
