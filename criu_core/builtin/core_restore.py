@@ -34,7 +34,8 @@ _U64 = (1 << 64) - 1
 RLIM_INFINITY = _U64
 SS_ONSTACK, SS_DISABLE = 1, 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
-PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 8, 24, 28
+PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
+SECBIT_NO_SETUID_FIXUP = 1 << 2
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_THP_DISABLE = 36, 38, 41
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 PRIO_PROCESS = 0
@@ -196,8 +197,9 @@ def _own_creds() -> tuple[tuple[int, ...], tuple[int, ...], list[int]]:
 
 
 def restore_creds(st: TaskState) -> None:
-    """Credentials, only if they differ from the restorer's (root): groups, bounding set, gids, uids with
-    KEEPCAPS, then the capability sets, ambient caps and securebits. Done after everything that needs root."""
+    """Credentials, only if they differ from the restorer's (root): groups, ids (with NO_SETUID_FIXUP so the
+    capabilities survive), securebits, bounding set, capability sets, ambient caps; then no_new_privs and
+    dumpable. Done after everything else that needs root (CRIU's order in its restorer)."""
     plan = st.plan
     thc, tc = plan.core.thread_core, plan.core.tc
     if not thc.HasField("creds"):
@@ -211,15 +213,18 @@ def restore_creds(st: TaskState) -> None:
         scratch.reset()
         at = scratch.put(struct.pack(f"<{len(c.groups)}I", *c.groups), 4) if c.groups else 0
         remote.syscall("setgroups", len(c.groups), at)
-        for cap in range(64):
-            word = list(c.cap_bnd)[cap // 32] if len(c.cap_bnd) > cap // 32 else 0xFFFFFFFF
-            if not word >> (cap % 32) & 1:
-                remote.syscall("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0, check=False)
-        remote.syscall("prctl", PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        # Keep the capabilities across the uid change (a root -> non-root setresuid clears them otherwise),
+        # so that securebits, the bounding set and capset, which need CAP_SETPCAP, still work after it.
+        remote.syscall("prctl", PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)
         remote.syscall("setresgid", c.gid, c.egid, c.sgid)
         remote.syscall("setresuid", c.uid, c.euid, c.suid)
         remote.syscall("setfsgid", c.fsgid)
         remote.syscall("setfsuid", c.fsuid)
+        remote.syscall("prctl", PR_SET_SECUREBITS, c.secbits, 0, 0, 0)
+        bnd = list(c.cap_bnd) + [0xFFFFFFFF] * (2 - len(c.cap_bnd))
+        for cap in range(64):
+            if not bnd[cap // 32] >> (cap % 32) & 1:
+                remote.syscall("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0, check=False)  # EINVAL past CAP_LAST_CAP
         caps = [list(x) + [0] * (2 - len(x)) for x in (c.cap_eff, c.cap_prm, c.cap_inh)]
         scratch.reset()
         hdr = scratch.put(struct.pack("<Ii", _LINUX_CAPABILITY_VERSION_3, 0), 8)
@@ -231,7 +236,6 @@ def restore_creds(st: TaskState) -> None:
         for cap in range(64):
             if amb[cap // 32] >> (cap % 32) & 1:
                 remote.syscall("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
-        remote.syscall("prctl", PR_SET_SECUREBITS, c.secbits, 0, 0, 0)
     if c.HasField("no_new_privs") and c.no_new_privs:
         remote.syscall("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     dumpable = plan.mm.dumpable if plan.mm.HasField("dumpable") else 1

@@ -388,3 +388,53 @@ def test_external_session_needs_shell_job(tmp_path: Path, restored: list[int], g
     assert run(_ctx(images, restore_detached=True, shell_job=True)) == 0
     restored.append(31001)
     assert _ids(31001)[1:] == (31001, os.getsid(0))
+
+
+def _edit_core(images: Path, pid: int, edit: object) -> None:
+    img = read_image(images / f"core-{pid}.img")
+    edit(img.entries[0].msg)  # type: ignore[operator]
+    write_image(images / f"core-{pid}.img", "CORE", img.entries)
+
+
+def test_pending_signals_and_mask(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """Blocked SIGUSR1 queued for the thread and SIGUSR2 queued for the process stay pending after restore."""
+    import struct
+
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+
+    def edit(core: object) -> None:
+        core.tc.blk_sigset = (1 << 9) | (1 << 11)  # type: ignore[attr-defined]
+        # siginfo_t: si_signo, si_errno, si_code (SI_QUEUE = -1), then si_pid, si_uid, si_value
+        core.thread_core.signals_p.signals.add().siginfo = struct.pack("<iiiiIQ", 10, 0, -1, 1, 0, 7).ljust(128, b"\0")  # type: ignore[attr-defined]
+        core.tc.signals_s.signals.add().siginfo = struct.pack("<iiiiIQ", 12, 0, -1, 1, 0, 8).ljust(128, b"\0")  # type: ignore[attr-defined]
+
+    _edit_core(images, 31001, edit)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    st = _status(31001)
+    assert int(st["SigBlk"], 16) == (1 << 9) | (1 << 11)
+    assert int(st["SigPnd"], 16) == 1 << 9 and int(st["ShdPnd"], 16) == 1 << 11
+    assert _stat_state(31001) == "S"
+
+
+def test_credentials_differing_from_root(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """A task dumped as nobody with no capabilities comes back as nobody, after every step that needs root."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+
+    def edit(core: object) -> None:
+        c = core.thread_core.creds  # type: ignore[attr-defined]
+        c.uid = c.gid = c.euid = c.egid = c.suid = c.sgid = c.fsuid = c.fsgid = 65534
+        for field in (c.cap_inh, c.cap_prm, c.cap_eff, c.cap_amb):
+            field[:] = [0, 0]
+        del c.groups[:]
+
+    _edit_core(images, 31001, edit)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    st = _status(31001)
+    assert st["Uid"].split() == ["65534"] * 4 and st["Gid"].split() == ["65534"] * 4
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+    assert int(st["CapBnd"], 16) == (511 << 32) | 0xFEFFFFFF  # the dumped bounding set (no CAP_SYS_RESOURCE)
+    assert _stat_state(31001) == "S"
