@@ -267,6 +267,7 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     files_restore.restore_fs(ctx, st)
     core_restore.restore_sigactions(st)
     core_restore.restore_itimers(st)
+    core_restore.restore_posix_timers(st)
     core_restore.restore_rlimits(st)
     core_restore.restore_task_misc(st)
     host.task_restore(ctx, _task(st), remote)

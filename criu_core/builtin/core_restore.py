@@ -22,6 +22,7 @@ __all__ = [
     "restore_creds",
     "restore_itimers",
     "restore_pending_signals",
+    "restore_posix_timers",
     "restore_registers",
     "restore_rlimits",
     "restore_seccomp",
@@ -38,6 +39,7 @@ PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
 SECBIT_NO_SETUID_FIXUP = 1 << 2
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_THP_DISABLE = 36, 38, 41
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
+PR_TIMER_CREATE_RESTORE_IDS = 77
 PRIO_PROCESS = 0
 SECCOMP_SET_MODE_FILTER = 1
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -52,9 +54,6 @@ def check_supported(st: TaskState) -> None:
     if tc.task_state not in (TASK_ALIVE, TASK_STOPPED):
         raise UnsupportedResource(where, msg=f"{where} was dumped in state {tc.task_state} (dead/zombie tasks "
                                   "are not supported)")
-    if tc.HasField("timers") and len(tc.timers.posix):
-        raise UnsupportedResource(where, msg=f"{where} has {len(tc.timers.posix)} POSIX timers, which are not "
-                                  "supported yet")
     if any(sa.compat_sigaction for sa in tc.sigactions):
         raise UnsupportedResource(where, msg=f"{where} has compat (32-bit) signal handlers")
 
@@ -96,6 +95,36 @@ def restore_itimers(st: TaskState) -> None:
         st.scratch.reset()
         at = st.scratch.put(struct.pack("<4q", it.isec, it.iusec, vsec, vusec), 8)
         st.remote.syscall("setitimer", which, at, 0)
+
+
+def restore_posix_timers(st: TaskState) -> None:
+    """timer_create with the dumped ids (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15+: the id is read from the
+    result pointer), then timer_settime with the remaining time. Overrun counts cannot be restored."""
+    tc = st.plan.core.tc
+    timers = list(tc.timers.posix) if tc.HasField("timers") else []
+    if not timers:
+        return
+    remote, scratch = st.remote, st.scratch
+    exact = remote.syscall("prctl", PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0, check=False) == 0
+    try:
+        for t in sorted(timers, key=lambda t: t.it_id):
+            scratch.reset()
+            # struct sigevent (asm-generic/siginfo.h, 64 bytes): sigval, signo, notify, then the thread id
+            tid = t.notify_thread_id if t.HasField("notify_thread_id") else 0
+            sev = scratch.put(struct.pack("<Qiii", t.sival_ptr, t.si_signo, t.it_sigev_notify, tid).ljust(64, b"\0"))
+            id_at = scratch.put(struct.pack("<i", t.it_id), 4)
+            remote.syscall("timer_create", t.clock_id, sev, id_at)
+            got = struct.unpack("<i", scratch.read(id_at, 4))[0]
+            if got != t.it_id:
+                raise UnsupportedResource("posix timer", msg=f"task {st.plan.pid}: POSIX timer {t.it_id} came back "
+                                          f"as {got} (this kernel cannot choose timer ids: Linux 6.15+ needed)")
+            its = scratch.put(struct.pack("<4q", t.isec, t.insec, t.vsec, t.vnsec), 8)
+            remote.syscall("timer_settime", t.it_id, 0, its, 0)
+            if t.overrun:
+                st.warnings.append(f"task {st.plan.pid}: overrun count {t.overrun} of POSIX timer {t.it_id} is lost")
+    finally:
+        if exact:
+            remote.syscall("prctl", PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0, check=False)
 
 
 def restore_rlimits(st: TaskState) -> None:

@@ -438,3 +438,24 @@ def test_credentials_differing_from_root(tmp_path: Path, restored: list[int], go
     assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
     assert int(st["CapBnd"], 16) == (511 << 32) | 0xFEFFFFFF  # the dumped bounding set (no CAP_SYS_RESOURCE)
     assert _stat_state(31001) == "S"
+
+
+def test_posix_timers_keep_their_ids(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """POSIX timers come back with the dumped ids, clocks, signals and remaining times."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+
+    def edit(core: object) -> None:
+        posix = core.tc.timers.posix  # type: ignore[attr-defined]
+        posix.add(it_id=3, clock_id=1, si_signo=10, it_sigev_notify=1, sival_ptr=0, overrun=0,
+                  isec=0, insec=0, vsec=1000, vnsec=0)  # SIGEV_NONE on CLOCK_MONOTONIC
+        posix.add(it_id=7, clock_id=0, si_signo=12, it_sigev_notify=0, sival_ptr=0x1234, overrun=0,
+                  isec=500, insec=0, vsec=900, vnsec=5)  # SIGEV_SIGNAL SIGUSR2 on CLOCK_REALTIME
+
+    _edit_core(images, 31001, edit)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    text = Path("/proc/31001/timers").read_text()
+    assert "ID: 3\n" in text and "ID: 7\n" in text
+    assert "signal: 12/0000000000001234" in text and "ClockID: 1" in text and "ClockID: 0" in text
+    assert _stat_state(31001) == "S"
