@@ -179,7 +179,7 @@ def restore_task_misc(st: TaskState) -> None:
 
 
 def restore_thread(st: TaskState, remote: Any, core: Any) -> None:
-    """Per thread: clear_child_tid, robust list, sigaltstack, pdeath signal, rseq registration (P3)."""
+    """Per thread: clear_child_tid, robust list, sigaltstack, pdeath signal, name, rseq registration (P3)."""
     ti, thc = core.thread_info, core.thread_core
     scratch = st.scratch
     remote.syscall("set_tid_address", ti.clear_tid_addr)
@@ -195,6 +195,9 @@ def restore_thread(st: TaskState, remote: Any, core: Any) -> None:
         remote.syscall("sigaltstack", at, 0)
     if thc.HasField("pdeath_sig") and thc.pdeath_sig:
         remote.syscall("prctl", PR_SET_PDEATHSIG, thc.pdeath_sig, 0, 0, 0)
+    if thc.HasField("comm") and thc.comm:
+        scratch.reset()
+        remote.syscall("prctl", PR_SET_NAME, scratch.cstr(thc.comm.encode()[:15]), 0, 0, 0)  # per-thread name
     if thc.HasField("rseq_entry") and thc.rseq_entry.rseq_abi_pointer:
         r = thc.rseq_entry
         remote.syscall("rseq", r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature)

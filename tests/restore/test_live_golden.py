@@ -459,3 +459,22 @@ def test_posix_timers_keep_their_ids(tmp_path: Path, restored: list[int], golden
     assert "ID: 3\n" in text and "ID: 7\n" in text
     assert "signal: 12/0000000000001234" in text and "ClockID: 1" in text and "ClockID: 0" in text
     assert _stat_state(31001) == "S"
+
+
+def test_vma_advice_lock_and_personality(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """madvise bits (vma.madv), MAP_LOCKED and the personality are applied."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "mm-31001.img")
+    heap = next(v for v in img.entries[0].msg.vmas if v.status & 0x20)
+    heap.madv |= (1 << 16) | (1 << 14)  # MADV_DONTDUMP, MADV_HUGEPAGE
+    heap.flags |= 0x2000  # MAP_LOCKED
+    write_image(images / "mm-31001.img", "MM", img.entries)
+    _edit_core(images, 31001, lambda core: setattr(core.tc, "personality", 0x0040000))  # ADDR_NO_RANDOMIZE
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    smaps = Path("/proc/31001/smaps").read_text().split("\n")
+    start = next(i for i, line in enumerate(smaps) if line.startswith(f"{heap.start:x}-"))
+    flags = next(line for line in smaps[start:] if line.startswith("VmFlags:")).split()[1:]
+    assert {"dd", "hg", "lo"} <= set(flags)
+    assert Path("/proc/31001/personality").read_text().strip() == "00040000"
