@@ -48,6 +48,7 @@ from criu_core.sys.proc import KCMP_FILE, kcmp
 __all__ = ["DumpResult", "dump_tree", "run"]
 
 TASK_ALIVE = 1
+TASK_STOPPED = 3
 O_RDWR = 2
 
 
@@ -120,7 +121,11 @@ class _Dumper:
         entry = claim.entry
         entry.id = fid
         for desc, value in entry.ListFields():
-            if desc.message_type is not None and "id" in desc.message_type.fields_by_name:
+            if (
+                desc.message_type is not None
+                and desc.label != desc.LABEL_REPEATED
+                and "id" in desc.message_type.fields_by_name
+            ):
                 value.id = fid
         self.files.append(entry)
         self._fd_types[fid] = claim.fd_type
@@ -141,6 +146,8 @@ class _Dumper:
         with leader.scratch() as scratch:
             threads = [collect_thread(t, scratch, procfs) for t in tree.threads(pid)]
             proc = collect_process(leader, scratch, procfs)
+        if leader.group_stop_sig:
+            proc.extra["stop_signo"] = leader.group_stop_sig
         self.ctx.host.task_dump(self.ctx, task, leader)
 
         kobj = self.ids.kobj_ids(pid)
@@ -297,6 +304,8 @@ class _Dumper:
                 "rseq_abi_size": th.rseq[1],
                 "signature": th.rseq[2],
             }
+            if th.rseq[3]:
+                thread_core["rseq_entry"]["rseq_cs_pointer"] = th.rseq[3]
         if th.seccomp_mode:
             thread_core["seccomp_mode"] = th.seccomp_mode
             if th.seccomp_filters:
@@ -325,6 +334,9 @@ class _Dumper:
                 ],
                 "child_subreaper": proc.child_subreaper,
             }
+            if "stop_signo" in proc.extra:
+                core["tc"]["task_state"] = TASK_STOPPED
+                core["tc"]["stop_signo"] = proc.extra["stop_signo"]
         return _msg("core.core_entry", **core)
 
     def add_seccomp(self, filters: list[bytes]) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from criu_core.arch.x86_64.regs import restart_fixup
 from criu_core.arch.x86_64.xstate import fpregs_fields
+from criu_core.errors import CriuError
 from criu_core.procfs import ProcFS
 from criu_core.procfs.status import ProcStatus
 from criu_core.ptrace import RemoteTask
@@ -40,7 +41,7 @@ class ThreadState:
     creds: dict[str, Any]
     sched: dict[str, int]
     comm: str
-    rseq: tuple[int, int, int] | None
+    rseq: tuple[int, int, int, int] | None  # pointer, size, signature, rseq_cs pointer (0: none)
     seccomp_mode: int
     seccomp_filters: list[bytes] = field(default_factory=list)  # newest first
 
@@ -93,6 +94,28 @@ def creds_fields(st: ProcStatus, secbits: int) -> dict[str, Any]:
     }
 
 
+RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL = 1 << 1
+
+
+def rseq_fixup(task: RemoteTask, rseq_ptr: int, regs: dict[str, int]) -> int:
+    """A thread frozen inside an rseq critical section resumes at its abort handler, as the kernel would make it
+    on signal delivery (CRIU's fixup_thread_rseq). Returns the ``rseq_cs`` pointer found (0 when none).
+
+    ``struct rseq`` (linux/rseq.h): u32 cpu_id_start, u32 cpu_id, u64 rseq_cs, ...; ``struct rseq_cs``: u32
+    version, u32 flags, u64 start_ip, u64 post_commit_offset, u64 abort_ip.
+    """
+    try:
+        (cs_ptr,) = struct.unpack("<Q", task.read_mem(rseq_ptr + 8, 8))
+        if not cs_ptr:
+            return 0
+        _version, flags, start_ip, post_commit, abort_ip = struct.unpack("<IIQQQ", task.read_mem(cs_ptr, 32))
+    except CriuError:
+        return 0
+    if start_ip <= regs["ip"] < start_ip + post_commit and not flags & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL:
+        regs["ip"] = abort_ip
+    return cs_ptr
+
+
 def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadState:
     """Read one frozen thread. ``scratch`` is a page of the process's memory for injected results.
 
@@ -120,9 +143,11 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     policy = stat.fields.get("policy", 0)
     sched = {"nice": stat.fields.get("nice", 0), "policy": policy, "prio": stat.fields.get("rt_priority", 0)}
     comm = procfs.read_text(pid, "task", tid, "comm").rstrip("\n")
+    regs = regs_fields(raw)
     rseq = None
     if rseq_conf.rseq_abi_pointer:
-        rseq = (rseq_conf.rseq_abi_pointer, rseq_conf.rseq_abi_size, rseq_conf.signature)
+        cs_ptr = rseq_fixup(task, rseq_conf.rseq_abi_pointer, regs)
+        rseq = (rseq_conf.rseq_abi_pointer, rseq_conf.rseq_abi_size, rseq_conf.signature, cs_ptr)
     filters: list[bytes] = []
     if status.seccomp == 2:
         from criu_core.sys.ptrace import seccomp_get_filter
@@ -134,7 +159,7 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     return ThreadState(
         tid=tid,
         raw_regs=raw,
-        regs=regs_fields(raw),
+        regs=regs,
         fpregs=fp,
         xsave=xs,
         sigmask=sigmask,
