@@ -7,6 +7,7 @@ in the order validated in reference/ptrace-dump-restore.md §3 (restore steps 4-
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -38,6 +39,7 @@ __all__ = [
     "criu_vma_restore",
     "finish_vmas",
     "move_vdso",
+    "open_in_task",
     "set_mm_map",
     "unmap_scratch",
     "write_pages",
@@ -100,11 +102,20 @@ def _map_fd(st: TaskState, e: Any) -> int:
         flags = os.O_RDWR  # mmap always needs read access
     else:
         flags = os.O_RDONLY
-    st.scratch.reset()
-    path = st.scratch.cstr(reg.name)
-    fd = st.remote.syscall("openat", AT_FDCWD, path, flags | os.O_CLOEXEC | os.O_LARGEFILE, 0)
+    fd = open_in_task(st, reg.name, flags | os.O_LARGEFILE, f"mapped file (VMA {e.start:#x})")
     st.map_fds[e.shmid] = fd
     return fd
+
+
+def open_in_task(st: TaskState, path: str, flags: int, what: str) -> int:
+    """An injected openat (O_CLOEXEC added); a failure names the file, the task and the errno."""
+    st.scratch.reset()
+    ret = st.remote.syscall("openat", AT_FDCWD, st.scratch.cstr(path), flags | os.O_CLOEXEC, 0, check=False)
+    if ret < 0:
+        name = errno.errorcode.get(-ret, str(-ret))
+        raise CriuError(f"Can't open {what} {path} for task {st.plan.pid}: {name}: {os.strerror(-ret)}",
+                        path=path, pid=st.plan.pid, errno=-ret)
+    return ret
 
 
 def close_map_fds(st: TaskState) -> None:
@@ -200,10 +211,9 @@ def move_vdso(st: TaskState) -> None:
 def set_mm_map(st: TaskState, exe_path: str) -> None:
     """Step 7 of §3: one PR_SET_MM_MAP with the mm fields, auxv and exe_fd (P1), before any VMA exists (P2)."""
     remote, scratch = st.remote, st.scratch
-    scratch.reset()
-    path = scratch.cstr(exe_path)
-    exe_fd = remote.syscall("openat", AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0)
+    exe_fd = open_in_task(st, exe_path, os.O_RDONLY, "exe")
     try:
+        scratch.reset()
         auxv = list(st.plan.mm.mm_saved_auxv)
         auxv_at = scratch.put(struct.pack(f"<{len(auxv)}Q", *auxv), 8) if auxv else 0
         f = st.plan.mm_map()

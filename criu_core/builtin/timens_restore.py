@@ -33,12 +33,27 @@ def timens_offsets(timens: Any, now_mono_ns: int, now_boot_ns: int) -> str:
     return "".join(lines)
 
 
+def _own_offsets() -> dict[str, int]:
+    """This process's time namespace offsets in ns (``/proc/self/timens_offsets``; zero in the host's)."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/timens_offsets") as f:
+            for line in f:
+                name, sec, nsec = line.split()
+                out[name] = int(sec) * _NS + int(nsec)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def enter_timens(st: TaskState, timens: Any) -> None:
     """Put the seed in a new time namespace whose clocks continue from ``timens`` (a timens_entry)."""
     remote, scratch = st.remote, st.scratch
     remote.syscall("unshare", CLONE_NEWTIME)
-    text = timens_offsets(timens, time.clock_gettime_ns(time.CLOCK_MONOTONIC),
-                          time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+    # Offsets are relative to the host's clocks, and the restorer may itself live in a time namespace.
+    own = _own_offsets()
+    text = timens_offsets(timens, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - own.get("monotonic", 0),
+                          time.clock_gettime_ns(time.CLOCK_BOOTTIME) - own.get("boottime", 0))
     with open(f"/proc/{st.plan.pid}/timens_offsets", "w") as f:
         f.write(text)
     scratch.reset()
