@@ -14,4 +14,5 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.files", "criu_core.builtin.files"),
     ("builtin.mem_restore", "criu_core.builtin.mem_restore"),
     ("builtin.files_restore", "criu_core.builtin.files_restore"),
+    ("builtin.fds_restore", "criu_core.builtin.fds_restore"),
 )

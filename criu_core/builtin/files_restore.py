@@ -11,6 +11,7 @@ import os
 import stat
 from typing import Any
 
+from criu_core.builtin.fds_restore import add_epoll_targets
 from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource
 from criu_core.hookspecs import hookimpl
 from criu_core.resources import FileImage, RestoredFd
@@ -103,6 +104,7 @@ def install_fds(ctx: Any, st: TaskState, host: Any) -> None:
                 _pull(st, high, opened[fdp.file_id].local_fd, fdp.fd, fdp.cloexec)
         finally:
             remote.syscall("close", high, check=False)
+        add_epoll_targets(st)
     finally:
         for res in opened.values():
             if res.close_after:

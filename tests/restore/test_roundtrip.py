@@ -109,3 +109,50 @@ def test_signals_timers_seccomp_round_trip(tmp_path: Path, restored: list[int]) 
     assert all(x["onalt"] == "1" and x["usr1"] == "1" and x["sc"] == "1" and x["pid"] == str(pid) for x in after)
     status = Path(f"/proc/{pid}/status").read_text()
     assert "NoNewPrivs:\t1" in status and "Seccomp:\t2" in status
+
+
+def _fdinfo(pid: int, fd: int) -> str:
+    """/proc/PID/fdinfo/FD with runs of blanks squeezed to one space."""
+    return " ".join(Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split())
+
+
+def test_pipe_eventfd_signalfd_timerfd_epoll_round_trip(tmp_path: Path, restored: list[int]) -> None:
+    """Queued pipe bytes, the eventfd count, the signalfd mask, the timerfd interval and the epoll targets
+    (with their data) are all back; the target's epoll keeps seeing both targets ready."""
+    pytest.importorskip("criu_core.dump")
+    from criu_core import dump, restore
+
+    exe = tmp_path / "fds"
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / "fds.c")], check=True)
+    log = tmp_path / "fds.log"
+    proc = subprocess.Popen([str(exe), str(log)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pid = proc.pid
+    try:
+        _wait_lines(log, 2)
+        images = tmp_path / "images"
+        images.mkdir()
+        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
+                           root_pid=pid, log=logging.getLogger("criu"))
+        assert dump.run(dctx) == 0
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    dumped = _lines(log)
+    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
+                          images_dir=images, log=logging.getLogger("criu"))
+    assert restore.run(rctx) == 0
+    restored.append(pid)
+    after = _wait_lines(log, len(dumped) + 3)[len(dumped):]
+    assert all(x["ready"] == "2" and x["sum"] == "85" for x in after), after
+    assert "eventfd-count: 5" in _fdinfo(pid, 5)
+    assert "sigmask: 0000000000000200" in _fdinfo(pid, 6)
+    assert "clockid: 1" in _fdinfo(pid, 7) and "it_interval: (10, 0)" in _fdinfo(pid, 7)
+    assert "tfd: 3 events: 19 data: 2a" in _fdinfo(pid, 8) and "tfd: 5 events: 19 data: 2b" in _fdinfo(pid, 8)
+    fd = os.open(f"/proc/{pid}/fd/3", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert os.read(fd, 100) == b"hello-pipe"
+    finally:
+        os.close(fd)
