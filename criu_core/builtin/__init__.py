@@ -15,4 +15,5 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.mem_restore", "criu_core.builtin.mem_restore"),
     ("builtin.files_restore", "criu_core.builtin.files_restore"),
     ("builtin.fds_restore", "criu_core.builtin.fds_restore"),
+    ("builtin.sk_unix_restore", "criu_core.builtin.sk_unix_restore"),
 )

@@ -20,6 +20,7 @@ from criu_core.restore_plan import FD_TYPE_REG, TaskState
 __all__ = ["PLUGIN", "criu_file_restore", "install_fds", "open_reg", "restore_fs"]
 
 PLUGIN = "builtin.files_restore"
+FD_TYPE_INETSK, FD_TYPE_UNIXSK = 4, 5  # fdinfo.proto fd_types: offered to the socket hooks first
 F_SETFD = 2
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
@@ -88,8 +89,13 @@ def install_fds(ctx: Any, st: TaskState, host: Any) -> None:
     opened: dict[int, RestoredFd] = {}
     try:
         for file_id, fdps in by_file.items():
-            entry = st.files[file_id]
-            opened[file_id] = host.file_restore(ctx, FileImage(plan.pid, entry, tuple(p.fd for p in fdps)))
+            image = FileImage(plan.pid, st.files[file_id], tuple(p.fd for p in fdps))
+            res = None
+            if image.entry.type == FD_TYPE_UNIXSK:
+                res = host.unix_sk_restore(ctx, image)
+            elif image.entry.type == FD_TYPE_INETSK:
+                res = host.inet_sk_restore(ctx, image)
+            opened[file_id] = res if res is not None else host.file_restore(ctx, image)
         if not opened:
             return
         remote = st.remote

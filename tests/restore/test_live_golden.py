@@ -364,13 +364,16 @@ def test_tree_shell_with_two_children(tmp_path: Path, restored: list[int], golde
 
 
 def test_unsupported_descriptor_fails_cleanly(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
-    """The ipc dump holds pipes, unix sockets and an eventfd, which no loaded plugin restores: one error line
-    naming the file, and the seed made by then is gone."""
+    """A bound unix socket, which no loaded plugin restores: one error line naming the file, and the seed made
+    by then is gone."""
     _need_free(31030)
     images = _copy("ipc", tmp_path)
+    img = read_image(images / "files.img")
+    next(e.msg for e in img.entries if e.msg.id == 12).usk.name = b"/tmp/criu-test.sock\0"
+    write_image(images / "files.img", "FILES", img.entries)
     with pytest.raises(CriuError) as err:
         run(_ctx(images, restore_detached=True))
-    assert "no plugin can restore file id" in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value) == "no plugin can restore file id 12 (type 5) of task 31030"
     assert not os.path.exists("/proc/31030")
 
 
@@ -478,3 +481,37 @@ def test_vma_advice_lock_and_personality(tmp_path: Path, restored: list[int], go
     flags = next(line for line in smaps[start:] if line.startswith("VmFlags:")).split()[1:]
     assert {"dd", "hg", "lo"} <= set(flags)
     assert Path("/proc/31001/personality").read_text().strip() == "00040000"
+
+
+def test_ipc_pipes_sockets_eventfd(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """The pipe with 20 unread bytes, the unix stream pair with 18 queued bytes, the datagram pair with two
+    queued datagrams (boundaries kept) and the eventfd with count 7 are back."""
+    import socket
+
+    from criu_core.sys.proc import pidfd_getfd
+
+    _need_free(31030)
+    images = _copy("ipc", tmp_path)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31030)
+    plan = load_plan(images)
+    by_id = {f.file_id: f.fd for f in plan.root.fds}
+    pidfd = os.pidfd_open(31030)
+    try:
+        def grab(file_id: int) -> int:
+            return pidfd_getfd(pidfd, by_id[file_id])
+
+        rd = os.open(f"/proc/31030/fd/{by_id[10]}", os.O_RDONLY | os.O_NONBLOCK)
+        assert os.read(rd, 100) == b"pipe-bytes-in-flight"
+        os.close(rd)
+        stream = socket.socket(fileno=grab(13))
+        assert stream.recv(100, socket.MSG_DONTWAIT) == b"unix-stream-queued"
+        stream.close()
+        dgram = socket.socket(fileno=grab(15))
+        assert dgram.type == socket.SOCK_DGRAM
+        assert [dgram.recv(100, socket.MSG_DONTWAIT), dgram.recv(100, socket.MSG_DONTWAIT)] == [b"dgram-1", b"dgram-2"]
+        dgram.close()
+        assert "eventfd-count: 7" in " ".join(Path(f"/proc/31030/fdinfo/{by_id[16]}").read_text().split())
+    finally:
+        os.close(pidfd)
+    assert _stat_state(31030) == "S"
