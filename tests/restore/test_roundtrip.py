@@ -156,3 +156,56 @@ def test_pipe_eventfd_signalfd_timerfd_epoll_round_trip(tmp_path: Path, restored
         assert os.read(fd, 100) == b"hello-pipe"
     finally:
         os.close(fd)
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split():
+            out += [int(child), *_descendants(int(child))]
+    return out
+
+
+@pytest.mark.parametrize("argv", [
+    ["/bin/sh", "-c", "sleep 100000 & sleep 100001 & wait"],
+    ["/usr/bin/python3", "-S", "-c",
+     ("import threading, time\n"
+     "def spin():\n    while True: time.sleep(0.05)\n"
+     "for _ in range(3): threading.Thread(target=spin, daemon=True).start()\n"
+     "while True: time.sleep(0.1)\n")],
+], ids=["tree", "threads"])
+def test_tree_and_threads_round_trip(tmp_path: Path, restored: list[int], argv: list[str]) -> None:
+    """Our dump of a shell with two children, and of a python with three threads, restores with every PID/TID
+    and the same parents."""
+    pytest.importorskip("criu_core.dump")
+    from criu_core import dump, restore
+
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    pid = proc.pid
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(_descendants(pid)) + len(os.listdir(f"/proc/{pid}/task")) < 3:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        kids = sorted(_descendants(pid))
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        images = tmp_path / "images"
+        images.mkdir()
+        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
+                           root_pid=pid, log=logging.getLogger("criu"))
+        assert dump.run(dctx) == 0
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
+                          images_dir=images, log=logging.getLogger("criu"))
+    assert restore.run(rctx) == 0
+    restored.extend([*kids, pid])
+    assert sorted(_descendants(pid)) == kids
+    assert sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")) == tids
+    for kid in kids:
+        stat = Path(f"/proc/{kid}/stat").read_text()
+        assert int(stat[stat.rindex(")") + 2:].split()[1]) == pid
