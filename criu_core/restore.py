@@ -113,12 +113,14 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
                 log.warning("%s", w)
         if opts.pidfile:
             _write_pidfile(opts.pidfile, plan.root.pid)
-        stop = opts.leave_stopped or plan.root.core.tc.task_state == core_restore.TASK_STOPPED
         for st in reversed(list(states.values())):  # children before parents
             for thread in list(st.threads.values()):
                 thread.detach(0)
             st.threads.clear()
-            sig = (st.plan.core.tc.stop_signo or int(signal.SIGSTOP)) if stop else 0
+            tc = st.plan.core.tc
+            # detaching from the signal-delivery-stop with SIGSTOP stops the task before its first instruction
+            stop = opts.leave_stopped or tc.task_state == core_restore.TASK_STOPPED
+            sig = (tc.stop_signo or int(signal.SIGSTOP)) if stop else 0
             st.remote.detach(sig)
             st.remote = None
         log.info("Restore finished successfully. Tasks resumed.")
@@ -145,12 +147,15 @@ def _task(st: TaskState) -> Task:
 
 
 def _write_pidfile(path: str, pid: int) -> None:
-    # CRIU writes the bare number, created exclusively
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    """The bare number, in a file created exclusively (as CRIU does: a stale pidfile is an error)."""
     try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise CriuError(f"Can't write pidfile {path}: {err.strerror}", path=path) from None
 
 
 def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) -> None:

@@ -525,3 +525,13 @@ def test_ipc_pipes_sockets_eventfd(tmp_path: Path, restored: list[int], golden_c
     finally:
         os.close(pidfd)
     assert _settles(31030)
+
+
+def test_stale_pidfile_fails_cleanly(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    pidfile = tmp_path / "restored.pid"
+    pidfile.write_text("1")
+    with pytest.raises(CriuError, match=f"Can't write pidfile {pidfile}: File exists"):
+        run(_ctx(images, restore_detached=True, pidfile=str(pidfile)))
+    assert not os.path.exists("/proc/31001")
