@@ -308,7 +308,7 @@ def restore_seccomp(st: TaskState, plan_seccomp: Any) -> None:
 
 
 def restore_registers(st: TaskState, remote: Any, core: Any, *, leader: bool) -> None:
-    """Step 15 of §3: SETREGS (fs_base/gs_base included), SETREGSET NT_X86_XSTATE, then the real mask."""
+    """Step 15 of §3: SETREGS (fs_base/gs_base included), SETREGSET NT_X86_XSTATE, the real mask, rseq_cs."""
     ti = core.thread_info
     path = f"core-{remote.tid}.img"
     regs = build_regs(ti.gpregs, remote.get_regs(), path=path)
@@ -319,3 +319,9 @@ def restore_registers(st: TaskState, remote: Any, core: Any, *, leader: bool) ->
     pt.setregs(remote.tid, regs)
     mask = core.tc.blk_sigset if leader else core.thread_core.blk_sigset
     remote.set_sigmask(mask & ~((1 << 8) | (1 << 18)))  # SIGKILL/SIGSTOP cannot be blocked
+    thc = core.thread_core
+    if thc.HasField("rseq_entry") and thc.rseq_entry.rseq_cs_pointer and thc.rseq_entry.rseq_abi_pointer:
+        # The kernel cleared rseq->rseq_cs on return from our injected syscalls (their ip is outside the
+        # critical section); put the dumped pointer back last, as CRIU does, so the section keeps its abort
+        # semantics. struct rseq (linux/rseq.h): u32 cpu_id_start, u32 cpu_id, u64 rseq_cs, ...
+        remote.write_mem(thc.rseq_entry.rseq_abi_pointer + 8, struct.pack("<Q", thc.rseq_entry.rseq_cs_pointer))
