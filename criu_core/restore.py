@@ -36,7 +36,7 @@ from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
 from criu_core.ptrace.restore_scratch import Scratch
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
-from criu_core.restore_plan import TASKS_KEY, RestorePlan, TaskState, load_plan
+from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskState, load_plan
 from criu_core.sys import ptrace as pt
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     host, log, opts = ctx.host, ctx.log, ctx.options
     states = {t.pid: TaskState(t, plan.files) for t in plan.tasks}
     ctx.stash[TASKS_KEY] = states
+    ctx.stash[PLAN_KEY] = plan
     for st in states.values():
         core_restore.check_supported(st)
     root = plan.root

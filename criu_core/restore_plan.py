@@ -13,6 +13,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from criu_core.errors import ImageFormatError, UnsupportedResource
@@ -145,9 +146,21 @@ class TaskPlan:
         }
 
 
+@dataclass(frozen=True)
+class ShmemPlan:
+    """A shared anonymous memory object (VMA_ANON_SHARED, one ``shmid``): its size (the furthest byte any
+    VMA maps) and its pages, whose ``vaddr`` is the offset inside the object (pagemap-shmem-SHMID.img)."""
+
+    shmid: int
+    size: int
+    pages: tuple[PageRun, ...]
+    pages_path: Path | None
+
+
 @dataclass
 class RestorePlan:
-    """The whole tree: tasks parents first (pstree order), and the shared ``files.img`` entries by id."""
+    """The whole tree: tasks parents first (pstree order), the shared ``files.img`` entries by id, and the
+    shared anonymous memory objects by shmid."""
 
     images_dir: Path
     inventory: Any
@@ -155,7 +168,7 @@ class RestorePlan:
     files: dict[int, Any]
     seccomp: Any = None
     timens: Any = None  # timens-0.img: the host's monotonic/boottime clocks at dump time
-    notes: list[str] = field(default_factory=list)
+    shmem: dict[int, ShmemPlan] = field(default_factory=dict)
 
     @property
     def root(self) -> TaskPlan:
@@ -202,6 +215,8 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: pgoff {v.pgoff:#x} is not page aligned")
         if v.prot & ~7:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: bad prot {v.prot:#x}")
+        if v.status & VMA_ANON_SHARED and not v.flags & 1:  # MAP_SHARED
+            raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: shared anonymous but not MAP_SHARED")
         if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) and not v.status & VMA_AREA_MEMFD:
             f = files.get(v.shmid)
             if f is None or not f.HasField("reg"):
@@ -328,6 +343,30 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
                     pages=runs, pages_path=pages_path if runs else None, fs=fs, fds=fds)
 
 
+def _load_shmem(d: Path, tasks: list[TaskPlan]) -> dict[int, ShmemPlan]:
+    """Every shared anonymous object the VMAs name, sized by the furthest byte mapped, with its pages."""
+    sizes: dict[int, int] = {}
+    for t in tasks:
+        for v in t.vmas:
+            e = v.entry
+            if e.status & VMA_ANON_SHARED and not e.status & (VMA_AREA_SYSVIPC | VMA_AREA_MEMFD):
+                sizes[e.shmid] = max(sizes.get(e.shmid, 0), e.pgoff + e.end - e.start)
+    out = {}
+    for shmid, size in sizes.items():
+        path = d / f"pagemap-shmem-{shmid}.img"
+        runs: tuple[PageRun, ...] = ()
+        pages_path = None
+        if path.exists():
+            img = read_image(path)
+            if img.entries:
+                pages_path = d / f"pages-{img.entries[0].msg.pages_id}.img"
+                psize = pages_path.stat().st_size if pages_path.exists() else 0
+                whole = SimpleNamespace(start=0, end=size, status=0)  # offsets inside the object
+                runs = _page_runs([e.msg for e in img.entries[1:]], [whole], str(path), psize)
+        out[shmid] = ShmemPlan(shmid, size, runs, pages_path if runs else None)
+    return out
+
+
 def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
     """Read inventory, pstree and every task's images; raise on the first inconsistency."""
     d = Path(images_dir)
@@ -355,6 +394,7 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
             raise ImageFormatError(str(d / "files.img"), ent.offset, f"duplicate file id {fe.id}")
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
+    shmem = _load_shmem(d, tasks)
     seccomp = _read(d, "seccomp.img", required=False)
     timens = _read(d, "timens-0.img", required=False)
     if timens is not None:
@@ -363,7 +403,8 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
             if clk.tv_nsec >= 1_000_000_000 or clk.tv_sec >= 1 << 62:
                 raise ImageFormatError(str(d / "timens-0.img"), 0, f"bad clock value {clk.tv_sec}.{clk.tv_nsec}")
     return RestorePlan(images_dir=d, inventory=inv, tasks=tasks, files=files,
-                       seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None, timens=timens)
+                       seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None, timens=timens,
+                       shmem=shmem)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -386,11 +427,13 @@ class TaskState:
     scratch: Any = None
     pages_vmas: frozenset[int] = frozenset()
     map_fds: dict[int, int] = field(default_factory=dict)
+    shm_fds: dict[int, int] = field(default_factory=dict)  # shmid -> fd in the task, closed with map_fds
     threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)
 
 
 TASKS_KEY: StashKey[dict[int, TaskState]] = StashKey("restore.tasks")
+PLAN_KEY: StashKey[RestorePlan] = StashKey("restore.plan")
 
 
 def task_state(ctx: Any, pid: int) -> TaskState:

@@ -11,6 +11,7 @@ import errno
 import mmap
 import os
 import struct
+from pathlib import Path
 from typing import Any
 
 from criu_core.errors import CriuError, UnsupportedResource
@@ -19,23 +20,27 @@ from criu_core.images.pagemap import PAGE_SIZE
 from criu_core.ptrace.restore_scratch import SCRATCH_SIZE, SYSCALL_TRAMPOLINE, TASK_SIZE, Scratch, find_free_area
 from criu_core.resources import MappedVma, VmaImage
 from criu_core.restore_plan import (
+    PLAN_KEY,
     VMA_ANON_PRIVATE,
+    VMA_ANON_SHARED,
     VMA_AREA_REGULAR,
     VMA_AREA_VDSO,
     VMA_AREA_VVAR,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
-    TaskPlan,
+    PageRun,
     TaskState,
     is_special_vma,
     task_state,
 )
+from criu_core.stash import StashKey
 from criu_core.sys.memory import IOV_MAX, buffer_address, process_vm_writev
 
 __all__ = [
     "PLUGIN",
     "clean_seed",
     "close_map_fds",
+    "criu_fini",
     "criu_vma_restore",
     "finish_vmas",
     "move_vdso",
@@ -58,7 +63,8 @@ AT_FDCWD = -100
 _SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 # Statuses the built-in handler does not map: SysV shm, packet rings, AIO rings, memfd, shared anon, shadow
 # stacks, guard regions, uprobes. A plugin may claim them first; otherwise the restore stops naming the VMA.
-_UNHANDLED = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17)
+_UNHANDLED = (1 << 10) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17)
+_SHMEM: StashKey[dict[int, int]] = StashKey("restore.shmem")  # shmid -> the restorer's fd of the object
 
 
 # ---------------------------------------------------------------------------------------------- the hook
@@ -77,7 +83,10 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
     prot = e.prot | (PROT_WRITE if vma.index in st.pages_vmas else 0)
     extra = e.flags & (MAP_GROWSDOWN | MAP_NORESERVE)
     length = e.end - e.start
-    if e.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
+    if e.status & VMA_ANON_SHARED:
+        fd = _shmem_fd(ctx, st, e.shmid)
+        got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | MAP_SHARED | extra, fd, e.pgoff)
+    elif e.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
         fd = _map_fd(st, e)
         kind = MAP_SHARED if e.status & VMA_FILE_SHARED else MAP_PRIVATE
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | kind | extra, fd, e.pgoff)
@@ -119,10 +128,52 @@ def open_in_task(st: TaskState, path: str, flags: int, what: str) -> int:
 
 
 def close_map_fds(st: TaskState) -> None:
-    """Close the task-side descriptors of mapped files (they were O_CLOEXEC and are not the task's own)."""
-    for fd in st.map_fds.values():
+    """Close the task-side descriptors of mapped files and shared memory (O_CLOEXEC, not the task's own)."""
+    for fd in [*st.map_fds.values(), *st.shm_fds.values()]:
         st.remote.syscall("close", fd)
     st.map_fds.clear()
+    st.shm_fds.clear()
+
+
+def _shmem_fd(ctx: Any, st: TaskState, shmid: int) -> int:
+    """A task-side descriptor of shared anonymous object ``shmid``, created once per restore.
+
+    The first task that maps the object creates it with an anonymous MAP_SHARED mmap of the whole object
+    (so it stays "/dev/zero (deleted)" shmem, as the dump saw it), gets its content, and the restorer opens it
+    through /proc/PID/map_files (root only); every VMA of any task then maps that one object at its own
+    offset, so tasks of a tree share it as they did.
+    """
+    fd = st.shm_fds.get(shmid)
+    if fd is not None:
+        return fd
+    objects = ctx.stash.setdefault(_SHMEM, {})
+    remote = st.remote
+    if shmid not in objects:
+        shm = ctx.stash[PLAN_KEY].shmem[shmid]
+        tmp = remote.syscall("mmap", 0, shm.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        try:
+            _write_runs(st.plan.pid, shm.pages_path, [PageRun(tmp + r.vaddr, r.nr, r.offset) for r in shm.pages])
+            objects[shmid] = os.open(f"/proc/{st.plan.pid}/map_files/{tmp:x}-{tmp + shm.size:x}",
+                                     os.O_RDWR | os.O_CLOEXEC)
+        finally:
+            remote.syscall("munmap", tmp, shm.size)
+    pidfd = remote.syscall("pidfd_open", os.getpid(), 0)
+    try:
+        fd = remote.syscall("pidfd_getfd", pidfd, objects[shmid], 0)
+    finally:
+        remote.syscall("close", pidfd)
+    st.shm_fds[shmid] = fd
+    return fd
+
+
+@hookimpl(trylast=True)
+def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+    """Drop the restorer's handles on shared memory objects (the tasks map them by now)."""
+    if stage != "restore":
+        return
+    for fd in ctx.stash.get(_SHMEM, {}).values():
+        os.close(fd)
+    ctx.stash[_SHMEM] = {}
 
 
 # ---------------------------------------------------------------------------------------------- the seed
@@ -231,37 +282,41 @@ def set_mm_map(st: TaskState, exe_path: str) -> None:
 
 
 def write_pages(st: TaskState) -> int:
-    """Step 9 of §3: copy the task's pages from pages-N.img with process_vm_writev; returns bytes written.
+    """Step 9 of §3: copy the task's pages from pages-N.img with process_vm_writev; returns bytes written."""
+    return _write_runs(st.plan.pid, st.plan.pages_path, list(st.plan.pages))
 
-    The image is mapped copy-on-write (never written: ACCESS_COPY only makes the buffer addressable from
+
+def _write_runs(pid: int, pages_path: Path | None, runs: list[PageRun]) -> int:
+    """Copy page runs of ``pages_path`` to their addresses in task ``pid``.
+
+    The image is mapped copy-on-write (never written: write access only makes the buffer addressable from
     ctypes); runs whose file offsets follow each other go in one call with one local iovec and up to
     IOV_MAX remote ones.
     """
-    plan = st.plan
-    if not plan.pages:
+    if not runs or pages_path is None:
         return 0
-    with open(plan.pages_path, "rb") as f:
+    with open(pages_path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         buf = mmap.mmap(f.fileno(), size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     try:
         base = buffer_address(buf)
         total = 0
-        for group in _contiguous_groups(plan):
+        for group in _contiguous_groups(runs):
             want = sum(r.nr for r in group) * PAGE_SIZE
             remote = [(r.vaddr, r.nr * PAGE_SIZE) for r in group]
-            done = process_vm_writev(plan.pid, [(base + group[0].offset, want)], remote)
+            done = process_vm_writev(pid, [(base + group[0].offset, want)], remote)
             if done != want:
-                raise CriuError(f"wrote {done} of {want} bytes of pages into task {plan.pid} at "
-                                f"{group[0].vaddr:#x}", pid=plan.pid)
+                raise CriuError(f"wrote {done} of {want} bytes of pages into task {pid} at {group[0].vaddr:#x}",
+                                pid=pid)
             total += done
         return total
     finally:
         buf.close()
 
 
-def _contiguous_groups(plan: TaskPlan) -> list[list[Any]]:
-    groups: list[list[Any]] = []
-    for r in plan.pages:
+def _contiguous_groups(runs: list[PageRun]) -> list[list[PageRun]]:
+    groups: list[list[PageRun]] = []
+    for r in runs:
         g = groups[-1] if groups else None
         if g and len(g) < IOV_MAX * 64 and g[-1].offset + g[-1].nr * PAGE_SIZE == r.offset:
             g.append(r)

@@ -17,7 +17,7 @@ from criu_core.errors import CriuError, ImageFormatError
 from criu_core.hookspecs import hookimpl
 from criu_core.images.framing import read_image
 from criu_core.resources import FileImage, RestoredFd
-from criu_core.restore_plan import TASKS_KEY
+from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 
 __all__ = ["FD_UNIXSK", "PLUGIN", "criu_fini", "criu_unix_sk_restore"]
@@ -103,10 +103,9 @@ def criu_unix_sk_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
 
 
 def _all_files(ctx: Any) -> dict[int, Any]:
-    """files.img by id (every task's state holds the same mapping)."""
-    for st in ctx.stash.get(TASKS_KEY, {}).values():
-        return st.files
-    return {}
+    """files.img by id."""
+    plan = ctx.stash.get(PLAN_KEY, None)
+    return plan.files if plan is not None else {}
 
 
 @hookimpl(trylast=True)

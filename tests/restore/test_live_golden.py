@@ -535,3 +535,37 @@ def test_stale_pidfile_fails_cleanly(tmp_path: Path, restored: list[int], golden
     with pytest.raises(CriuError, match=f"Can't write pidfile {pidfile}: File exists"):
         run(_ctx(images, restore_detached=True, pidfile=str(pidfile)))
     assert not os.path.exists("/proc/31001")
+
+
+def test_shared_anonymous_memory(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """Two VMAs of one shared anonymous object (VMA_ANON_SHARED, content in pagemap-shmem-ID.img) map the same
+    memory again: its content is back, a write through one shows through the other, and maps still says
+    /dev/zero (deleted) rw-s."""
+    from criu_core.images.pagemap import make_entry, make_head
+
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "mm-31001.img")
+    mm = img.entries[0].msg
+    a, b, page = 0x7F0000000000, 0x7F0000010000, 4096
+    new = [{"start": a, "end": a + 3 * page, "pgoff": 0}, {"start": b, "end": b + 2 * page, "pgoff": page}]
+    vmas = list(mm.vmas) + [type(mm.vmas[0])(shmid=777, prot=3, flags=0x21, status=0x101, fd=-1, **v) for v in new]
+    del mm.vmas[:]
+    mm.vmas.extend(sorted(vmas, key=lambda v: v.start))
+    write_image(images / "mm-31001.img", "MM", img.entries)
+    write_image(images / "pagemap-shmem-777.img", "SHMEM_PAGEMAP", [make_head(2), make_entry(0, 2)])
+    (images / "pages-2.img").write_bytes(b"A" * page + b"B" * page)
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    with open("/proc/31001/mem", "r+b", buffering=0) as mem:
+        def read(addr: int) -> bytes:
+            mem.seek(addr)
+            return mem.read(page)
+
+        assert read(a) == b"A" * page and read(a + page) == b"B" * page and read(a + 2 * page) == bytes(page)
+        assert read(b) == b"B" * page
+        mem.seek(a + 2 * page)
+        mem.write(b"C" * page)
+        assert read(b + page) == b"C" * page  # one object behind both mappings
+    maps = [m for m in _maps(31001) if m[0] in (a, b)]
+    assert [(m[2], m[3]) for m in maps] == [("rw-s", "/dev/zero (deleted)")] * 2
