@@ -57,6 +57,7 @@ def run(ctx: RestoreContext) -> int:
     ctx.host.inventory_check(ctx, inv)
     if inv.HasField("allow_uprobes") and inv.allow_uprobes and not opts.allow_uprobes:
         raise CriuError("the images were dumped with --allow-uprobes: restore needs it too")
+    files_restore.inherit_fds(opts.inherit_fd or [])  # a bad --inherit-fd fails before anything exists
     root = restore_tree(ctx, plan)
     ctx.root_pid = root
     if opts.restore_detached:

@@ -8,16 +8,17 @@ The restorer opens each file description once (fds sharing a files.img id share 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Any
 
 from criu_core.builtin.fds_restore import add_epoll_targets
-from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource
+from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource, UsageError
 from criu_core.hookspecs import hookimpl
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import FD_TYPE_REG, TaskState
 
-__all__ = ["PLUGIN", "criu_file_restore", "install_fds", "open_reg", "restore_fs"]
+__all__ = ["PLUGIN", "criu_file_restore", "inherit_fds", "inherit_key", "install_fds", "open_reg", "restore_fs"]
 
 PLUGIN = "builtin.files_restore"
 FD_TYPE_INETSK, FD_TYPE_UNIXSK = 4, 5  # fdinfo.proto fd_types: offered to the socket hooks first
@@ -69,6 +70,37 @@ def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
     return RestoredFd(PLUGIN, open_reg(entry.reg))
 
 
+def inherit_fds(specs: list[str]) -> dict[str, int]:
+    """``--inherit-fd fd[N]:KEY`` values as {KEY: N}; N is a descriptor of this process (runc passes its stdio
+    pipes this way), used instead of recreating the object the key names."""
+    out = {}
+    for spec in specs:
+        m = re.fullmatch(r"fd\[(\d+)\]:(.+)", spec)
+        if m is None:
+            raise UsageError(f"--inherit-fd {spec!r}: expected fd[NUM]:KEY")
+        fd = int(m.group(1))
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--inherit-fd {spec!r}: descriptor {fd} is not open") from None
+        out[m.group(2)] = fd
+    return out
+
+
+def inherit_key(entry: Any) -> str | None:
+    """The key an inherited fd replaces this file with, as CRIU spells it: the path without its leading
+    slash for files, ``pipe:[INODE]`` for pipes, ``socket:[INODE]`` for sockets."""
+    if entry.HasField("reg"):
+        return entry.reg.name[1:]
+    if entry.HasField("pipe"):
+        return f"pipe:[{entry.pipe.pipe_id}]"
+    if entry.HasField("usk"):
+        return f"socket:[{entry.usk.ino}]"
+    if entry.HasField("isk"):
+        return f"socket:[{entry.isk.ino}]"
+    return None
+
+
 def _pull(st: TaskState, pidfd: int, local_fd: int, fd: int, cloexec: bool) -> None:
     remote = st.remote
     tmp = remote.syscall("pidfd_getfd", pidfd, local_fd, 0)
@@ -87,11 +119,15 @@ def install_fds(ctx: Any, st: TaskState, host: Any) -> None:
     for fdp in plan.fds:
         by_file.setdefault(fdp.file_id, []).append(fdp)
     opened: dict[int, RestoredFd] = {}
+    inherited = inherit_fds(ctx.options.inherit_fd or [])
     try:
         for file_id, fdps in by_file.items():
             image = FileImage(plan.pid, st.files[file_id], tuple(p.fd for p in fdps))
+            key = inherit_key(image.entry)
             res = None
-            if image.entry.type == FD_TYPE_UNIXSK:
+            if key is not None and key in inherited:
+                res = RestoredFd("inherit-fd", os.dup(inherited[key]))
+            elif image.entry.type == FD_TYPE_UNIXSK:
                 res = host.unix_sk_restore(ctx, image)
             elif image.entry.type == FD_TYPE_INETSK:
                 res = host.inet_sk_restore(ctx, image)

@@ -569,3 +569,21 @@ def test_shared_anonymous_memory(tmp_path: Path, restored: list[int], golden_cwd
         assert read(b + page) == b"C" * page  # one object behind both mappings
     maps = [m for m in _maps(31001) if m[0] in (a, b)]
     assert [(m[2], m[3]) for m in maps] == [("rw-s", "/dev/zero (deleted)")] * 2
+
+
+def test_inherit_fd_replaces_a_file(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """--inherit-fd fd[N]:dev/null: the task's /dev/null descriptors become the restorer's fd N (a pipe here),
+    as runc hands its stdio to CRIU."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    r, w = os.pipe()
+    try:
+        assert run(_ctx(images, restore_detached=True, inherit_fd=[f"fd[{w}]:dev/null"])) == 0
+        restored.append(31001)
+        ino = os.fstat(w).st_ino
+        assert {os.readlink(f"/proc/31001/fd/{fd}") for fd in (0, 1, 2)} == {f"pipe:[{ino}]"}
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(CriuError, match="expected fd"):
+        run(_ctx(images, restore_detached=True, inherit_fd=["3:dev/null"]))
