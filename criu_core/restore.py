@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from criu_core.builtin import core_restore, files_restore, mem_restore, timens_restore
+from criu_core.builtin import core_restore, files_restore, mem_restore, memfd_restore, timens_restore
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
@@ -108,6 +108,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         host.devices_post_fork(ctx)
         for st in states.values():
             _build_task(ctx, plan, st)
+        memfd_restore.apply_seals(ctx)
         for st in states.values():
             host.devices_resume_late(ctx, _task(st))
         for st in states.values():

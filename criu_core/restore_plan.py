@@ -169,6 +169,7 @@ class RestorePlan:
     seccomp: Any = None
     timens: Any = None  # timens-0.img: the host's monotonic/boottime clocks at dump time
     shmem: dict[int, ShmemPlan] = field(default_factory=dict)
+    memfd: dict[int, Any] = field(default_factory=dict)  # memfd.img: inode_id -> memfd_inode_entry
 
     @property
     def root(self) -> TaskPlan:
@@ -217,10 +218,11 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: bad prot {v.prot:#x}")
         if v.status & VMA_ANON_SHARED and not v.flags & 1:  # MAP_SHARED
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: shared anonymous but not MAP_SHARED")
-        if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) and not v.status & VMA_AREA_MEMFD:
+        if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
             f = files.get(v.shmid)
-            if f is None or not f.HasField("reg"):
-                raise ImageFormatError(path, 0, f"VMA {v.start:#x}: no regular file entry with id {v.shmid}")
+            kind = "memfd" if v.status & VMA_AREA_MEMFD else "reg"
+            if f is None or not f.HasField(kind):
+                raise ImageFormatError(path, 0, f"VMA {v.start:#x}: no {kind} file entry with id {v.shmid}")
         prev_end = v.end
 
 
@@ -343,9 +345,28 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
                     pages=runs, pages_path=pages_path if runs else None, fs=fs, fds=fds)
 
 
-def _load_shmem(d: Path, tasks: list[TaskPlan]) -> dict[int, ShmemPlan]:
-    """Every shared anonymous object the VMAs name, sized by the furthest byte mapped, with its pages."""
-    sizes: dict[int, int] = {}
+def _load_memfd(d: Path, files: dict[int, Any]) -> dict[int, Any]:
+    """memfd.img by inode_id; every MEMFD file entry must name one of them."""
+    path = d / "memfd.img"
+    inodes: dict[int, Any] = {}
+    img = _read(d, "memfd.img", required=False)
+    for ent in img.entries if img is not None else ():
+        m = ent.msg
+        if m.inode_id in inodes:
+            raise ImageFormatError(str(path), ent.offset, f"duplicate memfd inode {m.inode_id}")
+        if m.size >= 1 << 48 or "/" in m.name or "\0" in m.name:
+            raise ImageFormatError(str(path), ent.offset, f"memfd inode {m.inode_id}: bad name or size")
+        inodes[m.inode_id] = m
+    for f in files.values():
+        if f.HasField("memfd") and f.memfd.inode_id not in inodes:
+            raise ImageFormatError(str(path), 0, f"file id {f.id}: no memfd inode {f.memfd.inode_id}")
+    return inodes
+
+
+def _load_shmem(d: Path, tasks: list[TaskPlan], memfd: dict[int, Any]) -> dict[int, ShmemPlan]:
+    """Every shared memory object: shared anonymous ones the VMAs name (sized by the furthest byte mapped)
+    and memfd inodes (sized as dumped), each with its pages from pagemap-shmem-SHMID.img."""
+    sizes: dict[int, int] = {m.shmid: m.size for m in memfd.values()}
     for t in tasks:
         for v in t.vmas:
             e = v.entry
@@ -394,7 +415,8 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
             raise ImageFormatError(str(d / "files.img"), ent.offset, f"duplicate file id {fe.id}")
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
-    shmem = _load_shmem(d, tasks)
+    memfd = _load_memfd(d, files)
+    shmem = _load_shmem(d, tasks, memfd)
     seccomp = _read(d, "seccomp.img", required=False)
     timens = _read(d, "timens-0.img", required=False)
     if timens is not None:
@@ -404,7 +426,7 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
                 raise ImageFormatError(str(d / "timens-0.img"), 0, f"bad clock value {clk.tv_sec}.{clk.tv_nsec}")
     return RestorePlan(images_dir=d, inventory=inv, tasks=tasks, files=files,
                        seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None, timens=timens,
-                       shmem=shmem)
+                       shmem=shmem, memfd=memfd)
 
 
 # --------------------------------------------------------------------------------------------------------

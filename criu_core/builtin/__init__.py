@@ -16,4 +16,5 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.files_restore", "criu_core.builtin.files_restore"),
     ("builtin.fds_restore", "criu_core.builtin.fds_restore"),
     ("builtin.sk_unix_restore", "criu_core.builtin.sk_unix_restore"),
+    ("builtin.memfd_restore", "criu_core.builtin.memfd_restore"),
 )

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from criu_core.builtin.memfd_restore import memfd_object
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.hookspecs import hookimpl
 from criu_core.images.pagemap import PAGE_SIZE
@@ -23,6 +24,7 @@ from criu_core.restore_plan import (
     PLAN_KEY,
     VMA_ANON_PRIVATE,
     VMA_ANON_SHARED,
+    VMA_AREA_MEMFD,
     VMA_AREA_REGULAR,
     VMA_AREA_VDSO,
     VMA_AREA_VVAR,
@@ -63,7 +65,7 @@ AT_FDCWD = -100
 _SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 # Statuses the built-in handler does not map: SysV shm, packet rings, AIO rings, memfd, shared anon, shadow
 # stacks, guard regions, uprobes. A plugin may claim them first; otherwise the restore stops naming the VMA.
-_UNHANDLED = (1 << 10) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17)
+_UNHANDLED = (1 << 10) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17)
 _SHMEM: StashKey[dict[int, int]] = StashKey("restore.shmem")  # shmid -> the restorer's fd of the object
 
 
@@ -87,7 +89,7 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
         fd = _shmem_fd(ctx, st, e.shmid)
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | MAP_SHARED | extra, fd, e.pgoff)
     elif e.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
-        fd = _map_fd(st, e)
+        fd = _memfd_fd(ctx, st, e.shmid) if e.status & VMA_AREA_MEMFD else _map_fd(st, e)
         kind = MAP_SHARED if e.status & VMA_FILE_SHARED else MAP_PRIVATE
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | kind | extra, fd, e.pgoff)
     elif e.status & VMA_ANON_PRIVATE:
@@ -127,6 +129,24 @@ def open_in_task(st: TaskState, path: str, flags: int, what: str) -> int:
     return ret
 
 
+def _memfd_fd(ctx: Any, st: TaskState, file_id: int) -> int:
+    """A task-side descriptor of the restored memfd behind files.img entry ``file_id`` (pulled in once)."""
+    fd = st.map_fds.get(file_id)
+    if fd is None:
+        obj = memfd_object(ctx, st.files[file_id].memfd.inode_id)
+        fd = st.map_fds[file_id] = _pull_from_restorer(st, obj)
+    return fd
+
+
+def _pull_from_restorer(st: TaskState, local_fd: int) -> int:
+    remote = st.remote
+    pidfd = remote.syscall("pidfd_open", os.getpid(), 0)
+    try:
+        return remote.syscall("pidfd_getfd", pidfd, local_fd, 0)
+    finally:
+        remote.syscall("close", pidfd)
+
+
 def close_map_fds(st: TaskState) -> None:
     """Close the task-side descriptors of mapped files and shared memory (O_CLOEXEC, not the task's own)."""
     for fd in [*st.map_fds.values(), *st.shm_fds.values()]:
@@ -157,12 +177,7 @@ def _shmem_fd(ctx: Any, st: TaskState, shmid: int) -> int:
                                      os.O_RDWR | os.O_CLOEXEC)
         finally:
             remote.syscall("munmap", tmp, shm.size)
-    pidfd = remote.syscall("pidfd_open", os.getpid(), 0)
-    try:
-        fd = remote.syscall("pidfd_getfd", pidfd, objects[shmid], 0)
-    finally:
-        remote.syscall("close", pidfd)
-    st.shm_fds[shmid] = fd
+    fd = st.shm_fds[shmid] = _pull_from_restorer(st, objects[shmid])
     return fd
 
 

@@ -587,3 +587,56 @@ def test_inherit_fd_replaces_a_file(tmp_path: Path, restored: list[int], golden_
         os.close(w)
     with pytest.raises(CriuError, match="expected fd"):
         run(_ctx(images, restore_detached=True, inherit_fd=["3:dev/null"]))
+
+
+def test_memfd_descriptor_and_mapping(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
+    """A memfd (memfd.img + MEMFD file + pagemap-shmem content) open as fd 7 at position 5 and mapped shared:
+    name, content, position, mode and seals are back, and the mapping and the descriptor share the memory."""
+    import fcntl
+
+    from criu_core.images.messages import new
+    from criu_core.images.pagemap import make_entry, make_head
+
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    page, addr = 4096, 0x7F0000000000
+    write_image(images / "memfd.img", "MEMFD_INODE", [new(
+        "memfd.memfd_inode_entry", name="criu-test", uid=0, gid=0, size=2 * page, shmid=555, seals=1,
+        inode_id=1, mode=0o100640)])
+    files = read_image(images / "files.img")
+    fown = new("fown.fown_entry", uid=0, euid=0, signum=0, pid_type=0, pid=0)
+    files.entries.append(type(files.entries[0])(new(
+        "fdinfo.file_entry", type=18, id=100,
+        memfd=new("memfd.memfd_file_entry", id=100, flags=os.O_RDWR | os.O_LARGEFILE, pos=5, fown=fown,
+                  inode_id=1))))
+    write_image(images / "files.img", "FILES", files.entries)
+    fdinfo = read_image(images / "fdinfo-2.img")
+    fdinfo.entries.append(type(fdinfo.entries[0])(new("fdinfo.fdinfo_entry", id=100, flags=0, type=18, fd=7)))
+    write_image(images / "fdinfo-2.img", "FDINFO", fdinfo.entries)
+    mmimg = read_image(images / "mm-31001.img")
+    mm = mmimg.entries[0].msg
+    vmas = [*mm.vmas, type(mm.vmas[0])(start=addr, end=addr + 2 * page, pgoff=0, shmid=100, prot=3, flags=1,
+                                        status=0x1 | 0x80 | 0x4000, fd=-1)]
+    del mm.vmas[:]
+    mm.vmas.extend(sorted(vmas, key=lambda v: v.start))
+    write_image(images / "mm-31001.img", "MM", mmimg.entries)
+    write_image(images / "pagemap-shmem-555.img", "SHMEM_PAGEMAP", [make_head(2), make_entry(0, 1)])
+    (images / "pages-2.img").write_bytes(b"M" * page)
+
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    assert os.readlink("/proc/31001/fd/7") == "/memfd:criu-test (deleted)"
+    assert "pos: 5" in " ".join(Path("/proc/31001/fdinfo/7").read_text().split())
+    maps = [m for m in _maps(31001) if m[0] == addr]
+    assert [(m[2], m[3]) for m in maps] == [("rw-s", "/memfd:criu-test (deleted)")]
+    fd = os.open("/proc/31001/fd/7", os.O_RDWR)
+    try:
+        assert os.pread(fd, page, 0) == b"M" * page and os.pread(fd, page, page) == bytes(page)
+        assert os.fstat(fd).st_mode & 0o777 == 0o640
+        assert fcntl.fcntl(fd, 1034) == 1  # F_GET_SEALS: F_SEAL_SEAL
+        with open("/proc/31001/mem", "r+b", buffering=0) as mem:
+            mem.seek(addr + page)
+            mem.write(b"shared")
+        assert os.pread(fd, 6, page) == b"shared"
+    finally:
+        os.close(fd)
