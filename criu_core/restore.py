@@ -34,6 +34,7 @@ from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
 from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
 from criu_core.ptrace.restore_scratch import Scratch
+from criu_core.ptrace.restore_seed import make_sibling_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
 from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskState, load_plan
@@ -93,16 +94,15 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
                                   "not in the images: restore with --shell-job")
     _check_pids_free(plan)
-    if opts.restore_sibling:
-        log.warning("--restore-sibling: the restored task stays a child of criu-py")
     host.init(ctx, "restore")
     success = False
     t0 = time.monotonic()
     try:
         host.devices_restore_init(ctx)
         root_st = states[root.pid]
-        root_st.remote = make_seed(root.pid)
-        log.info("seed %d created", root.pid)
+        # --restore-sibling (runc): the root becomes a child of our parent, as it was before the dump
+        root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
+        log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
         _prepare_seed(ctx, plan, root_st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)

@@ -640,3 +640,42 @@ def test_memfd_descriptor_and_mapping(tmp_path: Path, restored: list[int], golde
         assert os.pread(fd, 6, page) == b"shared"
     finally:
         os.close(fd)
+
+
+_SIBLING_RESTORER = """
+import sys
+from criu_core.context import RestoreContext
+from criu_core.options import Options
+from criu_core.plugins import PluginHost
+from criu_core.restore import run
+ctx = RestoreContext(options=Options(restore_detached=True, restore_sibling=True),
+                     host=PluginHost(load_entry_points=False), images_dir=sys.argv[1])
+sys.exit(run(ctx))
+"""
+
+
+@pytest.mark.parametrize(("name", "pid"), [("sleep", 31001), ("threads", 31020), ("tree", 31010)])
+def test_restore_sibling_makes_the_task_our_child(tmp_path: Path, restored: list[int], golden_cwd: None,
+                                                  name: str, pid: int) -> None:
+    """--restore-sibling (what runc asks for): the restored root is a child of the restorer's parent, which
+    can wait for it; the restorer itself has exited."""
+    import subprocess
+    import sys
+
+    plan = load_plan(GOLDEN / name)
+    for t in plan.tasks:
+        for tid in t.tids:
+            _need_free(tid)
+    images = _copy(name, tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", _SIBLING_RESTORER, str(images)], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    restored.extend(t.pid for t in reversed(plan.tasks))
+    assert _ids(pid)[0] == os.getpid()
+    assert all(_ids(t.pid)[0] == pid for t in plan.tasks[1:])
+    assert sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")) == sorted(plan.root.tids)
+    assert _tracer(pid) == 0 and _settles(pid)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)  # ours to reap
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
