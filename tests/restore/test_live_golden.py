@@ -669,6 +669,7 @@ def test_restore_sibling_makes_the_task_our_child(tmp_path: Path, restored: list
     images = _copy(name, tmp_path)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-c", _SIBLING_RESTORER, str(images)], env=env, capture_output=True,
+                          check=False,
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     restored.extend(t.pid for t in reversed(plan.tasks))
