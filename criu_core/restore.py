@@ -28,7 +28,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from criu_core.builtin import core_restore, files_restore, mem_restore, memfd_restore, timens_restore
+from criu_core.builtin import (
+    core_restore,
+    files_restore,
+    ghost_restore,
+    mem_restore,
+    memfd_restore,
+    timens_restore,
+)
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
@@ -261,7 +268,8 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     p = st.plan
     remote = st.remote
     mem_restore.move_vdso(st)
-    mem_restore.set_mm_map(st, plan.file(p.mm.exe_file_id).reg.name)
+    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
+        mem_restore.set_mm_map(st, exe)
     with_pages = {r.vaddr for r in p.pages}
     st.pages_vmas = frozenset(v.index for v in p.vmas
                               if any(v.entry.start <= a < v.entry.end for a in with_pages))

@@ -170,6 +170,7 @@ class RestorePlan:
     timens: Any = None  # timens-0.img: the host's monotonic/boottime clocks at dump time
     shmem: dict[int, ShmemPlan] = field(default_factory=dict)
     memfd: dict[int, Any] = field(default_factory=dict)  # memfd.img: inode_id -> memfd_inode_entry
+    remaps: dict[int, Any] = field(default_factory=dict)  # remap-fpath.img: orig file id -> its remap entry
 
     @property
     def root(self) -> TaskPlan:
@@ -416,6 +417,14 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
     memfd = _load_memfd(d, files)
+    remaps = {}
+    rimg = _read(d, "remap-fpath.img", required=False)
+    for ent in rimg.entries if rimg is not None else ():
+        f = files.get(ent.msg.orig_id)
+        if f is None or not f.HasField("reg") or ent.msg.orig_id in remaps:
+            raise ImageFormatError(str(d / "remap-fpath.img"), ent.offset,
+                                   f"remap of file id {ent.msg.orig_id}: no such regular file, or remapped twice")
+        remaps[ent.msg.orig_id] = ent.msg
     shmem = _load_shmem(d, tasks, memfd)
     seccomp = _read(d, "seccomp.img", required=False)
     timens = _read(d, "timens-0.img", required=False)
@@ -426,7 +435,7 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
                 raise ImageFormatError(str(d / "timens-0.img"), 0, f"bad clock value {clk.tv_sec}.{clk.tv_nsec}")
     return RestorePlan(images_dir=d, inventory=inv, tasks=tasks, files=files,
                        seccomp=seccomp.messages[0] if seccomp and seccomp.entries else None, timens=timens,
-                       shmem=shmem, memfd=memfd)
+                       shmem=shmem, memfd=memfd, remaps=remaps)
 
 
 # --------------------------------------------------------------------------------------------------------

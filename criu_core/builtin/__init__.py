@@ -17,4 +17,5 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.fds_restore", "criu_core.builtin.fds_restore"),
     ("builtin.sk_unix_restore", "criu_core.builtin.sk_unix_restore"),
     ("builtin.memfd_restore", "criu_core.builtin.memfd_restore"),
+    ("builtin.ghost_restore", "criu_core.builtin.ghost_restore"),
 )

@@ -13,6 +13,7 @@ import stat
 from typing import Any
 
 from criu_core.builtin.fds_restore import add_epoll_targets
+from criu_core.builtin.ghost_restore import opened_path
 from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource, UsageError
 from criu_core.hookspecs import hookimpl
 from criu_core.resources import FileImage, RestoredFd
@@ -29,18 +30,19 @@ O_CLOEXEC = 0o2000000
 _OPEN_ONLY = os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_NOCTTY
 
 
-def open_reg(reg: Any, *, what: str = "file") -> int:
+def open_reg(reg: Any, *, what: str = "file", path: str | None = None) -> int:
     """Open a reg_file_entry in the restorer with its status flags and seek to its position.
 
-    Checks what the dump recorded: a regular file must still have the dumped size (CRIU's "File %s has bad
-    size"; skipped for files opened for writing or appending, which legitimately grew) and the same type.
+    ``path`` overrides the name (a deleted file reopened through its ghost, see ghost_restore). Checks what
+    the dump recorded: a regular file must still have the dumped size (CRIU's "File %s has bad size";
+    skipped for files opened for writing or appending, which legitimately grew) and the same type.
     """
     name = reg.name
     if not name.startswith("/") or "\0" in name:
         raise ImageFormatError("files.img", 0, f"file id {reg.id}: path {name!r} is not absolute")
     flags = (reg.flags & ~_OPEN_ONLY) | os.O_CLOEXEC
     try:
-        fd = os.open(name, flags)
+        fd = os.open(path or name, flags)
     except OSError as err:
         raise CriuError(f"Can't open {what} {name} (id {reg.id}) on restore: {err.strerror}", path=name) from None
     try:
@@ -67,7 +69,8 @@ def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
         return None
     if entry.reg.HasField("ext") and entry.reg.ext:
         return None  # an external file: someone's criu_ext_file_restore
-    return RestoredFd(PLUGIN, open_reg(entry.reg))
+    with opened_path(ctx, entry.id, entry.reg.name) as path:
+        return RestoredFd(PLUGIN, open_reg(entry.reg, path=path))
 
 
 def inherit_fds(specs: list[str]) -> dict[str, int]:

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from criu_core.builtin.ghost_restore import opened_path
 from criu_core.builtin.memfd_restore import memfd_object
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.hookspecs import hookimpl
@@ -89,7 +90,7 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
         fd = _shmem_fd(ctx, st, e.shmid)
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | MAP_SHARED | extra, fd, e.pgoff)
     elif e.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
-        fd = _memfd_fd(ctx, st, e.shmid) if e.status & VMA_AREA_MEMFD else _map_fd(st, e)
+        fd = _memfd_fd(ctx, st, e.shmid) if e.status & VMA_AREA_MEMFD else _map_fd(ctx, st, e)
         kind = MAP_SHARED if e.status & VMA_FILE_SHARED else MAP_PRIVATE
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | kind | extra, fd, e.pgoff)
     elif e.status & VMA_ANON_PRIVATE:
@@ -101,7 +102,7 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
     return MappedVma(PLUGIN)
 
 
-def _map_fd(st: TaskState, e: Any) -> int:
+def _map_fd(ctx: Any, st: TaskState, e: Any) -> int:
     """A descriptor in the task for files.img entry ``e.shmid``, opened once per file with an injected openat."""
     fd = st.map_fds.get(e.shmid)
     if fd is not None:
@@ -113,7 +114,8 @@ def _map_fd(st: TaskState, e: Any) -> int:
         flags = os.O_RDWR  # mmap always needs read access
     else:
         flags = os.O_RDONLY
-    fd = open_in_task(st, reg.name, flags | os.O_LARGEFILE, f"mapped file (VMA {e.start:#x})")
+    with opened_path(ctx, e.shmid, reg.name) as path:  # a deleted file: through its ghost, under its name
+        fd = open_in_task(st, path, flags | os.O_LARGEFILE, f"mapped file (VMA {e.start:#x})")
     st.map_fds[e.shmid] = fd
     return fd
 

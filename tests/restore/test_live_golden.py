@@ -680,3 +680,57 @@ def test_restore_sibling_makes_the_task_our_child(tmp_path: Path, restored: list
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)  # ours to reap
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+@pytest.mark.parametrize("name_taken", [False, True], ids=["deleted", "replaced"])
+def test_deleted_files_come_back_from_ghosts(tmp_path: Path, restored: list[int], golden_cwd: None,
+                                            name_taken: bool) -> None:
+    """Remapped files (remap-fpath.img + ghost-file-ID.img): an open deleted file and a deleted, replaced exe.
+
+    The exe entry is remapped to a ghost holding /usr/bin/sleep's bytes under a name that does not exist any
+    more, as after an upgrade; the task's exe, its mappings of it and a deleted data file at position 3 all
+    show their own names "(deleted)", and no ghost is left behind. If a new file has the exe's name now, the
+    old exe comes back under its ghost's name."""
+    from criu_core.images.messages import new
+
+    _need_free(31001)
+    gdir = tmp_path / "gone"
+    gdir.mkdir()
+    images = _copy("sleep", tmp_path)
+    files = read_image(images / "files.img")
+    fown = new("fown.fown_entry", uid=0, euid=0, signum=0, pid_type=0, pid=0)
+    exe = next(e.msg for e in files.entries if e.msg.id == 1)
+    exe.reg.name = str(gdir / "sleep")
+    files.entries.append(type(files.entries[0])(new(
+        "fdinfo.file_entry", type=1, id=200,
+        reg=new("regfile.reg_file_entry", id=200, flags=os.O_RDONLY, pos=3, fown=fown, name=str(gdir / "victim"),
+                mode=0o100600, size=11))))
+    write_image(images / "files.img", "FILES", files.entries)
+    fdinfo = read_image(images / "fdinfo-2.img")
+    fdinfo.entries.append(type(fdinfo.entries[0])(new("fdinfo.fdinfo_entry", id=200, flags=0, type=1, fd=5)))
+    write_image(images / "fdinfo-2.img", "FDINFO", fdinfo.entries)
+    write_image(images / "remap-fpath.img", "REMAP_FPATH", [
+        new("remap_file_path.remap_file_path_entry", orig_id=1, remap_id=0x301, remap_type=1),
+        new("remap_file_path.remap_file_path_entry", orig_id=200, remap_id=0x302, remap_type=1)])
+    write_image(images / "ghost-file-301.img", "GHOST_FILE",
+                [(new("ghost_file.ghost_file_entry", uid=0, gid=0, mode=0o100755, size=43888),
+                  Path("/usr/bin/sleep").read_bytes())])
+    write_image(images / "ghost-file-302.img", "GHOST_FILE",
+                [(new("ghost_file.ghost_file_entry", uid=0, gid=0, mode=0o100600, size=11), b"ghost-data!")])
+
+    if name_taken:
+        (gdir / "sleep").write_text("a newer version")
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    exe_name = f"{gdir}/sleep.cr.301.ghost (deleted)" if name_taken else f"{gdir}/sleep (deleted)"
+    assert os.readlink("/proc/31001/exe") == exe_name
+    assert {m[3] for m in _maps(31001) if "gone" in m[3]} == {exe_name}
+    assert os.readlink("/proc/31001/fd/5") == f"{gdir}/victim (deleted)"
+    assert "pos: 3" in " ".join(Path("/proc/31001/fdinfo/5").read_text().split())
+    fd = os.open("/proc/31001/fd/5", os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"ghost-data!"
+    finally:
+        os.close(fd)
+    assert [p.name for p in gdir.iterdir()] == (["sleep"] if name_taken else [])  # no ghost is left
+    assert _settles(31001)
