@@ -172,8 +172,11 @@ def restore_task_misc(st: TaskState) -> None:
     if plan.mm.thp_disabled:
         remote.syscall("prctl", PR_SET_THP_DISABLE, 1, 0, 0, 0)
     if tc.HasField("oom_score_adj") and tc.oom_score_adj:
-        with open(f"/proc/{plan.pid}/oom_score_adj", "w") as f:
-            f.write(str(tc.oom_score_adj))
+        try:
+            with open(f"/proc/{plan.pid}/oom_score_adj", "w") as f:
+                f.write(str(tc.oom_score_adj))
+        except OSError as err:  # lowering it needs CAP_SYS_RESOURCE, which root lacks on this machine
+            st.warnings.append(f"task {plan.pid}: oom_score_adj {tc.oom_score_adj} not restored: {err.strerror}")
     if tc.HasField("membarrier_registration_mask") and tc.membarrier_registration_mask:
         st.warnings.append(f"task {plan.pid}: membarrier registrations are not restored")
 

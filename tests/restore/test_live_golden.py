@@ -734,3 +734,20 @@ def test_deleted_files_come_back_from_ghosts(tmp_path: Path, restored: list[int]
         os.close(fd)
     assert [p.name for p in gdir.iterdir()] == (["sleep"] if name_taken else [])  # no ghost is left
     assert _settles(31001)
+
+
+def test_oom_score_adj(tmp_path: Path, restored: list[int], golden_cwd: None, caplog: pytest.LogCaptureFixture) -> None:
+    """A raised oom_score_adj is restored; a lowered one needs CAP_SYS_RESOURCE and only warns without it."""
+    _need_free(31001)
+    images = _copy("sleep", tmp_path)
+    _edit_core(images, 31001, lambda core: setattr(core.tc, "oom_score_adj", 300))
+    assert run(_ctx(images, restore_detached=True)) == 0
+    restored.append(31001)
+    assert Path("/proc/31001/oom_score_adj").read_text().strip() == "300"
+    os.kill(31001, signal.SIGKILL)
+    os.waitpid(31001, 0)
+    _edit_core(images, 31001, lambda core: setattr(core.tc, "oom_score_adj", -300))
+    with caplog.at_level(logging.WARNING, logger="criu"):
+        assert run(_ctx(images, restore_detached=True)) == 0
+    value = int(Path("/proc/31001/oom_score_adj").read_text())
+    assert value == -300 or any("oom_score_adj -300 not restored" in r.message for r in caplog.records)
