@@ -6,13 +6,14 @@ and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has 
 1. read and validate every image into a :class:`~criu_core.restore_plan.RestorePlan` (nothing exists yet);
    the inventory's plugins must be loaded (``check_required``), then ``inventory_check``; sessions, PIDs and
    unsupported state are checked; ``init``, ``devices_restore_init``;
-2. create the root seed (``clone3`` with ``set_tid``: the PID must be free), empty it, give it its session and
-   the time namespace of the dump's clocks, then fork each child from its clean parent seed (injected clone3,
-   P9); ``devices_post_fork``;
-3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first), pages, protections;
-   descriptors (``file_restore``, claimants first), cwd/root/umask; signals, timers, limits; ``task_restore``;
-   threads (injected clone3 with their TIDs); per-thread registrations; pending signals; creds; seccomp;
-   registers and the real signal masks;
+2. create the root seed (``clone3`` with ``set_tid``: the PID must be free; with ``--restore-sibling`` a child
+   of our parent, seized), empty it, give it its session and the time namespace of the dump's clocks, then
+   fork each child from its clean parent seed (injected clone3, P9); ``devices_post_fork``;
+3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
+   memfds and deleted files included), pages, protections; descriptors (sockets to the socket hooks, then
+   ``file_restore``, claimants first; ``--inherit-fd`` replacements), cwd/root/umask; signals, timers, limits;
+   ``task_restore``; threads (injected clone3 with their TIDs); per-thread registrations; pending signals;
+   creds; seccomp; registers and the real signal masks; memfd seals once every task is built;
 4. ``devices_resume_late``, pidfile, detach (children before parents): the tasks run; stats-restore;
 5. with ``-d`` return 0; otherwise wait for the root task and return its exit status, as CRIU does.
 
