@@ -146,8 +146,17 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
 
 
 def _check_pids_free(plan: RestorePlan) -> None:
+    """Every PID and TID must be free and below pid_max (clone3's set_tid fails with EEXIST / EINVAL)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        pid_max = 1 << 22
     for t in plan.tasks:
         for tid in t.tids:
+            if tid >= pid_max:
+                raise UnsupportedResource(f"PID {tid}", msg=f"PID {tid} is not below this machine's pid_max "
+                                          f"({pid_max}): raise kernel.pid_max to restore it")
             if os.path.exists(f"/proc/{tid}"):
                 raise PidInUse(tid)
 

@@ -751,3 +751,19 @@ def test_oom_score_adj(tmp_path: Path, restored: list[int], golden_cwd: None, ca
         assert run(_ctx(images, restore_detached=True)) == 0
     value = int(Path("/proc/31001/oom_score_adj").read_text())
     assert value == -300 or any("oom_score_adj -300 not restored" in r.message for r in caplog.records)
+
+
+def test_pid_above_pid_max(tmp_path: Path, restored: list[int]) -> None:
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    if pid_max >= 4194303:
+        pytest.skip("pid_max is at its limit")
+    images = _copy("sleep", tmp_path)
+    img = read_image(images / "pstree.img")
+    e = img.entries[0].msg
+    e.pid = e.pgid = e.sid = pid_max + 5
+    e.threads[:] = [pid_max + 5]
+    write_image(images / "pstree.img", "PSTREE", img.entries)
+    for old, new in (("core", "core"), ("ids", "ids"), ("mm", "mm"), ("pagemap", "pagemap"), ("fs", "fs")):
+        (images / f"{old}-31001.img").rename(images / f"{new}-{pid_max + 5}.img")
+    with pytest.raises(CriuError, match=f"PID {pid_max + 5} is not below this machine's pid_max"):
+        run(_ctx(images, restore_detached=True))
