@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from criu_core.images.messages import message_class, pb_module
 from criu_core.images.pagemap import make_entry, make_head
 from criu_core.procfs import ProcFS
 from criu_core.ptrace import FrozenTree, seize_tree
-from criu_core.resources import FdInfo, Task
+from criu_core.resources import FdInfo, SocketInfo, Task
 from criu_core.sys.proc import KCMP_FILE, kcmp
 
 __all__ = ["DumpResult", "dump_tree", "run"]
@@ -96,6 +97,8 @@ class _Dumper:
         self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
         self.local_fds: list[FdInfo] = []
+        self.unix_sockets: dict[int, tuple[int, int, FdInfo]] = {}
+        self.sk_queues: list[tuple[Any, bytes]] = []
 
     # -- files ----------------------------------------------------------------------------------------------
 
@@ -116,7 +119,11 @@ class _Dumper:
                         return oid, self._fd_types[oid]
                 except CriuError:
                     continue
-        claim = self.ctx.host.file_dump(self.ctx, fd)
+        claim = None
+        if fd.kind == "socket":
+            claim = self.socket_claim(fd)
+        if claim is None:
+            claim = self.ctx.host.file_dump(self.ctx, fd)
         fid = self.ids.new_file_id()
         entry = claim.entry
         entry.id = fid
@@ -132,7 +139,38 @@ class _Dumper:
         self.fd_ids.append((fd, fid))
         if claim.fd_type == pb_module("fdinfo").PIPE and claim.data:
             self.pipe_data.setdefault(claim.data[0], claim.data)
+        if claim.fd_type == pb_module("fdinfo").UNIXSK and isinstance(claim.data, dict):
+            ns_key = ("net", claim.data.get("netns_ino", 0))
+            if ns_key in self.ids.ns:
+                entry.usk.ns_id = self.ids.ns[ns_key]
+            self.unix_sockets[entry.usk.ino] = (fid, claim.data.get("peer", 0), fd)
+            for packet in claim.data.get("queue", ()):
+                self.sk_queues.append((_msg("sk_packet.sk_packet_entry", id_for=fid, length=len(packet)), packet))
         return fid, claim.fd_type
+
+    def socket_claim(self, fd: FdInfo) -> Any:
+        """Offer a socket to the socket hooks by family (AF_UNIX, AF_INET/AF_INET6); None if nobody claims."""
+        with socket.socket(fileno=os.dup(fd.local_fd)) as sk:
+            family = sk.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+            stype = sk.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+            proto = sk.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+        info = SocketInfo(fd=fd, family=family, type=stype, protocol=proto, ino=fd.ino)
+        if family == socket.AF_UNIX:
+            return self.ctx.host.unix_sk_dump(self.ctx, info)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return self.ctx.host.inet_sk_dump(self.ctx, info)
+        return None
+
+    def check_unix_peers(self) -> None:
+        """Every connected unix socket's peer must be dumped too (no --ext-unix-sk support yet)."""
+        for ino, (_fid, peer, fd) in self.unix_sockets.items():
+            if peer and peer not in self.unix_sockets:
+                raise UnsupportedResource(
+                    fd,
+                    msg=f"unix socket {ino} (fd {fd.fd} of task {fd.pid}) is connected "
+                    f"to socket {peer} outside the dumped tree (external unix sockets are not "
+                    "supported yet)",
+                )
 
     _fd_types: dict[int, int]
 
@@ -364,6 +402,9 @@ class _Dumper:
                     for pid_, data, size in self.pipe_data.values()
                 ],
             )
+        self.check_unix_peers()
+        if self.sk_queues:
+            images.write("sk-queues", self.sk_queues)
         images.write_one("seccomp", _msg("seccomp.seccomp_entry", seccomp_filters=self.seccomp_filters))
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -18,6 +19,7 @@ from criu_core.dumping.task import SIGACTION_SIGNALS
 from criu_core.errors import UnsupportedResource
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.pagemap import nr_pages, page_offsets
+from criu_core.sys.proc import pidfd_getfd, pidfd_open
 
 CRIT = "/usr/bin/crit"
 PAGE = 4096
@@ -239,3 +241,47 @@ def test_dump_stopped_task(spawn, dump) -> None:
     _, d = dump(t.pid)
     core = ImageDir(d).read_one("core", t.pid)
     assert core.tc.task_state == 3 and core.tc.stop_signo == signal.SIGSTOP
+
+
+def test_dump_unix_sockets(dump, tmp_path: Path) -> None:
+    py = shutil.which("python3") or "/usr/bin/python3"
+    log = tmp_path / "sk.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [py, "-S", str(Path(__file__).parent / "sockets_target.py")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not log.read_text().startswith("ready"):
+            time.sleep(0.02)
+        r, w, s1, s2, d1, d2, ls = (int(x) for x in log.read_text().split()[1:8])
+        _, d = dump(proc.pid, leave_running=True)
+        img = ImageDir(d)
+        files = {f.id: f for f in img.read_all("files")}
+        fdinfo = {f.fd: f for f in img.read_all("fdinfo", 2)}
+        usk = {fd: files[fdinfo[fd].id].usk for fd in (s1, s2, d1, d2, ls)}
+        assert usk[s1].peer == usk[s2].ino and usk[s2].peer == usk[s1].ino
+        assert usk[s1].type == 1 and usk[d1].type == 2 and usk[s1].state == 1
+        assert usk[ls].state == 10 and usk[ls].backlog == 7 and usk[ls].name.startswith(b"\0criu-py-test-")
+        assert usk[s1].opts.so_sndbuf > 0 and usk[s1].ns_id == img.read_one("ids", proc.pid).net_ns_id
+        queues = [(e.msg.id_for, e.extra) for e in img.read("sk-queues").entries]
+        assert (fdinfo[s2].id, b"unix-stream-queued") in queues
+        assert [x for i, x in queues if i == fdinfo[d2].id] == [b"dgram-1", b"dgram-2"]
+        assert all(e.msg.length == len(e.extra) for e in img.read("sk-queues").entries)
+        # the queues are intact after the dump
+        pidfd = pidfd_open(proc.pid)
+        try:
+            for fd, want in ((s2, b"unix-stream-queued"), (d2, b"dgram-1")):
+                with socket.socket(fileno=pidfd_getfd(pidfd, fd)) as sk:
+                    assert sk.recv(100, socket.MSG_PEEK | socket.MSG_DONTWAIT) == want
+                    assert sk.getsockopt(socket.SOL_SOCKET, 42) == -1  # SO_PEEK_OFF put back
+        finally:
+            os.close(pidfd)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
