@@ -457,6 +457,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
     images = ImageDir(ctx.images_dir, create=True)
     ctx.images = images
     t0 = time.monotonic()
+    ctx.notify("pre-dump")
     tree = seize_tree(ctx.root_pid)
     t_frozen = time.monotonic()
     dumper = _Dumper(ctx, tree, images, procfs)
@@ -478,6 +479,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
             raise UnsupportedResource(
                 f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
             )
+        ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
         for task in tasks.values():
             ctx.host.devices_pause(ctx, task)
@@ -496,6 +498,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
         for task in tasks.values():
             ctx.host.devices_checkpoint(ctx, task)
         dumper.write_common()
+        ctx.notify("post-dump")
     except BaseException:
         close_fds(dumper.local_fds)
         tree.release()

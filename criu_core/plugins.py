@@ -261,7 +261,7 @@ class PluginHost:
         self._call("criu_init", ctx=ctx, stage=stage)
 
     def fini(self, ctx: "BaseContext", stage: str, success: bool) -> None:
-        self._broadcast_quiet("criu_fini", ctx, stage=stage, success=success)
+        self._broadcast_quiet("criu_fini", ctx, ctx=ctx, stage=stage, success=success)
 
     def inventory_check(self, ctx: "RestoreContext", inventory: Any) -> None:
         self._call("criu_inventory_check", ctx=ctx, inventory=inventory)

@@ -109,6 +109,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         host.devices_restore_init(ctx)
         root_st = states[root.pid]
         # --restore-sibling (runc): the root becomes a child of our parent, as it was before the dump
+        ctx.notify("pre-restore")
         root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
         log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
         _prepare_seed(ctx, plan, root_st, states)
@@ -124,6 +125,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
                 log.warning("%s", w)
         if opts.pidfile:
             _write_pidfile(opts.pidfile, plan.root.pid)
+        ctx.notify("post-restore", pid=plan.root.pid)
+        ctx.notify("pre-resume")
         for st in reversed(list(states.values())):  # children before parents
             for thread in list(st.threads.values()):
                 thread.detach(0)
@@ -135,6 +138,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
             st.remote.detach(sig)
             st.remote = None
         log.info("Restore finished successfully. Tasks resumed.")
+        ctx.notify("post-resume")
         success = True
         _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
         return plan.root.pid
