@@ -63,7 +63,6 @@ def run(ctx: RestoreContext) -> int:
     ctx.inventory = plan.inventory
     inv = plan.inventory
     ctx.host.check_required(list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else [])
-    ctx.host.inventory_check(ctx, inv)
     if inv.HasField("allow_uprobes") and inv.allow_uprobes and not opts.allow_uprobes:
         raise CriuError("the images were dumped with --allow-uprobes: restore needs it too")
     files_restore.inherit_fds(opts.inherit_fd or [])  # a bad --inherit-fd fails before anything exists
@@ -106,6 +105,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     success = False
     t0 = time.monotonic()
     try:
+        # CRIU initialises plugins after reading the inventory, so init sees ctx.inventory; plugins vet it next.
+        host.inventory_check(ctx, plan.inventory)
         host.devices_restore_init(ctx)
         root_st = states[root.pid]
         # --restore-sibling (runc): the root becomes a child of our parent, as it was before the dump

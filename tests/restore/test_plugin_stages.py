@@ -74,7 +74,7 @@ def test_stage_order_and_claimants(tmp_path: Path, restored: list[int], hook_rec
     restored.append(31001)
     names = rec.names()
     first = {n: names.index(n) for n in dict.fromkeys(names)}
-    order = ["criu_inventory_check", "criu_init", "criu_devices_restore_init", "criu_devices_post_fork",
+    order = ["criu_init", "criu_inventory_check", "criu_devices_restore_init", "criu_devices_post_fork",
              "criu_vma_restore", "criu_vma_pages_restore", "criu_file_restore", "criu_task_restore",
              "criu_devices_resume_late"]
     assert [first[n] for n in order] == sorted(first[n] for n in order), names
