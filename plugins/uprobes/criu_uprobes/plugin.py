@@ -1,6 +1,7 @@
 """Hook implementations of the uprobes plugin (CRIU 4.2's ``--allow-uprobes``).
 
-The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan` and :mod:`criu_uprobes.resync`.
+The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan`, :mod:`criu_uprobes.rearm` and
+:mod:`criu_uprobes.resync`.
 """
 
 from __future__ import annotations
@@ -8,14 +9,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from criu_core.hookspecs import hookimpl
-from criu_uprobes import resync, vmas
+from criu_uprobes import rearm, resync, vmas
 
 if TYPE_CHECKING:
-    from criu_core.context import DumpContext, RestoreContext
+    from criu_core.context import BaseContext, DumpContext, RestoreContext
     from criu_core.options import OptionRegistry
     from criu_core.resources import Vma, VmaClaim, VmaImage
 
-__all__ = ["criu_addoption", "criu_inventory_check", "criu_vma_dump", "criu_vma_pages_restore"]
+__all__ = [
+    "criu_addoption",
+    "criu_fini",
+    "criu_inventory_check",
+    "criu_vma_dump",
+    "criu_vma_pages_restore",
+]
 
 
 @hookimpl
@@ -41,8 +48,16 @@ def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
 
 @hookimpl
 def criu_vma_pages_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
+    if vmas.allowed_in_images(ctx.inventory) or ctx.options.uprobes_resync:
+        rearm.rearm_vma(vma, remote)
     if ctx.options.uprobes_resync:
         resync.resync_vma(ctx, vma)
+
+
+@hookimpl
+def criu_fini(ctx: BaseContext, stage: str, success: bool) -> None:
+    if stage == "dump" and success:
+        vmas.finish_dump(ctx)  # type: ignore[arg-type]
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import criu_uprobes.plugin as uprobes_plugin
@@ -10,7 +11,7 @@ import pytest
 from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.messages import new
-from criu_core.resources import Vma
+from criu_core.resources import Vma, VmaImage
 
 XOL = Vma(
     pid=4242,
@@ -27,6 +28,11 @@ HEAP = Vma(pid=4242, start=0x55C164CF4000, end=0x55C164D15000, prot=3, flags=2, 
 def new_inventory():
     """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
     return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
+
+
+def not_ours(claim) -> bool:
+    """The plugin left the VMA to others (the built-in memory handler claims ordinary mappings)."""
+    return claim is None or claim.plugin != "uprobes"
 
 
 @pytest.fixture
@@ -79,8 +85,7 @@ def test_uprobes_vma_dropped_with_the_option_and_inventory_flag_set(host, tmp_pa
 
 def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
-    # Not ours: the plugin answers None (the built-in memory handler claims ordinary mappings once it exists).
-    assert host.pm.hook.criu_vma_dump(ctx=ctx, vma=HEAP) is None
+    assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=HEAP))
     assert not ctx.inventory.HasField("allow_uprobes")
 
 
@@ -89,7 +94,7 @@ def test_name_must_match_exactly(host, tmp_path):
     lookalike = Vma(
         pid=1, start=0x1000, end=0x2000, prot=5, flags=2, name="/tmp/[uprobes]", inode=7, path="/tmp/[uprobes]"
     )
-    assert host.pm.hook.criu_vma_dump(ctx=ctx, vma=lookalike) is None
+    assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=lookalike))
 
 
 def test_restore_refused_without_the_option(host, tmp_path):
@@ -160,3 +165,47 @@ def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_p
     ):
         dump_trampoline_vma(ctx, TRAMP, proc=str(proc))
     assert not ctx.inventory.HasField("allow_uprobes")
+
+
+class FakeRemote:
+    """Records the injected syscalls of the restore's remote task handle."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def syscall(self, nr, *args, check=True):
+        self.calls.append((nr, *args))
+        return {"openat": 7, "mmap": 0x7F0000000000}.get(nr, 0)
+
+    def write_mem(self, addr, data):
+        self.calls.append(("write_mem", addr, data))
+
+    @contextmanager
+    def scratch(self, size=4096):
+        yield 0x1000
+
+
+def test_rearm_maps_the_code_file_again_read_only(recorded_proc):
+    from criu_uprobes.rearm import VMA_FILE_PRIVATE, rearm_vma
+
+    proc = recorded_proc({"77/maps": "55c15a089000-55c15a08a000 r-xp 00001000 fe:00 2146462   /opt/demo\n"})
+    entry = new(
+        "vma.vma_entry",
+        start=0x55C15A089000,
+        end=0x55C15A08A000,
+        pgoff=0x1000,
+        shmid=1,
+        prot=5,
+        flags=2,
+        status=VMA_FILE_PRIVATE | 1,
+        fd=-1,
+    )
+    remote = FakeRemote()
+    assert rearm_vma(VmaImage(pid=77, index=0, entry=entry), remote, proc=str(proc))
+    names = [c[0] for c in remote.calls]
+    assert names == ["write_mem", "openat", "mmap", "munmap", "close"]
+    assert remote.calls[0][2] == b"/opt/demo\0"
+    assert remote.calls[2][1:] == (0, 0x1000, 1, 2, 7, 0x1000)  # PROT_READ, MAP_PRIVATE: uprobe_mmap installs
+
+    anon = new("vma.vma_entry", start=0x1000, end=0x2000, pgoff=0, shmid=0, prot=7, flags=0x22, status=1, fd=-1)
+    assert not rearm_vma(VmaImage(pid=77, index=1, entry=anon), FakeRemote(), proc=str(proc))
