@@ -63,8 +63,10 @@ def run(ctx: RestoreContext) -> int:
     ctx.inventory = plan.inventory
     inv = plan.inventory
     ctx.host.check_required(list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else [])
-    if inv.HasField("allow_uprobes") and inv.allow_uprobes and not opts.allow_uprobes:
-        raise CriuError("the images were dumped with --allow-uprobes: restore needs it too")
+    if inv.HasField("allow_uprobes") and inv.allow_uprobes and "allow-uprobes" not in ctx.host.options.specs:
+        # The option (and the check with CRIU's wording) belongs to the uprobes plugin; without it, say what to do.
+        raise CriuError("Dumped with --allow-uprobes. Need to set it on restore as well: install "
+                        "criu-plugin-uprobes, which provides the option")
     files_restore.inherit_fds(opts.inherit_fd or [])  # a bad --inherit-fd fails before anything exists
     root = restore_tree(ctx, plan)
     ctx.root_pid = root

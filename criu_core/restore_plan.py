@@ -448,8 +448,8 @@ class TaskState:
 
     ``remote`` is the seed's leader (a :class:`criu_core.ptrace.RemoteTask`), ``scratch`` its argument area,
     ``pages_vmas`` the indexes of VMAs that receive pages (mapped writable until they are written, P5),
-    ``map_fds`` the task-side descriptors opened for file mappings (files.img id -> fd), closed once every VMA
-    is mapped.
+    ``map_fds`` the task-side descriptors opened for file mappings (keyed by files.img id and access mode),
+    closed once every VMA is mapped.
     """
 
     plan: TaskPlan
@@ -457,7 +457,7 @@ class TaskState:
     remote: Any = None
     scratch: Any = None
     pages_vmas: frozenset[int] = frozenset()
-    map_fds: dict[int, int] = field(default_factory=dict)
+    map_fds: dict[Any, int] = field(default_factory=dict)
     shm_fds: dict[int, int] = field(default_factory=dict)  # shmid -> fd in the task, closed with map_fds
     threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)

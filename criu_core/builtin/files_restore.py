@@ -165,18 +165,19 @@ def restore_fs(ctx: Any, st: TaskState) -> None:
     pidfd = remote.syscall("pidfd_open", os.getpid(), 0)
     try:
         if root.name != "/":
-            _enter_dir(st, pidfd, root, "root")
+            _enter_dir(ctx, st, pidfd, fs.root_id, root, "root")
             st.scratch.reset()
             remote.syscall("chroot", st.scratch.cstr("."))
-        _enter_dir(st, pidfd, cwd, "cwd")
+        _enter_dir(ctx, st, pidfd, fs.cwd_id, cwd, "cwd")
     finally:
         remote.syscall("close", pidfd, check=False)
     if fs.HasField("umask"):
         remote.syscall("umask", fs.umask & 0o777)
 
 
-def _enter_dir(st: TaskState, pidfd: int, reg: Any, what: str) -> None:
-    local = open_reg(reg, what=f"{what} directory")
+def _enter_dir(ctx: Any, st: TaskState, pidfd: int, file_id: int, reg: Any, what: str) -> None:
+    with opened_path(ctx, file_id, reg.name) as path:  # a deleted directory comes back from its ghost
+        local = open_reg(reg, what=f"{what} directory", path=path)
     try:
         if not stat.S_ISDIR(os.fstat(local).st_mode):
             raise UnsupportedResource(reg.name, msg=f"{what} {reg.name} of task {st.plan.pid} is not a directory")

@@ -64,8 +64,8 @@ PR_SET_MM, PR_SET_MM_MAP = 35, 14
 RSEQ_FLAG_UNREGISTER = 1
 AT_FDCWD = -100
 _SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
-# Statuses the built-in handler does not map: SysV shm, packet rings, AIO rings, memfd, shared anon, shadow
-# stacks, guard regions, uprobes. A plugin may claim them first; otherwise the restore stops naming the VMA.
+# Statuses the built-in handler does not map: SysV shm, packet rings, AIO rings, shadow stacks, guard regions,
+# uprobes. A plugin may claim them first; otherwise the restore stops naming the VMA.
 _UNHANDLED = (1 << 10) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17)
 _SHMEM: StashKey[dict[int, int]] = StashKey("restore.shmem")  # shmid -> the restorer's fd of the object
 
@@ -103,10 +103,8 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
 
 
 def _map_fd(ctx: Any, st: TaskState, e: Any) -> int:
-    """A descriptor in the task for files.img entry ``e.shmid``, opened once per file with an injected openat."""
-    fd = st.map_fds.get(e.shmid)
-    if fd is not None:
-        return fd
+    """A descriptor in the task for files.img entry ``e.shmid``, opened with an injected openat once per file
+    and access mode (one file may be mapped private read-only here and shared writable there)."""
     reg = st.files[e.shmid].reg
     if e.status & VMA_FILE_SHARED and e.prot & PROT_WRITE:
         flags = os.O_RDWR  # a writable shared mapping needs a writable description
@@ -114,9 +112,11 @@ def _map_fd(ctx: Any, st: TaskState, e: Any) -> int:
         flags = os.O_RDWR  # mmap always needs read access
     else:
         flags = os.O_RDONLY
-    with opened_path(ctx, e.shmid, reg.name) as path:  # a deleted file: through its ghost, under its name
-        fd = open_in_task(st, path, flags | os.O_LARGEFILE, f"mapped file (VMA {e.start:#x})")
-    st.map_fds[e.shmid] = fd
+    fd = st.map_fds.get((e.shmid, flags))
+    if fd is None:
+        with opened_path(ctx, e.shmid, reg.name) as path:  # a deleted file: through its ghost, under its name
+            fd = open_in_task(st, path, flags | os.O_LARGEFILE, f"mapped file (VMA {e.start:#x})")
+        st.map_fds[(e.shmid, flags)] = fd
     return fd
 
 
@@ -133,10 +133,10 @@ def open_in_task(st: TaskState, path: str, flags: int, what: str) -> int:
 
 def _memfd_fd(ctx: Any, st: TaskState, file_id: int) -> int:
     """A task-side descriptor of the restored memfd behind files.img entry ``file_id`` (pulled in once)."""
-    fd = st.map_fds.get(file_id)
+    fd = st.map_fds.get(("memfd", file_id))
     if fd is None:
         obj = memfd_object(ctx, st.files[file_id].memfd.inode_id)
-        fd = st.map_fds[file_id] = _pull_from_restorer(st, obj)
+        fd = st.map_fds[("memfd", file_id)] = _pull_from_restorer(st, obj)
     return fd
 
 

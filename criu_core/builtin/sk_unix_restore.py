@@ -1,9 +1,13 @@
-"""Built-in restore of connected unix socket pairs whose both ends are in the images, with their queued data.
+"""Built-in restore of unix sockets: connected pairs whose both ends are in the images, listening sockets and
+bound datagram sockets, with their queued data.
 
-``socketpair`` in the restorer gives both ends at once (matched by inode: each end's ``peer`` is the other's
-``ino``); the bytes of sk-queues.img are sent from the peer so they sit in the receiver's queue, one send per
-entry (a datagram per entry for SOCK_DGRAM, message boundaries kept). Named, listening or half-external
-sockets are not this handler's (it returns None and the restore names the descriptor).
+``socketpair`` in the restorer gives both ends of a pair at once (matched by inode: each end's ``peer`` is the
+other's ``ino``); the bytes of sk-queues.img are sent from the peer so they sit in the receiver's queue, one
+send per entry (a datagram per entry for SOCK_DGRAM, message boundaries kept). A pair's names, if it had any
+(an accepted connection carries its listener's), are not given back. A listening socket is bound to its name
+(abstract, or a path whose stale socket file is replaced) and listens again; a bound datagram socket gets its
+queued datagrams from a throw-away sender. Sockets connected to a peer outside the images are not this
+handler's (it returns None and the restore names the descriptor).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 from typing import Any
 
 from criu_core.errors import CriuError, ImageFormatError
@@ -24,7 +29,8 @@ __all__ = ["FD_UNIXSK", "PLUGIN", "criu_fini", "criu_unix_sk_restore"]
 
 PLUGIN = "builtin.sk_unix_restore"
 FD_UNIXSK = 5
-TCP_ESTABLISHED = 1
+TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
+_TYPES = {1: socket.SOCK_STREAM, 2: socket.SOCK_DGRAM, 5: socket.SOCK_SEQPACKET}
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 _SOCKS: StashKey[dict[int, int]] = StashKey("restore.unix_pairs")  # ino -> restorer fd
 _QUEUES: StashKey[dict[int, list[bytes]]] = StashKey("restore.sk_queues")  # receiver file id -> packets
@@ -55,7 +61,7 @@ def _setup(fd: int, usk: Any) -> None:
 
 
 def _make_pair(ctx: Any, file: FileImage, usk: Any, peer: Any, peer_id: int) -> None:
-    kind = {1: socket.SOCK_STREAM, 2: socket.SOCK_DGRAM, 5: socket.SOCK_SEQPACKET}.get(usk.type)
+    kind = _TYPES.get(usk.type)
     if kind is None:
         raise CriuError(f"unix socket {usk.ino}: unknown type {usk.type}", ino=usk.ino)
     a, b = socket.socketpair(socket.AF_UNIX, kind)
@@ -80,22 +86,67 @@ def _make_pair(ctx: Any, file: FileImage, usk: Any, peer: Any, peer_id: int) -> 
             socket.socket(fileno=os.dup(fd)).shutdown(how)
 
 
+def _address(name: bytes) -> bytes | str:
+    """The bind address of an image name: abstract names start with NUL; paths carry a trailing NUL."""
+    if name.startswith(b"\0"):
+        return name
+    return os.fsdecode(name.rstrip(b"\0"))
+
+
+def _bind(ctx: Any, file: FileImage, usk: Any) -> int:
+    """A listening or bound-unconnected socket, bound to its name again (and listening, for LISTEN)."""
+    sk = socket.socket(socket.AF_UNIX, _TYPES[usk.type])
+    try:
+        addr = _address(bytes(usk.name))
+        if isinstance(addr, str):
+            if not addr.startswith("/"):
+                raise CriuError(f"unix socket {usk.ino}: relative path {addr!r} is not supported", ino=usk.ino)
+            try:
+                if stat.S_ISSOCK(os.lstat(addr).st_mode):
+                    os.unlink(addr)  # the dumped task's socket file: the old socket is gone with it
+            except FileNotFoundError:
+                pass
+        sk.bind(addr)
+        if isinstance(addr, str) and usk.HasField("file_perms"):
+            os.chmod(addr, usk.file_perms.mode & 0o7777)
+            os.chown(addr, usk.file_perms.uid, usk.file_perms.gid)
+        if usk.state == TCP_LISTEN:
+            sk.listen(usk.backlog)
+        _setup(sk.fileno(), usk)
+        for packet in _queues(ctx).get(file.entry.id, []):
+            if usk.type == 1:
+                raise CriuError(f"unix socket {usk.ino}: queued data on an unconnected stream socket")
+            with socket.socket(socket.AF_UNIX, _TYPES[usk.type]) as sender:
+                if sender.sendto(packet, addr) != len(packet):
+                    raise CriuError(f"unix socket {usk.ino}: a queued datagram did not fit back in")
+        return sk.detach()
+    finally:
+        sk.close()
+
+
 @hookimpl(trylast=True)
 def criu_unix_sk_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
     e = file.entry
     if e.type != FD_UNIXSK or not e.HasField("usk"):
         return None
     usk = e.usk
-    if usk.name or usk.state != TCP_ESTABLISHED or not usk.peer or usk.uflags:
+    if usk.uflags or usk.type not in _TYPES:
         return None
     socks = ctx.stash.setdefault(_SOCKS, {})
-    if usk.ino not in socks:
+    if usk.ino not in socks and usk.state in (TCP_LISTEN, TCP_CLOSE) and not usk.peer and usk.name:
+        socks[usk.ino] = _bind(ctx, file, usk)
+    elif usk.ino not in socks:
+        if usk.state != TCP_ESTABLISHED or not usk.peer:
+            return None
         peers = [(fid, f.usk) for fid, f in _all_files(ctx).items() if f.HasField("usk") and f.usk.ino == usk.peer]
         if len(peers) != 1:
             return None  # the peer is outside the images (an external socket)
         peer_id, peer = peers[0]
         if peer.peer != usk.ino:
             raise ImageFormatError("files.img", 0, f"unix sockets {usk.ino} and {peer.ino} disagree about peers")
+        if usk.name or peer.name:
+            ctx.log.warning("unix sockets %d/%d are restored as an unnamed pair (names %r/%r are lost)",
+                            usk.ino, peer.ino, bytes(usk.name), bytes(peer.name))
         _make_pair(ctx, file, usk, peer, peer_id)
     fd = os.dup(socks[usk.ino])
     fcntl.fcntl(fd, fcntl.F_SETFL, usk.flags & os.O_NONBLOCK)

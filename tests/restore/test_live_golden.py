@@ -196,6 +196,7 @@ def test_pid_in_use(tmp_path: Path, restored: list[int], golden_cwd: None) -> No
     occupier = make_seed(31001)  # a stopped traced child holding the PID
     try:
         images = _copy("sleep", tmp_path)
+        restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
         with pytest.raises(PidInUse) as err:
             run(_ctx(images, restore_detached=True))
         assert str(err.value) == "PID 31001 is in use"
@@ -215,6 +216,7 @@ def test_failure_mid_restore_kills_the_seed(tmp_path: Path, restored: list[int],
             ent.msg.reg.name = "/usr/bin/no-such-sleep"
     write_image(images / "files.img", "FILES", img.entries)
     before = _digest(images)
+    restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(CriuError) as err:
         run(_ctx(images, restore_detached=True))
     assert str(err.value) == "Can't open exe /usr/bin/no-such-sleep for task 31001: ENOENT: No such file or directory"
@@ -227,6 +229,7 @@ def test_corrupt_image_touches_nothing(tmp_path: Path, restored: list[int]) -> N
     images = _copy("sleep", tmp_path)
     with open(images / "mm-31001.img", "r+b") as f:
         f.truncate(100)
+    restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(CriuError) as err:
         run(_ctx(images, restore_detached=True))
     assert "mm-31001.img" in str(err.value) and "\n" not in str(err.value)
@@ -239,6 +242,7 @@ def test_missing_plugin_stops_before_anything(tmp_path: Path, restored: list[int
     img = read_image(images / "inventory.img")
     img.entries[0].msg.plugins_entry.plugins.append("amdgpu_plugin")
     write_image(images / "inventory.img", "INVENTORY", img.entries)
+    restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(MissingPluginError):
         run(_ctx(images, restore_detached=True))
     assert not os.path.exists("/proc/31001")
@@ -374,16 +378,17 @@ def test_tree_shell_with_two_children(tmp_path: Path, restored: list[int], golde
 
 
 def test_unsupported_descriptor_fails_cleanly(tmp_path: Path, restored: list[int], golden_cwd: None) -> None:
-    """A bound unix socket, which no loaded plugin restores: one error line naming the file, and the seed made
-    by then is gone."""
+    """A descriptor of a type no loaded plugin restores (a tun file here): one error line naming the file, and
+    the seed made by then is gone."""
     _need_free(31030)
     images = _copy("ipc", tmp_path)
     img = read_image(images / "files.img")
-    next(e.msg for e in img.entries if e.msg.id == 12).usk.name = b"/tmp/criu-test.sock\0"
+    next(e.msg for e in img.entries if e.msg.id == 16).type = 15  # TUNF
     write_image(images / "files.img", "FILES", img.entries)
+    restored.append(31030)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(CriuError) as err:
         run(_ctx(images, restore_detached=True))
-    assert str(err.value) == "no plugin can restore file id 12 (type 5) of task 31030"
+    assert str(err.value) == "no plugin can restore file id 16 (type 15) of task 31030"
     assert not os.path.exists("/proc/31030")
 
 
@@ -395,6 +400,7 @@ def test_external_session_needs_shell_job(tmp_path: Path, restored: list[int], g
     img = read_image(images / "pstree.img")
     img.entries[0].msg.sid = os.getsid(0)
     write_image(images / "pstree.img", "PSTREE", img.entries)
+    restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(CriuError, match="--shell-job"):
         run(_ctx(images, restore_detached=True))
     assert not os.path.exists("/proc/31001")
@@ -532,6 +538,7 @@ def test_stale_pidfile_fails_cleanly(tmp_path: Path, restored: list[int], golden
     images = _copy("sleep", tmp_path)
     pidfile = tmp_path / "restored.pid"
     pidfile.write_text("1")
+    restored.append(31001)  # killed at teardown even if the restore wrongly succeeds
     with pytest.raises(CriuError, match=f"Can't write pidfile {pidfile}: File exists"):
         run(_ctx(images, restore_detached=True, pidfile=str(pidfile)))
     assert not os.path.exists("/proc/31001")

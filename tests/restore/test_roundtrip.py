@@ -209,3 +209,62 @@ def test_tree_and_threads_round_trip(tmp_path: Path, restored: list[int], argv: 
     for kid in kids:
         stat = Path(f"/proc/{kid}/stat").read_text()
         assert int(stat[stat.rindex(")") + 2:].split()[1]) == pid
+
+
+def test_unix_sockets_and_pipe_round_trip(tmp_path: Path, restored: list[int]) -> None:
+    """A pipe with data, a stream pair with queued bytes, a datagram pair with two datagrams and an abstract
+    listening socket, dumped by our dump: all back, the listener accepting connections again."""
+    import socket
+    import sys
+
+    from criu_core.sys.proc import pidfd_getfd
+
+    pytest.importorskip("criu_core.dump")
+    from criu_core import dump, restore
+
+    target = Path(__file__).parents[1] / "dump" / "sockets_target.py"
+    if not target.exists():
+        pytest.skip("the dump tests' socket target is not here")
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-S", str(target)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                stdout=f, stderr=subprocess.DEVNULL, start_new_session=True)
+    pid = proc.pid
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "ready" not in out.read_text():
+            time.sleep(0.05)
+        fds = [int(x) for x in out.read_text().split()[1:8]]
+        r, _w, s1, s2, _d1, d2, _ls = fds
+        images = tmp_path / "images"
+        images.mkdir()
+        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
+                           root_pid=pid, log=logging.getLogger("criu"))
+        assert dump.run(dctx) == 0
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
+                          images_dir=images, log=logging.getLogger("criu"))
+    restored.append(pid)
+    assert restore.run(rctx) == 0
+    pidfd = os.pidfd_open(pid)
+    try:
+        rd = pidfd_getfd(pidfd, r)
+        try:
+            os.set_blocking(rd, False)
+            assert os.read(rd, 100) == b"pipe-bytes-in-flight\n"
+        finally:
+            os.close(rd)
+        with socket.socket(fileno=pidfd_getfd(pidfd, s2)) as sk:
+            assert sk.recv(100, socket.MSG_DONTWAIT) == b"unix-stream-queued"
+        with socket.socket(fileno=pidfd_getfd(pidfd, s1)) as sk:
+            sk.send(b"ping")  # the pair is still connected both ways
+        with socket.socket(fileno=pidfd_getfd(pidfd, d2)) as sk:
+            assert [sk.recv(100, socket.MSG_DONTWAIT) for _ in range(2)] == [b"dgram-1", b"dgram-2"]
+    finally:
+        os.close(pidfd)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(b"\0criu-py-test-" + str(pid).encode())  # the restored listener takes connections
