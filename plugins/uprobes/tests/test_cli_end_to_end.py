@@ -36,12 +36,19 @@ def criu_py() -> list[str]:
     return [found] if found else [sys.executable, "-m", "criu_core.cli"]
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``criu-py ARGS`` in ``cwd``; the ``-D`` directory is created first (as with CRIU, it must exist)."""
     if "-D" in args:
         (cwd / args[args.index("-D") + 1]).mkdir(exist_ok=True)
     return subprocess.run(
-        [*criu_py(), *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False
+        [*criu_py(), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -186,3 +193,23 @@ def test_probe_removed_before_restore_with_resync_carries_on(
     subreaper.append(pid)
     wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
     assert "SIGTRAP" not in t.output()
+
+
+def test_option_from_configuration_files(subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path):
+    """As verified with CRIU 4.2: ``--config FILE`` at dump, ``$CRIU_CONFIG_FILE`` at restore (the RPC route)."""
+    conf = tmp_path / "up.conf"
+    conf.write_text("# uprobes\nallow-uprobes\n")
+    ev = uprobe("uprobe_target")
+    ev.enable()
+    t = spawn_target("xol")
+    pid = t.pid
+    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
+    res = run("dump", "-t", str(pid), "-D", "d", "--config", str(conf), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    t.proc.wait()
+    at_dump, hits = t.iterations(), ev.hits()
+    res = run("restore", "-D", "d", "-d", cwd=tmp_path, env={"CRIU_CONFIG_FILE": str(conf)})
+    assert res.returncode == 0, res.stderr
+    subreaper.append(pid)
+    wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
+    wait_for(lambda: ev.hits() > hits + 2, what="the probe's hit count to keep rising")
