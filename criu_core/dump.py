@@ -75,6 +75,9 @@ class DumpResult:
 
 def run(ctx: DumpContext) -> int:
     """The ``dump`` command: returns 0, or raises a CriuError."""
+    # Plugins may set inventory fields during the dump (uprobes: allow_uprobes); the core fills the rest at the end.
+    if ctx.inventory is None:
+        ctx.inventory = _msg("inventory.inventory_entry")
     ctx.host.init(ctx, ctx.stage)
     ok = False
     try:
@@ -607,6 +610,9 @@ class _Dumper:
             plugins_entry={"plugins": list(self.ctx.used_plugins)},
             dump_criu_run_id=str(uuid.uuid4()),
         )
+        if self.ctx.inventory is not None:
+            plugin_fields, inv = inv, self.ctx.inventory
+            inv.MergeFrom(plugin_fields)  # the core's fields over what plugins set (which the core leaves alone)
         self.ctx.inventory = inv
         images.write_one("inventory", inv)
 
@@ -635,6 +641,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
     images = ImageDir(ctx.images_dir, create=True)
     ctx.images = images
     t0 = time.monotonic()
+    ctx.notify("pre-dump")
     tree = seize_tree(ctx.root_pid)
     t_frozen = time.monotonic()
     dumper = _Dumper(ctx, tree, images, procfs)
@@ -656,6 +663,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
             raise UnsupportedResource(
                 f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
             )
+        ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
         for task in tasks.values():
             ctx.host.devices_pause(ctx, task)
@@ -674,6 +682,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
         for task in tasks.values():
             ctx.host.devices_checkpoint(ctx, task)
         dumper.write_common()
+        ctx.notify("post-dump")
     except BaseException:
         close_fds(dumper.local_fds)
         tree.release()
