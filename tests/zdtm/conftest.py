@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import zdtmlib  # noqa: E402
-from zdtmlib import Builder, CliResult, Target  # noqa: E402
+import zdtmlib
+from zdtmlib import Builder, CliResult, Target
 
 NOCR = os.environ.get("ZDTM_NOCR") == "1"
 
@@ -69,9 +70,7 @@ class Zdtm:
         self.ctls.append(d)
         return d
 
-    def start(
-        self, name: str, *args: str, flags: Sequence[str] = (), ready: bool = True, **kw: object
-    ) -> Target:
+    def start(self, name: str, *args: str, flags: Sequence[str] = (), ready: bool = True, **kw: object) -> Target:
         exe = self.builder.build(name, flags)
         return self._started(zdtmlib.start_process([str(exe), *args], name, self.ctl(), ready=False, **kw), ready)
 
@@ -139,7 +138,7 @@ class Zdtm:
         if t.popen is not None and not t.restored:
             try:
                 t.popen.wait(timeout)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 raise AssertionError(f"{t.name} (pid {t.pid}) still runs after the dump\n" + t.describe()) from None
         zdtmlib.wait_gone(t.pid, timeout)
 

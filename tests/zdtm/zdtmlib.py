@@ -29,17 +29,17 @@ from pathlib import Path
 __all__ = [
     "REPO",
     "TARGETS",
-    "CliResult",
     "Builder",
-    "Target",
+    "CliResult",
     "Snapshot",
-    "snapshot",
+    "Target",
     "compare",
+    "pid_alive",
+    "reap",
     "run_cli",
+    "snapshot",
     "wait_for",
     "wait_gone",
-    "reap",
-    "pid_alive",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +109,7 @@ class Builder:
         suffix = "" if not flags else "-" + str(abs(hash(key[1])))
         out = self.outdir / f"{name}{suffix}"
         cmd = ["gcc", "-O2", "-g", "-Wall", "-Werror", "-I", str(TARGETS), "-o", str(out), str(src), *flags]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
         if res.returncode:
             raise AssertionError(f"gcc failed for {src.name}:\n{res.stderr}")
         self._cache[key] = out
@@ -278,7 +278,9 @@ def run_cli(args: Sequence[str], timeout: float = 120.0, log: Path | None = None
     """Run ``python -m criu_core.cli ARGS`` with this interpreter and this checkout; never raises on rc != 0."""
     cmd = [sys.executable, "-m", "criu_core.cli", *args]
     t0 = time.monotonic()
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, env=cli_env())
+    res = subprocess.run(
+        cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, env=cli_env()
+    )
     wall = time.monotonic() - t0
     text = ""
     if log is not None and log.exists():
@@ -288,8 +290,9 @@ def run_cli(args: Sequence[str], timeout: float = 120.0, log: Path | None = None
 
 def dump(pid: int, images: Path, *extra: str, timeout: float = 120.0) -> CliResult:
     images.mkdir(parents=True, exist_ok=True)
-    return run_cli(["dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v4", *extra], timeout,
-                   images / "dump.log")
+    return run_cli(
+        ["dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v4", *extra], timeout, images / "dump.log"
+    )
 
 
 def restore(images: Path, *extra: str, detach: bool = True, timeout: float = 120.0) -> CliResult:
@@ -452,3 +455,29 @@ def images_digest(images: Path) -> dict[str, bytes]:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def start_cli(args: Sequence[str]) -> subprocess.Popen[str]:
+    """``criu-py ARGS`` in the background (e.g. ``restore`` without ``-d``, which waits for the task)."""
+    cmd = [sys.executable, "-m", "criu_core.cli", *args]
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+    )
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` in clock ticks."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def assert_runs_freely(pid: int, timeout: float = 5.0) -> None:
+    """The task is not stopped or traced and keeps getting CPU time (for busy targets)."""
+    status = Snapshot(snapshot(pid).values)["status"]
+    assert isinstance(status, dict)
+    assert status.get("TracerPid") == "0", f"task {pid} is still traced: {status}"
+    t0 = cpu_ticks(pid)
+    wait_for(lambda: cpu_ticks(pid) > t0 + 2, timeout, f"task {pid} to keep running")
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    assert state in "RS", f"task {pid} is in state {state}"

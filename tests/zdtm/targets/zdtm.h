@@ -23,13 +23,13 @@
 
 static volatile sig_atomic_t zdtm_check_requested;
 
-static void zdtm_usr2(int sig)
+static inline void zdtm_usr2(int sig)
 {
 	(void)sig;
 	zdtm_check_requested = 1;
 }
 
-static void zdtm_say(const char *fmt, va_list ap)
+static inline void zdtm_say(const char *fmt, va_list ap)
 {
 	char buf[1024];
 	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
@@ -49,7 +49,7 @@ static void zdtm_say(const char *fmt, va_list ap)
 	}
 }
 
-static void zdtm_msg(const char *fmt, ...)
+static inline void zdtm_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,7 +59,7 @@ static void zdtm_msg(const char *fmt, ...)
 }
 
 /* Install the default SIGUSR2 handler: no SA_RESTART, so it also interrupts blocking syscalls. */
-static void zdtm_init(void)
+static inline void zdtm_init(void)
 {
 	struct sigaction sa = { .sa_handler = zdtm_usr2 };
 
@@ -70,12 +70,12 @@ static void zdtm_init(void)
 	}
 }
 
-static void zdtm_ready(void)
+static inline void zdtm_ready(void)
 {
 	zdtm_msg("READY");
 }
 
-static void zdtm_wait_check(void)
+static inline void zdtm_wait_check(void)
 {
 	while (!zdtm_check_requested) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -83,13 +83,13 @@ static void zdtm_wait_check(void)
 	}
 }
 
-static void zdtm_pass(void)
+static inline void zdtm_pass(void)
 {
 	zdtm_msg("PASS");
 	exit(0);
 }
 
-static void zdtm_fail(const char *fmt, ...)
+static inline void zdtm_fail(const char *fmt, ...)
 {
 	char buf[900];
 	va_list ap;
