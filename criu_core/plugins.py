@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pluggy
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from criu_core.resources import (FdInfo, FileClaim, FileImage, MappedVma, NamespaceInfo, RestoredFd,
                                      SocketInfo, Task, Vma, VmaClaim, VmaImage)
 
-__all__ = ["PluginHost", "PluginInfo", "ENTRY_POINT_GROUP", "DISABLE_ENV", "KNOWN_ALIASES"]
+__all__ = ["PluginHost", "PluginInfo", "iter_entry_points", "ENTRY_POINT_GROUP", "DISABLE_ENV", "KNOWN_ALIASES"]
 
 ENTRY_POINT_GROUP = "criu_core.plugins"
 DISABLE_ENV = "CRIU_PY_DISABLE_PLUGINS"
@@ -53,6 +54,68 @@ class PluginInfo:
     hooks: tuple[str, ...]
     builtin: bool
     inventory_name: str
+
+
+def iter_entry_points(group: str) -> Iterator[tuple[str, str, str, str]]:
+    """``(name, value, distribution, version)`` of every entry point in ``group`` on ``sys.path``.
+
+    Reads ``*.dist-info/entry_points.txt`` and the ``METADATA`` headers directly: importlib.metadata costs
+    about 18 ms of imports (email, zipfile, csv) on every command, a fifth of a CLI call. The first
+    distribution found for a name wins, as importlib.metadata does.
+    """
+    seen: set[str] = set()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for dname in sorted(names):
+            if not dname.endswith(".dist-info"):
+                continue
+            base = os.path.join(entry or ".", dname)
+            try:
+                with open(os.path.join(base, "entry_points.txt"), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            section = ""
+            found = []
+            for line in text.splitlines():
+                line = line.strip()
+                if not line or line[0] in "#;":
+                    continue
+                if line.startswith("[") and line.endswith("]"):
+                    section = line[1:-1].strip()
+                elif section == group and "=" in line:
+                    key, _, val = line.partition("=")
+                    found.append((key.strip(), val.strip()))
+            if not found:
+                continue
+            dist, version = _dist_name_version(base, dname)
+            key = dist.lower().replace("_", "-")
+            if key in seen:
+                continue
+            seen.add(key)
+            for name, val in found:
+                yield name, val, dist, version
+
+
+def _dist_name_version(base: str, dname: str) -> tuple[str, str]:
+    name, version = "", ""
+    try:
+        with open(os.path.join(base, "METADATA"), encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                if line.startswith("Name:"):
+                    name = line[5:].strip()
+                elif line.startswith("Version:"):
+                    version = line[8:].strip()
+    except OSError:
+        pass
+    if not name:
+        name, _, version = dname[: -len(".dist-info")].partition("-")
+    return name, version
 
 
 class PluginHost:
@@ -86,18 +149,17 @@ class PluginHost:
             self._add(name, importlib.import_module(modname), "criu-core", __version__, builtin=True)
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self.disabled or ep.name in self._info:
+        for name, value, dist, version in iter_entry_points(ENTRY_POINT_GROUP):
+            if name in self.disabled or name in self._info:
                 continue
+            modname, _, attr = value.partition(":")
             try:
-                module = ep.load()
+                module = importlib.import_module(modname.strip())
+                if attr:
+                    module = getattr(module, attr.strip())
             except Exception as exc:  # a broken distribution must not take the core down
-                raise PluginFailed(ep.name, "load", exc) from exc
-            dist = ep.dist
-            self._add(ep.name, module, dist.metadata["Name"] if dist else "?", dist.version if dist else "?",
-                      builtin=False)
+                raise PluginFailed(name, "load", exc) from exc
+            self._add(name, module, dist, version, builtin=False)
 
     def _add(self, name: str, module: ModuleType, dist: str, version: str, *, builtin: bool) -> None:
         self.pm.register(module, name=name)
@@ -183,13 +245,13 @@ class PluginHost:
                     return name
         return culprit
 
-    def _broadcast_quiet(self, hook: str, ctx: "BaseContext", **kwargs: Any) -> None:
+    def _broadcast_quiet(self, hook: str, log_ctx: "BaseContext", /, **kwargs: Any) -> None:
         """Call every implementation, logging failures instead of raising (fini)."""
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:  # noqa: BLE001 - fini must reach every plugin
-                ctx.log.error("plugin %s failed in %s: %s", impl.plugin_name, hook, exc)
+                log_ctx.log.error("plugin %s failed in %s: %s", impl.plugin_name, hook, exc)
 
     # lifecycle
     def configure(self, options: "Options") -> None:

@@ -133,3 +133,14 @@ def test_misspelled_hook_is_rejected():
 
     with pytest.raises(PluginValidationError):
         host.register(Typo(), "typo")
+
+
+def test_fast_entry_point_scan_agrees_with_importlib_metadata():
+    import importlib.metadata as md
+
+    from criu_core.plugins import ENTRY_POINT_GROUP, iter_entry_points
+
+    expected = sorted((e.name, e.value, e.dist.metadata["Name"], e.dist.version)
+                      for e in md.entry_points(group=ENTRY_POINT_GROUP))
+    assert sorted(iter_entry_points(ENTRY_POINT_GROUP)) == expected
+    assert len(expected) >= 4

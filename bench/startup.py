@@ -1,0 +1,65 @@
+"""Start-up latency of the command line (a benchmark script, not a test).
+
+Prints the median and minimum wall time of ``criu-py --version``, ``criu-py check``, ``criu-py plugins`` and
+``criu-py --help``, next to the interpreter's own start (``python3 -S -c pass``, ``python3 -c pass``, and the
+venv's python) measured in the same run. ``criu-py`` is the console script beside ``sys.executable`` (or on
+PATH); the repository root is put first on PYTHONPATH so this checkout is what runs.
+
+    python bench/startup.py [-n RUNS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _time(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples), min(samples)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--runs", type=int, default=20)
+    args = ap.parse_args()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    script = Path(sys.executable).with_name("criu-py")
+    criu_py = str(script) if script.exists() else (shutil.which("criu-py") or "")
+    # The real interpreter behind the venv: `python3` on PATH may be a pyenv shim (a shell script, ~45 ms more).
+    base_python = getattr(sys, "_base_executable", "") or sys.executable
+    path_python = shutil.which("python3") or base_python
+    cases: list[tuple[str, list[str]]] = [
+        ("python3 -S -c pass (base interpreter)", [base_python, "-S", "-c", "pass"]),
+        ("python3 -c pass (base interpreter)", [base_python, "-c", "pass"]),
+        ("python3 -c pass (PATH: " + path_python + ")", [path_python, "-c", "pass"]),
+        ("venv python -c pass", [sys.executable, "-c", "pass"]),
+    ]
+    if criu_py:
+        for sub in (["--version"], ["check"], ["plugins"], ["--help"]):
+            cases.append(("criu-py " + " ".join(sub), [criu_py, *sub]))
+    else:
+        print("criu-py console script not found; timing python -m criu_core.cli instead")
+    cases.append(("python -m criu_core.cli --version", [sys.executable, "-m", "criu_core.cli", "--version"]))
+    print(f"{'command':<48} {'median ms':>10} {'min ms':>8}   ({args.runs} runs each)")
+    for label, cmd in cases:
+        med, low = _time(cmd, args.runs, env)
+        print(f"{label:<48} {med * 1e3:>10.1f} {low * 1e3:>8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
