@@ -379,11 +379,14 @@ def snapshot(pid: int) -> Snapshot:
     except OSError:
         names = []
     for n in sorted(names, key=int):
-        info: dict[str, str | None] = {"link": _fd_link(_link(f"{base}/fd/{n}"))}
+        raw = _link(f"{base}/fd/{n}")
+        info: dict[str, str | None] = {"link": _fd_link(raw)}
         for line in str(_read(f"{base}/fdinfo/{n}") or "").splitlines():
             key, _, val = line.partition(":")
             if key in ("pos", "flags", "mnt_id", "ino"):
                 info[key] = val.strip()
+        if raw != info["link"]:
+            info.pop("ino", None)  # a pipe or socket is a new object after restore; its kind is compared
         fds[int(n)] = info
     v["fds"] = fds
     status = {}
@@ -397,7 +400,7 @@ def snapshot(pid: int) -> Snapshot:
         v["comm_stat"] = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2 :].split()
         v["stat"] = {name: rest[i - 3] for i, name in STAT_FIELDS.items() if i - 3 < len(rest)}
-    for key in ("comm", "personality", "limits", "cmdline", "environ", "timerslack_ns", "loginuid", "oom_score_adj"):
+    for key in ("comm", "personality", "limits", "cmdline", "environ", "loginuid", "oom_score_adj"):
         v[key] = _read(f"{base}/{key}")
     v["auxv"] = _read(f"{base}/auxv", binary=True)
     for key in ("cwd", "root", "exe"):

@@ -1,6 +1,7 @@
-/* counter.c [--pipe] [--exit N] [--mem MIB]: a busy task for the CLI's behaviour tests.
+/* counter.c [--pipe] [--inotify] [--exit N] [--mem MIB]: a busy task for the CLI's behaviour tests.
  *
- * It blocks SIGHUP and SIGUSR1, optionally holds a pipe (fds 3 and 4) and a MIB-sized memory pattern, then
+ * It blocks SIGHUP and SIGUSR1, optionally holds a pipe (fds 3 and 4, one byte queued), an inotify fd (fd 5)
+ * and a MIB-sized memory pattern, then
  * runs the register loop of gpr_loop.h (counting in `counter`).  On SIGUSR2 it checks that no register changed,
  * that the blocked mask is as it set it, that nothing is pending and that no signal other than SIGUSR2 reached
  * a handler (a failed or --leave-running dump must leave no trace), and that the memory pattern is intact.
@@ -8,6 +9,7 @@
  */
 #include "zdtm.h"
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -29,7 +31,7 @@ static void on_other(int sig)
 
 int main(int argc, char **argv)
 {
-	int status = 0, want_pipe = 0;
+	int status = 0, want_pipe = 0, want_inotify = 0;
 	unsigned long mib = 0, *mem = NULL;
 	struct sigaction sa = { .sa_handler = on_usr2 };
 	sigset_t block, now, pend;
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pipe"))
 			want_pipe = 1;
+		else if (!strcmp(argv[i], "--inotify"))
+			want_inotify = 1;
 		else if (!strcmp(argv[i], "--exit") && i + 1 < argc)
 			status = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mem") && i + 1 < argc)
@@ -60,6 +64,13 @@ int main(int argc, char **argv)
 		zdtm_setup(!pipe(p), "pipe");
 		zdtm_setup(dup2(p[0], 3) == 3 && dup2(p[1], 4) == 4, "dup2");
 		zdtm_setup(write(4, "x", 1) == 1, "write to pipe");
+	}
+	if (want_inotify) {
+		int fd = inotify_init1(0);
+
+		zdtm_setup(fd >= 0 && dup2(fd, 5) == 5, "inotify");
+		close(fd);
+		zdtm_setup(inotify_add_watch(5, ".", IN_CREATE) >= 0, "inotify_add_watch");
 	}
 	if (mib) {
 		mem = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
