@@ -121,9 +121,11 @@ class Zdtm:
             assert not diffs, "state changed without any C/R:\n" + "\n".join(diffs)
             return None, None
         images = self.images()
+        tree = zdtmlib.descendants(t.pid)
         d = self.dump(t, images, *dump_args)
         assert d.rc == 0, d.explain() + "\n" + t.describe()
         self.forget(t)
+        zdtmlib.wait_all_gone(tree)
         r = self.restore(images, *restore_args)
         assert r.rc == 0, r.explain() + "\n" + t.describe()
         t.restored = True
@@ -144,14 +146,22 @@ class Zdtm:
 
     def close(self) -> None:
         for t in self.targets:
+            tree = zdtmlib.descendants(t.pid)
+            for pid in tree:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.kill(t.pid, signal.SIGKILL)
             except ProcessLookupError:
+                zdtmlib.wait_all_gone(tree)
                 continue
             if t.popen is not None and not t.restored:
                 t.popen.wait(10)
             else:
                 zdtmlib.reap(t.pid, 10)
+            zdtmlib.wait_all_gone(tree)
         for d in self.ctls:
             shutil.rmtree(d, ignore_errors=True)
 

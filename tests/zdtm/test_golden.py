@@ -78,3 +78,36 @@ def test_golden_pycounter(zdtm) -> None:
         _kill(pid)
         if created:
             log.unlink(missing_ok=True)
+
+
+def test_golden_tree(zdtm) -> None:
+    """`sh -c 'sleep 100000 & sleep 100001 & wait'`: the shell with its two children, same PIDs and parent."""
+    pids = (31010, 31011, 31012)
+    for pid in pids[1:]:
+        assert not os.path.exists(f"/proc/{pid}"), f"PID {pid} is taken"
+    images = _copy("tree", zdtm.tmp, pids[0])
+    r = zdtm.restore(images)
+    try:
+        assert r.rc == 0, r.explain()
+        for pid in pids:
+            assert zdtmlib.pid_alive(pid), f"{pid} is not running\n" + r.explain()
+        kids = sorted(int(c) for c in Path(f"/proc/{pids[0]}/task/{pids[0]}/children").read_text().split())
+        assert kids == [31011, 31012]
+    finally:
+        for pid in reversed(pids):
+            _kill(pid)
+
+
+def test_golden_threads(zdtm) -> None:
+    """python3 with three daemon threads: one process with 4 threads, the same TIDs."""
+    pid = 31020
+    for tid in (31021, 31022, 31023):
+        assert not os.path.exists(f"/proc/{tid}"), f"PID {tid} is taken"
+    images = _copy("threads", zdtm.tmp, pid)
+    r = zdtm.restore(images)
+    try:
+        assert r.rc == 0, r.explain()
+        assert zdtmlib.pid_alive(pid), r.explain()
+        assert sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")) == [31020, 31021, 31022, 31023]
+    finally:
+        _kill(pid)

@@ -91,6 +91,44 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout, f"/proc/{pid} to disappear")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (through /proc/P/task/T/children of every thread)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                kids = [int(c) for c in Path(f"/proc/{p}/task/{tid}/children").read_text().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def wait_all_gone(pids: Iterable[int], timeout: float = 10.0) -> None:
+    """Reap whichever of ``pids`` end up as our children (killed trees are reparented to us, the subreaper)
+    and wait until none of them is left in /proc."""
+    pending = set(pids)
+
+    def gone() -> bool:
+        for pid in list(pending):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not os.path.exists(f"/proc/{pid}"):
+                pending.discard(pid)
+        return not pending
+
+    wait_for(gone, timeout, f"PIDs {sorted(pending)[:10]} to disappear")
+
+
 # ---------------------------------------------------------------------------------------------- building
 
 
