@@ -1,0 +1,33 @@
+"""``make bench``: the raw limits, single-process dump/restore figures and thread/tree figures, in one run.
+
+``python bench/run.py [--quick]``. Needs root. Writes only under temp dirs. The figures belong in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dump_restore
+import trees
+
+
+def main(argv: list[str]) -> int:
+    if os.geteuid() != 0:
+        print("bench: needs root (ptrace, clone3 with set_tid)", file=sys.stderr)
+        return 1
+    quick = "--quick" in argv
+    print(f"criu-py benchmarks on {platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs")
+    print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "(quick)" if quick else "")
+    dump_restore.run(quick=quick)
+    trees.run(quick=quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
