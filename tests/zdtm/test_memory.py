@@ -45,3 +45,10 @@ def test_big_1gib_random(zdtm) -> None:
     t = zdtm.start("vmas", "big")
     zdtm.cycle(t)
     t.check(timeout=60)
+
+
+def test_over_2gib_contiguous(zdtm) -> None:
+    """2 GiB + 1 MiB of present pages in one VMA: more than one process_vm_readv/writev can move at once."""
+    t = zdtm.start("vmas", "over2g")
+    zdtm.cycle(t)
+    t.check(timeout=60)

@@ -13,6 +13,8 @@
  * anon_name    [anon:zdtm-named] via PR_SET_VMA_ANON_NAME
  * sparse       17 TiB MAP_NORESERVE with three touched pages, one beyond 2^31 pages from the start
  * big          1 GiB of xorshift random data, checked by a 64-bit hash
+ * over2g       2 GiB + 1 MiB of contiguous present pages (one word per page): more than one process_vm_* call
+ *              can move (the kernel caps each at MAX_RW_COUNT, 2 GiB - 4 KiB)
  */
 #include "zdtm.h"
 #include <fcntl.h>
@@ -297,6 +299,22 @@ int main(int argc, char **argv)
 		zdtm_wait_check();
 		if (hash_region(p, len / 8) != h)
 			zdtm_fail("1 GiB region hash changed");
+	} else if (!strcmp(mode, "over2g")) {
+		unsigned long pages = ((2UL << 30) + (1UL << 20)) / PG;
+		char *p = map(pages * PG, PROT_READ | PROT_WRITE, 0);
+
+		for (unsigned long i = 0; i < pages; i++)
+			*(unsigned long *)(p + i * PG + (i % 500) * 8) = zdtm_pattern(50, i);
+		zdtm_ready();
+		zdtm_wait_check();
+		for (unsigned long i = 0; i < pages; i++) {
+			unsigned long *w = (unsigned long *)(p + i * PG);
+
+			if (w[i % 500] != zdtm_pattern(50, i))
+				zdtm_fail("page %lu of %lu lost its word", i, pages);
+			if (w[(i + 1) % 500] || w[511])
+				zdtm_fail("page %lu of %lu is not zero around its word", i, pages);
+		}
 	} else {
 		zdtm_fail("unknown mode %s", mode);
 	}
