@@ -1,0 +1,233 @@
+"""Dump: claim KFD and render-node descriptors and mappings, checkpoint the KFD process, write the images.
+
+Sequence for a KFD descriptor (reference §2.3): version check on our own ``/dev/kfd``; PROCESS_INFO on the task's
+descriptor (its queues stay evicted until UNPAUSE at dump-late); CHECKPOINT; ``amdgpu-kfd-<id>.img`` with one
+device entry per CPU node and per GPU *the task has* (GPUs a cgroup hides are dropped, as CRIU's PR #2874 does),
+GPU ids translated to the task's user ids; one pages file per GPU, copied by one thread per GPU; the dmabuf fds
+CHECKPOINT put in our fd table are closed whatever happens.
+
+The CRIU_OPs must be issued by the thread that seized the task (the kernel lets only the ptrace parent *thread*
+use another process's KFD descriptor); the hooks issue them in the thread the core calls them from.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import struct
+from typing import Any
+
+from criu_core.errors import CriuError
+from criu_core.resources import FileClaim, VmaClaim
+
+from criu_amdgpu import abi, kfd, proto
+from criu_amdgpu.bo_restore import dump_contents
+from criu_amdgpu.images import (
+    kfd_image_name,
+    pages_image_name,
+    render_image_name,
+    topology_to_entries,
+    write_message,
+)
+from criu_amdgpu.state import AmdgpuRun, DumpedKfd, DumpedRender
+from criu_amdgpu.topology import Topology, TopologyError
+
+__all__ = [
+    "FD_TYPE_EXT",
+    "PLUGIN",
+    "VMA_EXT_PLUGIN",
+    "claim_vma",
+    "classify",
+    "dump_kfd",
+    "dump_late",
+    "dump_render",
+    "ext_file_entry",
+    "has_pending",
+    "settle_ids",
+    "unpause_all",
+]
+
+PLUGIN = "amdgpu"
+PROVISIONAL_ID = 0x40000000
+VMA_EXT_PLUGIN = 1 << 27  # image.h: the VMA is mapped by a plugin at restore
+FD_TYPE_EXT = 16  # fdinfo.proto fd_types EXT
+SHM_NAME = "hsakmt_shared_mem"
+
+
+def _maps_dev(dev: str | int) -> int:
+    if isinstance(dev, int):
+        return dev
+    major, _, minor = dev.partition(":")
+    return os.makedev(int(major, 16), int(minor or "0", 16))
+
+
+def classify(run: AmdgpuRun, dev: str | int, ino: int, path: str | None) -> tuple[str, int] | None:
+    """("kfd", 0), ("render", minor) or None for a file identified by (st_dev, st_ino) or by its path."""
+    kfd_id, render = run.identities()
+    ident = (_maps_dev(dev), ino)
+    if kfd_id is not None and ident == kfd_id:
+        return ("kfd", 0)
+    if ident in render:
+        return ("render", render[ident])
+    if path:
+        if path == run.config.kfd_path:
+            return ("kfd", 0)
+        for minor in render.values():
+            if path == run.config.render_path(minor):
+                return ("render", minor)
+    return None
+
+
+def claim_vma(run: AmdgpuRun, vma: Any) -> VmaClaim | None:
+    """Mappings of the KFD device or of a render node: mapped by us at restore, no pages dumped (HANDLE_DEVICE_VMA)."""
+    if classify(run, vma.dev, vma.inode, vma.path or vma.name) is None:
+        return None
+    return VmaClaim(plugin=PLUGIN, skip_content=True, status=VMA_EXT_PLUGIN)
+
+
+def ext_file_entry(file_id: int) -> Any:
+    """The ``file_entry`` of type EXT the core writes to files.img for one of our descriptors."""
+    from criu_core.images.messages import new
+
+    entry = new("fdinfo.file_entry", type="EXT", id=file_id)
+    entry.ext.id = file_id
+    entry.ext.fown.CopyFrom(new("fown.fown_entry", uid=0, euid=0, signum=0, pid_type=0, pid=0))
+    return entry
+
+
+def _file_id(run: AmdgpuRun, fd: Any) -> int:
+    # The id names our images and must be the one of the EXT file_entry. criu-core assigns file ids only after
+    # the claim returns (CRIU passes it to DUMP_EXT_FILE): use FdInfo's if it ever carries one, else a provisional
+    # id; :func:`settle_ids` renames our images once the core has written its id into the entry we returned.
+    fid = getattr(fd, "file_id", None)
+    if fid is None:
+        run.next_file_id += 1
+        fid = PROVISIONAL_ID + run.next_file_id
+    return int(fid)
+
+
+def settle_ids(ctx: Any, run: AmdgpuRun) -> None:
+    """Rename images written under a provisional id to the id the core gave the file_entry."""
+    d = ctx.images_dir
+    for rec in run.kfd_fds:
+        real = rec.entry.id if rec.entry is not None else rec.file_id
+        if real == rec.file_id:
+            continue
+        os.replace(d / kfd_image_name(rec.file_id), d / kfd_image_name(real))
+        for gpu in rec.gpu_ids:
+            os.replace(d / pages_image_name(rec.file_id, gpu), d / pages_image_name(real, gpu))
+        ctx.log.debug("amdgpu: file id %#x is %d", rec.file_id, real)
+        rec.file_id = real
+    for r in run.render_fds:
+        if r.entry is not None and not r.written:
+            r.file_id = r.entry.id
+
+
+def _shared_mem(run: AmdgpuRun) -> tuple[int, int]:
+    """Size and magic (first 4 bytes) of the runtime's ``/dev/shm/hsakmt_shared_mem``, or (0, 0)."""
+    path = run.config.shm_dir / SHM_NAME
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4)
+    except OSError:
+        return 0, 0
+    return size, (struct.unpack("<I", head)[0] if len(head) == 4 else 0)
+
+
+def _task_topology(topo: Topology, actual_to_user: dict[int, int], pid: int) -> Topology:
+    for actual in actual_to_user:
+        if topo.gpu(actual) is None:
+            raise TopologyError(f"task {pid} uses GPU {actual:#06x}, which this machine's KFD topology does not show")
+    sub = Topology([copy.deepcopy(n) for n in topo.nodes if not n.is_gpu or n.gpu_id in actual_to_user])
+    sub.validate_links()
+    return sub
+
+
+def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
+    file_id = _file_id(run, fd)
+    own, own_fd = run.provider.own_device()
+    try:
+        kfd.check_version(own)
+    finally:
+        os.close(own_fd)
+    topo = run.local_topology()
+    dev = run.provider.task_device(fd)
+    info = kfd.process_info(dev)
+    record = DumpedKfd(file_id, fd.pid, dev, {})
+    run.kfd_fds.append(record)  # from here on, fini or dump-late unpauses it
+    cp = kfd.checkpoint(dev, info)
+    try:
+        record.actual_to_user = {d.actual_gpu_id: d.user_gpu_id for d in cp.devices}
+        sub = _task_topology(topo, record.actual_to_user, fd.pid)
+        shm_size, shm_magic = _shared_mem(run)
+        msg = proto.criu_kfd(pid=info.pid, num_of_gpus=len(sub.gpus), num_of_cpus=len(sub.cpus),
+                             num_of_bos=len(cp.bos), num_of_objects=info.num_objects, shared_mem_size=shm_size,
+                             shared_mem_magic=shm_magic, priv_data=cp.priv_data)
+        msg.device_entries.extend(topology_to_entries(sub, record.actual_to_user))
+        for b in cp.bos:
+            msg.bo_entries.add(addr=b.addr, size=b.size, offset=b.offset, alloc_flags=b.alloc_flags, gpu_id=b.gpu_id,
+                               handle=0xFFFFFFFF)
+        jobs = dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor)
+        record.gpu_ids = [j.gpu_id for j in jobs]
+        write_message(ctx.images_dir, kfd_image_name(file_id), msg)
+    finally:
+        for b in cp.bos:
+            if b.dmabuf_fd != abi.KFD_INVALID_FD:
+                os.close(b.dmabuf_fd)
+    ctx.log.info("amdgpu: task %d: %d GPU(s), %d BO(s), %d object(s) -> %s", fd.pid, len(cp.devices), len(cp.bos),
+                 info.num_objects, kfd_image_name(file_id))
+    record.entry = ext_file_entry(file_id)
+    return FileClaim(plugin=PLUGIN, entry=record.entry, fd_type=FD_TYPE_EXT, data={"image": kfd_image_name(file_id)})
+
+
+def dump_render(ctx: Any, run: AmdgpuRun, fd: Any, minor: int) -> FileClaim:
+    file_id = _file_id(run, fd)
+    rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id))
+    run.render_fds.append(rec)
+    return FileClaim(plugin=PLUGIN, entry=rec.entry, fd_type=FD_TYPE_EXT, data={"image": render_image_name(file_id)})
+
+
+def _write_render(ctx: Any, run: AmdgpuRun, rec: DumpedRender) -> None:
+    node = next((g for g in run.local_topology().gpus if g.render_minor == rec.minor), None)
+    if node is None:
+        raise TopologyError(f"render node renderD{rec.minor} of task {rec.pid} is not an AMD GPU of the KFD topology")
+    a2u: dict[int, int] = {}
+    for k in run.kfd_fds:
+        if k.pid == rec.pid:
+            a2u.update(k.actual_to_user)
+    msg = proto.criu_render_node(gpu_id=a2u.get(node.gpu_id, node.gpu_id), id=rec.file_id,
+                                 drm_render_minor=rec.minor, num_of_bos=0)
+    write_message(ctx.images_dir, render_image_name(rec.file_id), msg)
+    rec.written = True
+
+
+def dump_late(ctx: Any, run: AmdgpuRun, pid: int) -> None:
+    """After every descriptor of ``pid`` was dumped: final file ids, render images (user ids now known), UNPAUSE."""
+    settle_ids(ctx, run)
+    for rec in run.render_fds:
+        if rec.pid == pid and not rec.written:
+            _write_render(ctx, run, rec)
+    errors = unpause_all(ctx, run, pid)
+    if errors:
+        raise CriuError(f"amdgpu: cannot resume the GPU queues of task {pid}: {errors[0]}")
+
+
+def has_pending(run: AmdgpuRun, pid: int) -> bool:
+    """Whether ``pid`` has a paused KFD process or an unwritten render image."""
+    return any(r.pid == pid and r.paused for r in run.kfd_fds) or any(
+        r.pid == pid and not r.written for r in run.render_fds)
+
+
+def unpause_all(ctx: Any, run: AmdgpuRun, pid: int | None = None) -> list[str]:
+    """UNPAUSE every still-paused KFD process (of ``pid``, or all); returns the failures."""
+    errors = []
+    for rec in run.kfd_fds:
+        if rec.paused and (pid is None or rec.pid == pid):
+            try:
+                kfd.unpause(rec.device)
+            except CriuError as exc:
+                errors.append(str(exc))
+                ctx.log.error("amdgpu: %s", exc)
+            rec.paused = False
+    return errors
