@@ -78,6 +78,10 @@ class Zdtm:
         argv = [zdtmlib.SYS_PYTHON, "-c", prog, *args]
         return self._started(zdtmlib.start_process(argv, "python3", self.ctl(), ready=False, **kw), ready)
 
+    def start_process_argv(self, argv: Sequence[str], name: str, **kw: object) -> Target:
+        """Any command, without the READY protocol (the test polls for its own condition)."""
+        return self._started(zdtmlib.start_process(argv, name, self.ctl(), ready=False, **kw), False)
+
     def _started(self, t: Target, ready: bool) -> Target:
         self.targets.append(t)  # killed and reaped by PID in close(), before the subreaper fixture ends
         if ready:
