@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import dump_restore
 import trees
@@ -26,6 +28,13 @@ def main(argv: list[str]) -> int:
     print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "(quick)" if quick else "")
     dump_restore.run(quick=quick)
     trees.run(quick=quick)
+    # The other scripts of bench/ (CLI start-up, amdgpu BO restore), each in its own interpreter.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE.parent / "plugins" / "amdgpu")])
+    for script in ("startup.py", "amdgpu_bo_restore.py"):
+        if (HERE / script).exists():
+            print(f"\n== bench/{script}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script)], env=env, check=False)
     return 0
 
 
