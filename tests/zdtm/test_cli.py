@@ -45,6 +45,24 @@ def test_leave_running_twice(zdtm) -> None:
     t.check()
 
 
+def test_leave_stopped(zdtm) -> None:
+    """--leave-stopped: the task is left stopped (not traced) after the dump, and carries on after SIGCONT."""
+    t = zdtm.start("counter")
+    before = zdtmlib.snapshot(t.pid)
+    d = zdtm.dump(t, zdtm.images(), "--leave-stopped")
+    assert d.rc == 0, d.explain()
+    assert t.popen.poll() is None, "--leave-stopped killed the task"
+    stopped = zdtmlib.snapshot(t.pid)["status"]
+    assert isinstance(stopped, dict)
+    assert stopped["State"].startswith("T"), stopped["State"]
+    assert stopped["TracerPid"] == "0", "still traced after --leave-stopped"
+    os.kill(t.pid, signal.SIGCONT)
+    zdtmlib.assert_runs_freely(t.pid)
+    diffs = zdtmlib.compare(before, zdtmlib.snapshot(t.pid))
+    assert not diffs, "--leave-stopped changed the task:\n" + "\n".join(diffs)
+    t.check()
+
+
 def test_restore_pid_in_use(zdtm) -> None:
     """Restoring while the PID is taken fails with CRIU's message, exit 1, leaving no task and the images as they were."""
     t = zdtm.start("counter")
