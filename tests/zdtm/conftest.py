@@ -129,7 +129,7 @@ class Zdtm:
         d = self.dump(t, images, *dump_args)
         assert d.rc == 0, d.explain() + "\n" + t.describe()
         self.forget(t)
-        zdtmlib.wait_all_gone(tree)
+        zdtmlib.wait_all_gone({*tree, *zdtmlib.dumped_pids(images)} - {t.pid})
         r = self.restore(images, *restore_args)
         assert r.rc == 0, r.explain() + "\n" + t.describe()
         t.restored = True

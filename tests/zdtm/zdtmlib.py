@@ -129,6 +129,16 @@ def wait_all_gone(pids: Iterable[int], timeout: float = 10.0) -> None:
     wait_for(gone, timeout, f"PIDs {sorted(pending)[:10]} to disappear")
 
 
+def dumped_pids(images: Path) -> list[int]:
+    """Every PID that pstree.img lists (a tree may have forked between our look and the dump's freeze)."""
+    try:
+        from criu_core.images import ImageDir
+
+        return [int(e.pid) for e in ImageDir(images).read_all("pstree")]
+    except Exception:  # noqa: BLE001 - no image layer or no pstree: the caller falls back on what it saw
+        return []
+
+
 # ---------------------------------------------------------------------------------------------- building
 
 
