@@ -8,6 +8,7 @@ and closed when the run ends (pools are joined then at the latest).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ class BaseContext:
     stage: str = ""
     images: Any = None  # criu_core.images.ImageDir, opened by the orchestrator
     used_plugins: list[str] = field(default_factory=list)
+    # Set by the RPC layer when the client asked for notifications (criu_opts.notify_scripts); see notify().
+    notifier: Callable[[BaseContext, str, int | None], None] | None = field(default=None, repr=False)
     _pools: list[ThreadPoolExecutor] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +55,17 @@ class BaseContext:
         """Record that the images depend on plugin ``name`` (written to the inventory's ``plugins_entry``)."""
         if name not in self.used_plugins:
             self.used_plugins.append(name)
+
+    def notify(self, name: str, pid: int | None = None) -> None:
+        """Tell whoever drives this run that it reached the point ``name`` (CRIU's action-script names).
+
+        Dump: ``pre-dump``, ``query-ext-files``, ``post-dump``; restore: ``pre-restore``, ``post-restore``
+        (``pid``: the root task's real PID), ``pre-resume``, ``post-resume``. A no-op unless a notifier is
+        set (RPC with ``notify_scripts``). It blocks until the client answers and raises a CriuError when the
+        client reports a failure, which fails the run like any other error.
+        """
+        if self.notifier is not None:
+            self.notifier(self, name, pid)
 
     def close(self) -> None:
         while self._pools:

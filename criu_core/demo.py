@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  dump FAILED ({err})")
             return 1
         proc.wait()  # dump kills the task; reap it so its PID is free again
-        last = _lines(log)[-1]
+        at_dump = _lines(log)
+        last = at_dump[-1]
         size = sum(f.stat().st_size for f in images.iterdir())
         print(f"  dumped and killed     in {secs * 1000:.0f} ms, {size / 1e6:.1f} MB of images, last line: {last}")
         _reap_until_gone(pid)
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  restore FAILED ({err})")
             return 1
         restored = int((work / "restored.pid").read_text())
-        before = len(_lines(log))
+        before = len(at_dump)
         _wait(lambda: len(_lines(log)) >= before + 5, 10, "the restored workload to go on counting")
         lines = _lines(log)
         print(f"  restored              in {secs * 1000:.0f} ms, pid {restored}, counting on: {lines[-1]}")

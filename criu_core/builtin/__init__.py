@@ -12,4 +12,11 @@ __all__ = ["BUILTIN_PLUGINS"]
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.memory", "criu_core.builtin.memory"),
     ("builtin.files", "criu_core.builtin.files"),
+    ("builtin.sockets", "criu_core.builtin.sockets"),
+    ("builtin.mem_restore", "criu_core.builtin.mem_restore"),
+    ("builtin.files_restore", "criu_core.builtin.files_restore"),
+    ("builtin.fds_restore", "criu_core.builtin.fds_restore"),
+    ("builtin.sk_unix_restore", "criu_core.builtin.sk_unix_restore"),
+    ("builtin.memfd_restore", "criu_core.builtin.memfd_restore"),
+    ("builtin.ghost_restore", "criu_core.builtin.ghost_restore"),
 )

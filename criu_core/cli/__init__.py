@@ -9,7 +9,7 @@ Modules:
 * :mod:`.config` - configuration files and their precedence, ``apply_rpc_config_file`` for the RPC layer;
 * :mod:`.app` - :func:`~criu_core.cli.app.parse_command_line` (what tests call) and ``run``;
 * :mod:`.commands` - one function per command; engines are imported lazily;
-* :mod:`.help` - the ``--help`` text; :mod:`.swrk` - a stand-in RPC worker until ``criu_core.service`` lands.
+* :mod:`.help` - the ``--help`` text; :mod:`.swrk` - hands `swrk` and `service` to :mod:`criu_core.service`.
 
 Environment: ``CRIU_CONFIG_FILE`` (as CRIU), ``CRIU_PY_DISABLE_PLUGINS`` (comma-separated plugin names, read
 by the PluginHost), ``CRIU_PY_GLOBAL_CONFIG_DIR`` (tests only: replaces ``/etc/criu/``).

@@ -195,6 +195,12 @@ def _swrk(inv: Invocation, log: logging.Logger) -> int:
     return serve_one(int(inv.args[0]), inv, log)
 
 
+def _service(inv: Invocation, log: logging.Logger) -> int:
+    from criu_core.cli.swrk import serve_service
+
+    return serve_service(inv, log)
+
+
 _COMMANDS: dict[str, Callable[[Invocation, logging.Logger], int]] = {
     "dump": _dump,
     "pre-dump": _dump,
@@ -202,4 +208,5 @@ _COMMANDS: dict[str, Callable[[Invocation, logging.Logger], int]] = {
     "check": _check,
     "plugins": _plugins,
     "swrk": _swrk,
+    "service": _service,
 }

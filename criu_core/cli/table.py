@@ -50,7 +50,7 @@ COMMANDS: dict[str, str] = {
 
 # Commands whose engines exist (or whose stub answers); others are refused with one line.
 IMPLEMENTED_COMMANDS: frozenset[str] = frozenset(
-    {"dump", "pre-dump", "restore", "check", "swrk", "show", "decode", "encode", "plugins", "demo"}
+    {"dump", "pre-dump", "restore", "check", "swrk", "service", "show", "decode", "encode", "plugins", "demo"}
 )
 
 # Options the engines honour. Flip an option on by adding its long name here.

@@ -156,7 +156,7 @@ def test_unimplemented_option_is_refused_for_its_command_only(parse):
 
 
 def test_unimplemented_commands_are_recognised(parse):
-    for cmd in ("page-server", "lazy-pages", "service", "dedup"):
+    for cmd in ("page-server", "lazy-pages", "dedup"):
         with pytest.raises(NotImplementedOption, match=cmd):
             parse(cmd)
     with pytest.raises(NotImplementedOption, match="cpuinfo"):

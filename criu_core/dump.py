@@ -1,0 +1,522 @@
+"""Dump orchestration: seize the tree, collect every process, write CRIU 4.2 images, then kill or release.
+
+Engine entry point for the command line and RPC: :func:`run` (``criu_core.dump.run(ctx) -> int``). Plugins are
+reached only through ``ctx.host`` (:class:`criu_core.plugins.PluginHost`): ``criu_tree_frozen``,
+``criu_vma_dump`` per mapping, ``criu_file_dump`` per descriptor, ``criu_task_dump`` per process, the device
+broadcasts, ``criu_init``/``criu_fini``. Any failure before the end releases every task exactly as it was
+(registers and signal masks put back, PTRACE_DETACH); images already written are left for inspection.
+
+Order per process (reference §3): threads (registers first, then injected queries), process-wide state, then
+/proc (smaps is read after the scratch page is gone), memory, descriptors, images.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from criu_core.context import DumpContext
+from criu_core.dumping.files import FD_CLOEXEC, close_fds, collect_fds, reg_entry
+from criu_core.dumping.ids import DumpIds
+from criu_core.dumping.mm import (
+    MAP_SHARED,
+    PROT_READ,
+    PSEUDO_NO_PAGES,
+    VMA_ANON_PRIVATE,
+    VMA_AREA_VDSO,
+    VMA_FILE_PRIVATE,
+    VMA_FILE_SHARED,
+    madv_bits,
+    to_vmas,
+)
+from criu_core.dumping.pages import PAGE_SIZE, PE_PRESENT, PageRun, PageSelector, copy_pages
+from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
+from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread
+from criu_core.errors import CriuError, UnsupportedResource
+from criu_core.images.imagedir import ImageDir
+from criu_core.images.messages import message_class, pb_module
+from criu_core.images.pagemap import make_entry, make_head
+from criu_core.procfs import ProcFS
+from criu_core.ptrace import FrozenTree, seize_tree
+from criu_core.resources import FdInfo, SocketInfo, Task
+from criu_core.sys.proc import KCMP_FILE, kcmp
+
+__all__ = ["DumpResult", "dump_tree", "run"]
+
+TASK_ALIVE = 1
+TASK_STOPPED = 3
+O_RDWR = 2
+
+
+@dataclass
+class DumpResult:
+    """What a dump did: processes and threads dumped, pages written, timings in microseconds."""
+
+    pids: list[int] = field(default_factory=list)
+    threads: int = 0
+    pages_scanned: int = 0
+    pages_written: int = 0
+    freezing_time: int = 0
+    frozen_time: int = 0
+    memdump_time: int = 0
+
+
+def run(ctx: DumpContext) -> int:
+    """The ``dump`` command: returns 0, or raises a CriuError."""
+    ctx.host.init(ctx, ctx.stage)
+    ok = False
+    try:
+        dump_tree(ctx)
+        ok = True
+        return 0
+    finally:
+        ctx.host.fini(ctx, ctx.stage, ok)
+
+
+def _msg(name: str, **fields: Any) -> Any:
+    return message_class(name)(**fields)
+
+
+class _Dumper:
+    def __init__(self, ctx: DumpContext, tree: FrozenTree, images: ImageDir, procfs: ProcFS) -> None:
+        self.ctx = ctx
+        self.tree = tree
+        self.images = images
+        self.procfs = procfs
+        self.ids = DumpIds()
+        self.files: list[Any] = []  # file_entry messages, in id order
+        self.fd_ids: list[tuple[FdInfo, int]] = []
+        self.fdinfo_written: set[int] = set()
+        self.pstree: list[Any] = []
+        self.seccomp_filters: list[Any] = []
+        self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
+        self.result = DumpResult()
+        self.local_fds: list[FdInfo] = []
+        self.unix_sockets: dict[int, tuple[int, int, FdInfo]] = {}
+        self.sk_queues: list[tuple[Any, bytes]] = []
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    def path_file_id(self, key_path: str, name: str, *, flags: int = 0) -> int:
+        """Id of the REG entry for the file behind ``key_path`` (a /proc link), created on first use."""
+        s = os.stat(key_path)
+        fid, new = self.ids.file_id(("path", s.st_dev, s.st_ino, flags))
+        if new:
+            self.files.append(reg_entry(fid, name, s, flags=flags))
+        return fid
+
+    def fd_file_id(self, fd: FdInfo) -> tuple[int, int]:
+        """(file id, fd type) for a descriptor: shared descriptions (kcmp KCMP_FILE) get one entry."""
+        for other, oid in self.fd_ids:
+            if other.dev == fd.dev and other.ino == fd.ino:
+                try:
+                    if kcmp(fd.pid, other.pid, KCMP_FILE, fd.fd, other.fd) == 0:
+                        return oid, self._fd_types[oid]
+                except CriuError:
+                    continue
+        claim = None
+        if fd.kind == "socket":
+            claim = self.socket_claim(fd)
+        if claim is None:
+            claim = self.ctx.host.file_dump(self.ctx, fd)
+        fid = self.ids.new_file_id()
+        entry = claim.entry
+        entry.id = fid
+        for desc, value in entry.ListFields():
+            if (
+                desc.message_type is not None
+                and desc.label != desc.LABEL_REPEATED
+                and "id" in desc.message_type.fields_by_name
+            ):
+                value.id = fid
+        self.files.append(entry)
+        self._fd_types[fid] = claim.fd_type
+        self.fd_ids.append((fd, fid))
+        if claim.fd_type == pb_module("fdinfo").PIPE and claim.data:
+            self.pipe_data.setdefault(claim.data[0], claim.data)
+        if claim.fd_type == pb_module("fdinfo").UNIXSK and isinstance(claim.data, dict):
+            ns_key = ("net", claim.data.get("netns_ino", 0))
+            if ns_key in self.ids.ns:
+                entry.usk.ns_id = self.ids.ns[ns_key]
+            self.unix_sockets[entry.usk.ino] = (fid, claim.data.get("peer", 0), fd)
+            for packet in claim.data.get("queue", ()):
+                self.sk_queues.append((_msg("sk_packet.sk_packet_entry", id_for=fid, length=len(packet)), packet))
+        return fid, claim.fd_type
+
+    def socket_claim(self, fd: FdInfo) -> Any:
+        """Offer a socket to the socket hooks by family (AF_UNIX, AF_INET/AF_INET6); None if nobody claims."""
+        with socket.socket(fileno=os.dup(fd.local_fd)) as sk:
+            family = sk.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+            stype = sk.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+            proto = sk.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+        info = SocketInfo(fd=fd, family=family, type=stype, protocol=proto, ino=fd.ino)
+        if family == socket.AF_UNIX:
+            return self.ctx.host.unix_sk_dump(self.ctx, info)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return self.ctx.host.inet_sk_dump(self.ctx, info)
+        return None
+
+    def check_unix_peers(self) -> None:
+        """Every connected unix socket's peer must be dumped too (no --ext-unix-sk support yet)."""
+        for ino, (_fid, peer, fd) in self.unix_sockets.items():
+            if peer and peer not in self.unix_sockets:
+                raise UnsupportedResource(
+                    fd,
+                    msg=f"unix socket {ino} (fd {fd.fd} of task {fd.pid}) is connected "
+                    f"to socket {peer} outside the dumped tree (external unix sockets are not "
+                    "supported yet)",
+                )
+
+    _fd_types: dict[int, int]
+
+    # -- one process ----------------------------------------------------------------------------------------
+
+    def dump_process(self, pid: int, task: Task) -> None:
+        tree, procfs = self.tree, self.procfs
+        leader = tree.leader(pid)
+        # the exe first: CRIU gives it the first file id of the process
+        exe_id = self.path_file_id(f"/proc/{pid}/exe", procfs.exe(pid))
+        with leader.scratch() as scratch:
+            threads = [collect_thread(t, scratch, procfs) for t in tree.threads(pid)]
+            proc = collect_process(leader, scratch, procfs)
+        if leader.group_stop_sig:
+            proc.extra["stop_signo"] = leader.group_stop_sig
+        self.ctx.host.task_dump(self.ctx, task, leader)
+
+        kobj = self.ids.kobj_ids(pid)
+        ns = self.ids.ns_ids(pid)
+        root_ns = self.ids.ns_ids(os.getpid())
+        if ns != root_ns:
+            raise UnsupportedResource(
+                f"namespaces of task {pid}",
+                msg=f"task {pid} lives in other namespaces than criu-py; namespaces are not supported yet",
+            )
+        self.images.write_one("ids", _msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
+
+        vmas, runs = self.dump_mm(pid, proc, exe_id)
+        self.write_pages(pid, leader, runs)
+        self.images.write_one(
+            "mm",
+            _msg(
+                "mm.mm_entry",
+                **proc.mm,
+                exe_file_id=exe_id,
+                mm_saved_auxv=proc.auxv,
+                vmas=vmas,
+                dumpable=proc.dumpable,
+                thp_disabled=proc.thp_disabled,
+            ),
+            pid,
+        )
+
+        files_id = kobj["files_id"]
+        fds = collect_fds(pid, procfs)
+        self.local_fds.extend(fds)
+        fdinfos = []
+        for fd in fds:
+            fid, ftype = self.fd_file_id(fd)
+            fdinfos.append(
+                _msg("fdinfo.fdinfo_entry", id=fid, flags=FD_CLOEXEC if fd.cloexec else 0, type=ftype, fd=fd.fd)
+            )
+        if files_id not in self.fdinfo_written:
+            self.images.write("fdinfo", fdinfos, files_id)
+            self.fdinfo_written.add(files_id)
+
+        cwd_id = self.path_file_id(f"/proc/{pid}/cwd", procfs.cwd(pid))
+        root_id = self.path_file_id(f"/proc/{pid}/root", procfs.root_link(pid))
+        self.images.write_one("fs", _msg("fs.fs_entry", cwd_id=cwd_id, root_id=root_id, umask=proc.umask), pid)
+
+        for th in threads:
+            self.images.write_one("core", self.core_entry(th, proc if th.tid == pid else None), th.tid)
+        self.result.threads += len(threads)
+        self.result.pids.append(pid)
+
+    def dump_mm(self, pid: int, proc: ProcessState, exe_id: int) -> tuple[list[Any], list[tuple[PageRun, ...]]]:
+        vmas_out: list[Any] = []
+        runs: list[PageRun] = []
+        selector = PageSelector(pid)
+        try:
+            for vma in to_vmas(pid, self.procfs.smaps(pid)):
+                claim = self.ctx.host.vma_dump(self.ctx, vma)
+                if claim.skip:
+                    continue
+                status = claim.status
+                entry = {
+                    "start": vma.start,
+                    "end": vma.end,
+                    "pgoff": 0,
+                    "shmid": 0,
+                    "prot": vma.prot,
+                    "flags": vma.flags,
+                    "status": status,
+                    "fd": -1,
+                }
+                madv = madv_bits(vma.vmflags)
+                if madv:
+                    entry["madv"] = madv
+                if status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
+                    writable_shared = bool(vma.flags & MAP_SHARED and "mw" in vma.vmflags)
+                    fflags = O_RDWR if writable_shared else 0
+                    entry["pgoff"] = vma.pgoff
+                    entry["shmid"] = self.path_file_id(
+                        f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", vma.path or vma.name, flags=fflags
+                    )
+                    entry["fdflags"] = fflags
+                entry.update(claim.entry_updates)
+                vmas_out.append(_msg("vma.vma_entry", **entry))
+                if claim.skip_content or vma.name in PSEUDO_NO_PAGES:
+                    continue
+                readable = bool(vma.prot & PROT_READ)
+                if status & VMA_AREA_VDSO:
+                    runs.append(PageRun(vma.start, vma.size // PAGE_SIZE, PE_PRESENT, readable))
+                elif status & VMA_ANON_PRIVATE:
+                    runs += selector.runs(vma.start, vma.end, anon=True, lazy=True, readable=readable)
+                elif status & VMA_FILE_PRIVATE:
+                    runs += selector.runs(vma.start, vma.end, anon=False, lazy=False, readable=readable)
+        finally:
+            self.result.pages_scanned += selector.scanned
+            selector.close()
+        return vmas_out, runs  # type: ignore[return-value]
+
+    def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> None:
+        t0 = time.monotonic()
+        pages_id = self.images.next_pages_id()
+        with self.images.open_pages_writer(pages_id) as out:
+            self.result.pages_written += copy_pages(leader, runs, out)
+        self.images.write(
+            "pagemap", [make_head(pages_id), *(make_entry(r.start, r.npages, r.flags) for r in runs)], pid
+        )
+        self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    def core_entry(self, th: ThreadState, proc: ProcessState | None) -> Any:
+        tls = [
+            {
+                "entry_number": GDT_ENTRY_TLS_MIN + i,
+                "base_addr": 0,
+                "limit": 0,
+                "seg_32bit": False,
+                "contents_h": False,
+                "contents_l": False,
+                "read_exec_only": True,
+                "limit_in_pages": False,
+                "seg_not_present": True,
+                "usable": False,
+            }
+            for i in range(3)
+        ]
+        xsave = th.xsave if len(th.xsave) > 1 or th.xsave.get("xstate_bv") else None
+        fpregs = dict(th.fpregs)
+        if xsave is not None:
+            fpregs["xsave"] = xsave
+        thread_info = {
+            "clear_tid_addr": th.clear_tid_addr,
+            "gpregs": dict(th.regs, mode=1),
+            "fpregs": fpregs,
+            "tls": tls,
+        }
+        thread_core: dict[str, Any] = {
+            "futex_rla": th.futex_rla,
+            "futex_rla_len": th.futex_rla_len,
+            "sched_nice": th.sched["nice"],
+            "sched_policy": th.sched["policy"],
+            "blk_sigset": th.sigmask,
+            "sas": {"ss_sp": th.sas[0], "ss_size": th.sas[1], "ss_flags": th.sas[2]},
+            "signals_p": {"signals": [{"siginfo": s} for s in th.signals_p]},
+            "creds": th.creds,
+            "comm": th.comm,
+        }
+        if th.sched["policy"] in (1, 2):  # SCHED_FIFO, SCHED_RR
+            thread_core["sched_prio"] = th.sched["prio"]
+        if th.pdeath_sig:
+            thread_core["pdeath_sig"] = th.pdeath_sig
+        if th.rseq is not None:
+            thread_core["rseq_entry"] = {
+                "rseq_abi_pointer": th.rseq[0],
+                "rseq_abi_size": th.rseq[1],
+                "signature": th.rseq[2],
+            }
+            if th.rseq[3]:
+                thread_core["rseq_entry"]["rseq_cs_pointer"] = th.rseq[3]
+        if th.seccomp_mode:
+            thread_core["seccomp_mode"] = th.seccomp_mode
+            if th.seccomp_filters:
+                thread_core["seccomp_filter"] = self.add_seccomp(th.seccomp_filters)
+        core: dict[str, Any] = {"mtype": 1, "thread_info": thread_info, "thread_core": thread_core}
+        if proc is not None:
+            timers = {
+                name: {"isec": it[0], "iusec": it[1], "vsec": it[2], "vusec": it[3]}
+                for name, it in zip(("real", "virt", "prof"), proc.itimers)
+            }
+            core["tc"] = {
+                "task_state": TASK_ALIVE,
+                "exit_code": 0,
+                "personality": proc.personality,
+                "flags": proc.flags,
+                "blk_sigset": th.sigmask,
+                "comm": proc.comm,
+                "timers": timers,
+                "rlimits": {"rlimits": [{"cur": c, "max": m} for c, m in proc.rlimits]},
+                "signals_s": {"signals": [{"siginfo": s} for s in proc.signals_s]},
+                "loginuid": proc.loginuid,
+                "oom_score_adj": proc.oom_score_adj,
+                "sigactions": [
+                    {"sigaction": a[0], "flags": a[1], "restorer": a[2], "mask": a[3], "compat_sigaction": False}
+                    for a in (proc.sigactions[s] for s in SIGACTION_SIGNALS)
+                ],
+                "child_subreaper": proc.child_subreaper,
+            }
+            if "stop_signo" in proc.extra:
+                core["tc"]["task_state"] = TASK_STOPPED
+                core["tc"]["stop_signo"] = proc.extra["stop_signo"]
+        return _msg("core.core_entry", **core)
+
+    def add_seccomp(self, filters: list[bytes]) -> int:
+        """Append a thread's filter chain (oldest first, each ``prev`` pointing at the older one); returns the
+        index of the newest, which is what thread_core.seccomp_filter names."""
+        prev: int | None = None
+        for prog in reversed(filters):
+            f: dict[str, Any] = {"filter": prog}
+            if prev is not None:
+                f["prev"] = prev
+            self.seccomp_filters.append(f)
+            prev = len(self.seccomp_filters) - 1
+        assert prev is not None
+        return prev
+
+    def write_common(self) -> None:
+        images = self.images
+        images.write("pstree", self.pstree)
+        images.write("files", self.files)
+        if self.pipe_data:
+            images.write(
+                "pipes-data",
+                [
+                    (_msg("pipe_data.pipe_data_entry", pipe_id=pid_, bytes=len(data), size=size), data)
+                    for pid_, data, size in self.pipe_data.values()
+                ],
+            )
+        self.check_unix_peers()
+        if self.sk_queues:
+            images.write("sk-queues", self.sk_queues)
+        images.write_one("seccomp", _msg("seccomp.seccomp_entry", seccomp_filters=self.seccomp_filters))
+        mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        images.write_one(
+            "timens",
+            _msg(
+                "timens.timens_entry",
+                monotonic={"tv_sec": mono // 10**9, "tv_nsec": mono % 10**9},
+                boottime={"tv_sec": boot // 10**9, "tv_nsec": boot % 10**9},
+            ),
+            0,
+        )
+        inv = _msg(
+            "inventory.inventory_entry",
+            img_version=2,
+            fdinfo_per_id=True,
+            root_ids=self.ids.root_ids(),
+            ns_per_id=True,
+            root_cg_set=1,
+            lsmtype=0,
+            network_lock_method=0,
+            plugins_entry={"plugins": list(self.ctx.used_plugins)},
+            dump_criu_run_id=str(uuid.uuid4()),
+        )
+        self.ctx.inventory = inv
+        images.write_one("inventory", inv)
+
+    def write_stats(self) -> None:
+        r = self.result
+        dump = {
+            "freezing_time": r.freezing_time,
+            "frozen_time": r.frozen_time,
+            "memdump_time": r.memdump_time,
+            "memwrite_time": 0,
+            "pages_scanned": r.pages_scanned,
+            "pages_skipped_parent": 0,
+            "pages_written": r.pages_written,
+            "pages_lazy": 0,
+        }
+        self.images.write_one("stats", _msg("stats.stats_entry", dump=dump), "dump")
+
+
+def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
+    """Dump the tree rooted at ``ctx.root_pid`` into ``ctx.images_dir``.
+
+    Honours ``ctx.options.leave_running`` (detach, tasks continue) and ``leave_stopped`` (detach, tasks stay
+    stopped); by default the tasks are killed after a successful dump.
+    """
+    procfs = procfs or ProcFS()
+    images = ImageDir(ctx.images_dir, create=True)
+    ctx.images = images
+    t0 = time.monotonic()
+    ctx.notify("pre-dump")
+    tree = seize_tree(ctx.root_pid)
+    t_frozen = time.monotonic()
+    dumper = _Dumper(ctx, tree, images, procfs)
+    dumper._fd_types = {}
+    dumper.result.freezing_time = int((t_frozen - t0) * 1e6)
+    try:
+        tasks: dict[int, Task] = {}
+        for pid, tids in tree.processes.items():
+            stat = procfs.stat(pid)
+            tasks[pid] = Task(
+                pid=pid,
+                ppid=tree.parents.get(pid, 0),
+                pgid=stat.pgrp,
+                sid=stat.session,
+                tids=tuple(tids),
+                comm=stat.comm,
+            )
+        if tree.zombies:
+            raise UnsupportedResource(
+                f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
+            )
+        ctx.notify("query-ext-files")
+        ctx.host.tree_frozen(ctx, tuple(tasks.values()))
+        for task in tasks.values():
+            ctx.host.devices_pause(ctx, task)
+        for pid, task in tasks.items():
+            dumper.pstree.append(
+                _msg(
+                    "pstree.pstree_entry",
+                    pid=pid,
+                    ppid=task.ppid,
+                    pgid=task.pgid,
+                    sid=task.sid,
+                    threads=list(task.tids),
+                )
+            )
+            dumper.dump_process(pid, task)
+        for task in tasks.values():
+            ctx.host.devices_checkpoint(ctx, task)
+        dumper.write_common()
+        ctx.notify("post-dump")
+    except BaseException:
+        close_fds(dumper.local_fds)
+        tree.release()
+        raise
+    close_fds(dumper.local_fds)
+    dumper.result.frozen_time = int((time.monotonic() - t_frozen) * 1e6)
+    dumper.write_stats()
+    _finish(ctx, tree)
+    return dumper.result
+
+
+def _finish(ctx: DumpContext, tree: FrozenTree) -> None:
+    opts = ctx.options
+    if opts.get("leave_running"):
+        tree.release()
+    elif opts.get("leave_stopped"):
+        for pid in tree.processes:
+            os.kill(pid, signal.SIGSTOP)  # pending; takes effect at detach
+        tree.release()
+    else:
+        tree.kill()

@@ -1,0 +1,311 @@
+"""RemoteTask: one stopped, traced thread, and system calls injected into it.
+
+Injection (reference §6, "step" mode): save the registers, point ``rip`` at a ``syscall`` instruction (a
+``0f 05`` pair in the task's ``[vdso]`` by default), load the number and arguments, ``PTRACE_SINGLESTEP``, and
+read ``rax`` at the SIGTRAP that follows the syscall's exit; then put the registers back. Nothing is written
+into the task's code. "tramp" mode (:meth:`RemoteTask.install_trampoline`) runs a ``syscall; int3`` written
+into a page of ours with PTRACE_CONT instead; both cost about 20 us per call. Every signal is blocked in the thread while it runs (P6); the original mask is kept in
+:attr:`RemoteTask.saved_sigmask` and put back by :meth:`RemoteTask.restore_state`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from criu_core.arch.x86_64.regs import set_syscall, signed
+from criu_core.arch.x86_64.syscalls import NAMES
+from criu_core.arch.x86_64.syscalls import nr as _nr
+from criu_core.arch.x86_64.vdso import find_syscall_insn
+from criu_core.errors import CriuError, NoSuchProcess, SyscallError
+from criu_core.procfs import ProcFS
+from criu_core.ptrace.events import Stop, wait_tid
+from criu_core.sys import ptrace as pt
+from criu_core.sys.structs import RseqConfig, UserRegs
+
+__all__ = ["MAP_ANONYMOUS", "MAP_PRIVATE", "PAGE_SIZE", "PROT_EXEC", "PROT_READ", "PROT_WRITE", "RemoteTask"]
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 1, 2, 0x10, 0x20
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+_SIGTRAP = int(signal.SIGTRAP)
+_SIGSTOP = int(signal.SIGSTOP)
+_FAULTS = (int(signal.SIGSEGV), int(signal.SIGBUS), int(signal.SIGILL), int(signal.SIGFPE))
+_NEW_TASK_EVENTS = (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK, pt.PTRACE_EVENT_CLONE)
+
+
+class RemoteTask:
+    """A traced thread in a ptrace-stop. ``tid`` is the thread, ``pid`` its thread group.
+
+    State kept for the way back: :attr:`saved_regs` / :attr:`saved_sigmask` (as at the first change we made),
+    :attr:`stashed_signals` (siginfos of signals the tracer swallowed while the task stopped for us; 128 bytes
+    each) and :attr:`new_tasks` (tids announced by PTRACE_EVENT_CLONE/FORK stops during injected syscalls, not
+    yet collected with :meth:`wait_new_task`).
+    """
+
+    def __init__(self, tid: int, pid: int | None = None, *, procfs: ProcFS | None = None) -> None:
+        self.tid = tid
+        self.pid = pid if pid is not None else tid
+        self.procfs = procfs or ProcFS()
+        self.syscall_ip: int | None = None
+        self.trampoline: int | None = None
+        self.saved_regs: UserRegs | None = None
+        self.saved_sigmask: int | None = None
+        self.stashed_signals: list[bytes] = []
+        self.requeued_signals: list[bytes] = []
+        self.new_tasks: list[int] = []
+        self.group_stop_sig = 0
+        self.injected = 0
+        self._mem_fd: int | None = None
+        self._blocked = False
+
+    def __repr__(self) -> str:
+        return f"<RemoteTask tid={self.tid} pid={self.pid}>"
+
+    # -- registers and masks ----------------------------------------------------------------------------------
+
+    def get_regs(self) -> UserRegs:
+        return pt.getregs(self.tid)
+
+    def set_regs(self, regs: UserRegs) -> None:
+        """Set the registers (remembering the original ones first, for :meth:`restore_state`)."""
+        self.remember_regs()
+        pt.setregs(self.tid, regs)
+
+    def get_xstate(self) -> bytes:
+        """The NT_X86_XSTATE area; its length is whatever the kernel returned (2,432 bytes here)."""
+        return pt.getregset(self.tid, pt.NT_X86_XSTATE)
+
+    def set_xstate(self, data: bytes) -> None:
+        pt.setregset(self.tid, data, pt.NT_X86_XSTATE)
+
+    def get_sigmask(self) -> int:
+        """The blocked mask. While signals are blocked for injection this is the *saved* (real) mask."""
+        if self._blocked and self.saved_sigmask is not None:
+            return self.saved_sigmask
+        return pt.getsigmask(self.tid)
+
+    def set_sigmask(self, mask: int) -> None:
+        """Set the real blocked mask now (ends the injection blocking; the next syscall() blocks again)."""
+        pt.setsigmask(self.tid, mask)
+        self._blocked = False
+
+    def get_rseq_config(self) -> RseqConfig:
+        return pt.get_rseq_configuration(self.tid)
+
+    def get_siginfo(self) -> bytes:
+        return pt.getsiginfo(self.tid)
+
+    def peek_siginfo(self, *, shared: bool) -> list[bytes]:
+        """Queued signals (raw 128-byte siginfos) of this thread (``shared=False``) or its process."""
+        return pt.peeksiginfo(self.tid, shared=shared)
+
+    def remember_regs(self) -> None:
+        if self.saved_regs is None:
+            self.saved_regs = self.get_regs()
+
+    def block_signals(self) -> None:
+        """Block every signal in the thread (P6), remembering the real mask once."""
+        if self._blocked:
+            return
+        if self.saved_sigmask is None:
+            self.saved_sigmask = pt.getsigmask(self.tid)
+        pt.setsigmask(self.tid, pt.SIGSET_ALL)
+        self._blocked = True
+
+    def restore_state(self) -> None:
+        """Put back the registers and signal mask as they were before criu-core touched them."""
+        if self.saved_regs is not None:
+            pt.setregs(self.tid, self.saved_regs)
+        if self.saved_sigmask is not None:
+            pt.setsigmask(self.tid, self.saved_sigmask)
+            self._blocked = False
+
+    # -- memory -----------------------------------------------------------------------------------------------
+
+    def _mem(self) -> int:
+        if self._mem_fd is None:
+            try:
+                self._mem_fd = os.open(f"/proc/{self.tid}/mem", os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError as e:
+                raise NoSuchProcess(self.tid) from e
+        return self._mem_fd
+
+    def read_mem(self, addr: int, size: int) -> bytes:
+        """Read through ``/proc/PID/mem`` (FOLL_FORCE: works on PROT_NONE and read-only mappings)."""
+        out = bytearray()
+        while len(out) < size:
+            try:
+                chunk = os.pread(self._mem(), size - len(out), addr + len(out))
+            except OSError as e:
+                raise SyscallError(e.errno or _errno.EIO, "pread(/proc/PID/mem)", self.tid, f"at {addr:#x}") from e
+            if not chunk:
+                raise SyscallError(_errno.EIO, "pread(/proc/PID/mem)", self.tid, f"short read at {addr:#x}")
+            out += chunk
+        return bytes(out)
+
+    def write_mem(self, addr: int, data: bytes) -> None:
+        """Write through ``/proc/PID/mem`` (FOLL_FORCE on this kernel: ignores the mapping's protection)."""
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            try:
+                n = os.pwrite(self._mem(), view[done:], addr + done)
+            except OSError as e:
+                raise SyscallError(e.errno or _errno.EIO, "pwrite(/proc/PID/mem)", self.tid, f"at {addr:#x}") from e
+            if n <= 0:
+                raise SyscallError(_errno.EIO, "pwrite(/proc/PID/mem)", self.tid, f"short write at {addr:#x}")
+            done += n
+
+    def close(self) -> None:
+        if self._mem_fd is not None:
+            os.close(self._mem_fd)
+            self._mem_fd = None
+
+    # -- injection --------------------------------------------------------------------------------------------
+
+    def find_syscall_ip(self, name: str = "[vdso]") -> int:
+        """Locate a ``0f 05`` in mapping ``name`` (default ``[vdso]``), falling back to any executable mapping."""
+        maps = self.procfs.maps(self.pid)
+        candidates = [m for m in maps if m.name == name] + [m for m in maps if m.executable and m.name != name]
+        for m in candidates:
+            if m.name == "[vsyscall]":
+                continue
+            try:
+                ip = find_syscall_insn(self.read_mem(m.start, m.size), m.start)
+            except SyscallError:
+                continue
+            if ip is not None:
+                return ip
+        raise CriuError(f"no syscall instruction found in the executable mappings of task {self.tid}", pid=self.tid)
+
+    def syscall(self, nr: int | str, *args: int, check: bool = True) -> int:
+        """Run one system call inside the task and return its (signed) result.
+
+        A result in [-4095, -1] raises ``SyscallError(errno, name, tid)`` unless ``check=False``, which returns
+        the negative errno. The registers are restored afterwards; PTRACE_EVENT_CLONE/FORK/VFORK stops on the way
+        append the new tid to :attr:`new_tasks` (collect it with :meth:`wait_new_task`).
+        """
+        number = _nr(nr)
+        name = nr if isinstance(nr, str) else NAMES.get(nr, str(nr))
+        if self.trampoline is not None:
+            ip, resume, done_at = self.trampoline, pt.cont, self.trampoline + 3
+        else:
+            if self.syscall_ip is None:
+                self.syscall_ip = self.find_syscall_ip()
+            ip, resume, done_at = self.syscall_ip, pt.singlestep, self.syscall_ip + 2
+        self.block_signals()
+        orig = self.get_regs()
+        regs = orig.copy()
+        set_syscall(regs, ip, number, tuple(args))
+        pt.setregs(self.tid, regs)
+        alive = True
+        try:
+            resume(self.tid)
+            while True:
+                st = self._wait()
+                if st.gone:
+                    alive = False
+                    raise NoSuchProcess(self.tid, f"task {self.tid} died during injected {name}")
+                if st.kind == "event":
+                    if st.event in _NEW_TASK_EVENTS:
+                        self.new_tasks.append(pt.geteventmsg(self.tid))
+                    resume(self.tid)
+                    continue
+                if st.sig == _SIGTRAP:
+                    after = self.get_regs()
+                    if after.rip == done_at:
+                        break
+                    # restarted by the kernel (rip back on the insn): run it again
+                    resume(self.tid)
+                    continue
+                if st.sig in _FAULTS:
+                    raise CriuError(
+                        f"injected {name} in task {self.tid} faulted with signal {st.sig}", pid=self.tid, signal=st.sig
+                    )
+                # An unblockable signal (SIGSTOP): keep it for later, do not deliver it now.
+                self.stashed_signals.append(self.get_siginfo())
+                resume(self.tid)
+        finally:
+            if alive:
+                pt.setregs(self.tid, orig)
+        self.injected += 1
+        ret = signed(after.rax)
+        if check and -4096 < ret < 0:
+            raise SyscallError(-ret, name, self.tid)
+        return ret
+
+    def _wait(self) -> Stop:
+        st = wait_tid(self.tid)
+        assert st is not None
+        return st
+
+    def install_trampoline(self, addr: int) -> None:
+        """Switch to "tramp" mode: write ``syscall; int3`` (``0f 05 cc``) at ``addr`` (in an executable page; the
+        write goes through /proc/PID/mem, so the page need not be writable) and inject with PTRACE_CONT
+        instead of single-stepping. Call :meth:`remove_trampoline` (or just set ``trampoline = None``) before
+        unmapping that page."""
+        self.write_mem(addr, b"\x0f\x05\xcc")
+        self.trampoline = addr
+
+    def remove_trampoline(self) -> None:
+        """Back to "step" mode (the default)."""
+        self.trampoline = None
+
+    @contextmanager
+    def scratch(self, size: int = PAGE_SIZE, prot: int = PROT_READ | PROT_WRITE) -> Iterator[int]:
+        """Map an anonymous private area in the task for the duration of the block; yields its address."""
+        size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        addr = self.syscall("mmap", 0, size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        try:
+            yield addr
+        finally:
+            self.syscall("munmap", addr, size, check=False)
+
+    # -- new tasks, resume ------------------------------------------------------------------------------------
+
+    def wait_new_task(self, tid: int | None = None, timeout: float = 10.0) -> RemoteTask:
+        """Collect the first stop of a task created by an injected clone3/fork and wrap it.
+
+        The new task is auto-attached (TRACECLONE/TRACEFORK) and comes up stopped: PTRACE_EVENT_STOP for a
+        seized parent, a SIGSTOP signal-delivery-stop otherwise. Its signals are blocked at once.
+        """
+        if tid is None:
+            tid = self.new_tasks[-1]
+        deadline = time.monotonic() + timeout
+        delay = 0.0001
+        while True:
+            st = wait_tid(tid, nohang=True)
+            if st is not None:
+                break
+            if time.monotonic() > deadline:
+                raise CriuError(f"new task {tid} did not stop within {timeout}s", pid=tid)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        if st.gone:
+            raise NoSuchProcess(tid, f"new task {tid} exited at once")
+        if tid in self.new_tasks:
+            self.new_tasks.remove(tid)
+        tgid = self.procfs.status(tid).tgid
+        task = RemoteTask(tid, tgid, procfs=self.procfs)
+        if tgid == self.pid:
+            task.syscall_ip = self.syscall_ip  # same mm
+        elif self.syscall_ip is not None:
+            task.syscall_ip = self.syscall_ip  # a fork has the same layout at that instant
+        if st.kind == "event" and st.event == pt.PTRACE_EVENT_STOP and st.sig != _SIGTRAP:
+            task.group_stop_sig = st.sig
+        task.block_signals()
+        return task
+
+    def detach(self, sig: int = 0) -> None:
+        """PTRACE_DETACH (``sig`` is delivered only from a signal-delivery-stop)."""
+        self.close()
+        pt.detach(self.tid, sig)
+
+    def cont(self, sig: int = 0) -> None:
+        pt.cont(self.tid, sig)

@@ -1,0 +1,321 @@
+"""Restore orchestration: images -> plan -> seeds with the dumped PIDs -> rebuilt tasks -> running.
+
+``run(ctx)`` is what ``criu-py restore`` (and RPC RESTORE) calls. The order is DESIGN.md's "Restore, in order"
+and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has them:
+
+1. read and validate every image into a :class:`~criu_core.restore_plan.RestorePlan` (nothing exists yet);
+   the inventory's plugins must be loaded (``check_required``), then ``inventory_check``; sessions, PIDs and
+   unsupported state are checked; ``init``, ``devices_restore_init``;
+2. create the root seed (``clone3`` with ``set_tid``: the PID must be free; with ``--restore-sibling`` a child
+   of our parent, seized), empty it, give it its session and the time namespace of the dump's clocks, then
+   fork each child from its clean parent seed (injected clone3, P9); ``devices_post_fork``;
+3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
+   memfds and deleted files included), pages, protections; descriptors (sockets to the socket hooks, then
+   ``file_restore``, claimants first; ``--inherit-fd`` replacements), cwd/root/umask; signals, timers, limits;
+   ``task_restore``; threads (injected clone3 with their TIDs); per-thread registrations; pending signals;
+   creds; seccomp; registers and the real signal masks; memfd seals once every task is built;
+4. ``devices_resume_late``, pidfile, detach (children before parents): the tasks run; stats-restore;
+5. with ``-d`` return 0; otherwise wait for the root task and return its exit status, as CRIU does.
+
+A failure at any step kills every seed made so far (they are our children or traced by us: SIGKILL and reap)
+and leaves the images untouched; the error propagates as one :class:`~criu_core.errors.CriuError`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from criu_core.builtin import (
+    core_restore,
+    files_restore,
+    ghost_restore,
+    mem_restore,
+    memfd_restore,
+    timens_restore,
+)
+from criu_core.errors import CriuError, PidInUse, UnsupportedResource
+from criu_core.images.framing import write_image
+from criu_core.images.messages import new as new_message
+from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
+from criu_core.ptrace.restore_scratch import Scratch
+from criu_core.ptrace.restore_seed import make_sibling_seed
+from criu_core.ptrace.seed import SEED_OPTIONS
+from criu_core.resources import Task
+from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskState, load_plan
+from criu_core.sys import ptrace as pt
+
+if TYPE_CHECKING:
+    from criu_core.context import RestoreContext
+
+__all__ = ["restore_tree", "run", "wait_status"]
+
+_WALL = 0x40000000
+
+
+def run(ctx: RestoreContext) -> int:
+    """Restore the images in ``ctx.images_dir``; the command's exit code (0 with ``-d`` once running)."""
+    opts = ctx.options
+    plan = load_plan(ctx.images_dir)
+    ctx.inventory = plan.inventory
+    inv = plan.inventory
+    ctx.host.check_required(list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else [])
+    if inv.HasField("allow_uprobes") and inv.allow_uprobes and "allow-uprobes" not in ctx.host.options.specs:
+        # The option (and the check with CRIU's wording) belongs to the uprobes plugin; without it, say what to do.
+        raise CriuError("Dumped with --allow-uprobes. Need to set it on restore as well: install "
+                        "criu-plugin-uprobes, which provides the option")
+    files_restore.inherit_fds(opts.inherit_fd or [])  # a bad --inherit-fd fails before anything exists
+    root = restore_tree(ctx, plan)
+    ctx.root_pid = root
+    if opts.restore_detached:
+        return 0
+    return wait_status(root)
+
+
+def wait_status(pid: int) -> int:
+    """Wait for the restored root and turn its end into an exit code (128 + signal if it was killed)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 0  # reaped elsewhere (a harness): nothing more to report
+        except InterruptedError:
+            continue
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
+    """Create and build every task of ``plan``; returns the root's PID once it runs (detached)."""
+    host, log, opts = ctx.host, ctx.log, ctx.options
+    states = {t.pid: TaskState(t, plan.files) for t in plan.tasks}
+    ctx.stash[TASKS_KEY] = states
+    ctx.stash[PLAN_KEY] = plan
+    for st in states.values():
+        core_restore.check_supported(st)
+    root = plan.root
+    if root.sid != root.pid and not opts.shell_job:
+        raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
+                                  "not in the images: restore with --shell-job")
+    _check_pids_free(plan)
+    host.init(ctx, "restore")
+    success = False
+    t0 = time.monotonic()
+    try:
+        # CRIU initialises plugins after reading the inventory, so init sees ctx.inventory; plugins vet it next.
+        host.inventory_check(ctx, plan.inventory)
+        host.devices_restore_init(ctx)
+        root_st = states[root.pid]
+        # --restore-sibling (runc): the root becomes a child of our parent, as it was before the dump
+        ctx.notify("pre-restore")
+        root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
+        log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
+        _prepare_seed(ctx, plan, root_st, states)
+        forked = time.monotonic()
+        host.devices_post_fork(ctx)
+        for st in states.values():
+            _build_task(ctx, plan, st)
+        memfd_restore.apply_seals(ctx)
+        for st in states.values():
+            host.devices_resume_late(ctx, _task(st))
+        for st in states.values():
+            for w in st.warnings:
+                log.warning("%s", w)
+        if opts.pidfile:
+            _write_pidfile(opts.pidfile, plan.root.pid)
+        ctx.notify("post-restore", pid=plan.root.pid)
+        ctx.notify("pre-resume")
+        for st in reversed(list(states.values())):  # children before parents
+            for thread in list(st.threads.values()):
+                thread.detach(0)
+            st.threads.clear()
+            tc = st.plan.core.tc
+            # detaching from the signal-delivery-stop with SIGSTOP stops the task before its first instruction
+            stop = opts.leave_stopped or tc.task_state == core_restore.TASK_STOPPED
+            sig = (tc.stop_signo or int(signal.SIGSTOP)) if stop else 0
+            st.remote.detach(sig)
+            st.remote = None
+        log.info("Restore finished successfully. Tasks resumed.")
+        ctx.notify("post-resume")
+        success = True
+        _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
+        return plan.root.pid
+    except BaseException:
+        _kill_seeds(reversed(list(states.values())))
+        raise
+    finally:
+        host.fini(ctx, "restore", success)
+
+
+def _check_pids_free(plan: RestorePlan) -> None:
+    """Every PID and TID must be free and below pid_max (clone3's set_tid fails with EEXIST / EINVAL)."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        pid_max = 1 << 22
+    for t in plan.tasks:
+        for tid in t.tids:
+            if tid >= pid_max:
+                raise UnsupportedResource(f"PID {tid}", msg=f"PID {tid} is not below this machine's pid_max "
+                                          f"({pid_max}): raise kernel.pid_max to restore it")
+            if os.path.exists(f"/proc/{tid}"):
+                raise PidInUse(tid)
+
+
+def _task(st: TaskState) -> Task:
+    p = st.plan
+    return Task(pid=p.pid, ppid=p.ppid, pgid=p.pgid, sid=p.sid, tids=p.tids, comm=p.core.tc.comm)
+
+
+def _write_pidfile(path: str, pid: int) -> None:
+    """The bare number, in a file created exclusively (as CRIU does: a stale pidfile is an error)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise CriuError(f"Can't write pidfile {path}: {err.strerror}", path=path) from None
+
+
+def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) -> None:
+    """stats-restore in the work dir, as CRIU writes it (times in microseconds); a failure only warns."""
+    entry = new_message("stats.stats_entry")
+    r = entry.restore
+    r.pages_compared, r.pages_skipped_cow = 0, 0
+    r.forking_time, r.restore_time, r.pages_restored = int(forking * 1e6), int(total * 1e6), pages
+    try:
+        write_image(Path(ctx.work_dir or ctx.images_dir) / "stats-restore", "STATS", [entry])
+    except OSError as err:
+        ctx.log.warning("cannot write stats-restore: %s", err)
+
+
+def _kill_seeds(states: object) -> None:
+    for st in states:  # type: ignore[attr-defined]
+        remote = st.remote
+        if remote is None:
+            continue
+        try:
+            remote.close()
+        except OSError:
+            pass
+        try:
+            os.kill(remote.tid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        # traced threads first: the leader's exit is not reported while they are unreaped (P4)
+        for tid in [*st.threads, remote.tid]:
+            try:
+                os.waitpid(tid, _WALL)
+            except ChildProcessError:
+                pass
+        st.threads.clear()
+        st.remote = None
+
+
+def _session(ctx: RestoreContext, st: TaskState) -> None:
+    """setsid/setpgid before anything else runs in the seed (P9: before it would fork its children)."""
+    p = st.plan
+    if p.sid == p.pid:
+        st.remote.syscall("setsid")
+    elif ctx.options.shell_job:
+        if p.pgid == p.pid:
+            st.remote.syscall("setpgid", 0, 0)
+    else:
+        raise UnsupportedResource("session", msg=f"task {p.pid} belongs to session {p.sid}, whose leader is not in "
+                                  "the images: restore with --shell-job")
+
+
+def _create_threads(st: TaskState) -> None:
+    """Step 12 of §3: each other thread by an injected clone3 with its TID, TLS and clear_child_tid, once the
+    memory (TLS, stacks) is in place; it comes up stopped and auto-attached, every signal blocked."""
+    p = st.plan
+    for tid in p.tids[1:]:
+        ti = p.thread_cores[tid].thread_info
+        st.scratch.reset()
+        args = st.scratch.alloc(256, 64)
+        st.threads[tid] = clone_thread_in(st.remote, tid, tls=ti.gpregs.fs_base, child_tid=ti.clear_tid_addr,
+                                          scratch=args)
+
+
+def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Empty a seed, give it its session and (root) time namespace, then fork its children from it.
+
+    Children are forked from the *clean* parent (P9: after its setsid), so they inherit the scratch area, the
+    vdso, the session and the time namespace, and nothing of the restorer.
+    """
+    p = st.plan
+    if p is plan.root:
+        mem_restore.clean_seed(st)
+        _session(ctx, st)
+        if plan.timens is not None:
+            timens_restore.enter_timens(st, plan.timens)
+    for child in (s for s in states.values() if s.plan.ppid == p.pid):
+        st.scratch.reset()
+        child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
+        child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
+        child.remote.syscall_ip = child.scratch.syscall_ip
+        ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
+        _child_session(child, st)
+        _prepare_seed(ctx, plan, child, states)
+
+
+def _child_session(child: TaskState, parent: TaskState) -> None:
+    c, p = child.plan, parent.plan
+    if c.sid == c.pid:
+        child.remote.syscall("setsid")
+    elif c.sid != p.sid:
+        raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, its parent {p.pid} in "
+                                  f"{p.sid}: sessions inherited from outside the parent are not supported")
+    elif c.pgid == c.pid:
+        child.remote.syscall("setpgid", 0, 0)
+    elif c.pgid != p.pgid:
+        child.remote.syscall("setpgid", 0, c.pgid)
+
+
+def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
+    host, log = ctx.host, ctx.log
+    p = st.plan
+    remote = st.remote
+    mem_restore.move_vdso(st)
+    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
+        mem_restore.set_mm_map(st, exe)
+    with_pages = {r.vaddr for r in p.pages}
+    st.pages_vmas = frozenset(v.index for v in p.vmas
+                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
+    for vma in p.vmas:
+        host.vma_restore(ctx, vma, remote)
+    mem_restore.close_map_fds(st)
+    written = mem_restore.write_pages(st)
+    mem_restore.finish_vmas(ctx, st, host)
+    log.info("task %d: %d VMAs mapped, %d bytes of pages written", p.pid, len(p.vmas), written)
+    files_restore.install_fds(ctx, st, host)
+    files_restore.restore_fs(ctx, st)
+    core_restore.restore_sigactions(st)
+    core_restore.restore_itimers(st)
+    core_restore.restore_posix_timers(st)
+    core_restore.restore_rlimits(st)
+    core_restore.restore_task_misc(st)
+    host.task_restore(ctx, _task(st), remote)
+    _create_threads(st)
+    core_restore.restore_thread(st, remote, p.core)
+    for tid, thread in st.threads.items():
+        core_restore.restore_thread(st, thread, p.thread_cores[tid])
+    core_restore.restore_pending_signals(st)
+    core_restore.restore_creds(st)
+    if p.core.thread_core.HasField("seccomp_mode") and p.core.thread_core.seccomp_mode:
+        # the filter would apply to our own injected syscalls after it (P15)
+        pt.setoptions(remote.tid, SEED_OPTIONS | pt.PTRACE_O_SUSPEND_SECCOMP)
+    core_restore.restore_seccomp(st, plan.seccomp)
+    mem_restore.unmap_scratch(st)
+    for tid, thread in st.threads.items():
+        core_restore.restore_registers(st, thread, p.thread_cores[tid], leader=False)
+    core_restore.restore_registers(st, remote, p.core, leader=True)
+    log.info("task %d: %d syscalls injected", p.pid, remote.injected)
