@@ -101,7 +101,7 @@ def readv_write(size: int, images_fs: Path | None) -> float:
     buf, baddr = _buffer()
     view = memoryview(buf)
     try:
-        fd, path = tempfile.mkstemp(dir=images_fs, prefix="raw-pages-") if images_fs else (-1, "")
+        fd = tempfile.mkstemp(dir=images_fs, prefix="raw-pages-")[0] if images_fs else -1
         t0 = time.perf_counter()
         for off in range(0, size, CHUNK):
             n = readv(proc.pid, [(baddr, CHUNK)], [(addr + off, CHUNK)])
@@ -109,8 +109,7 @@ def readv_write(size: int, images_fs: Path | None) -> float:
                 os.write(fd, view[:n])
         elapsed = time.perf_counter() - t0
         if fd >= 0:
-            os.close(fd)
-            os.unlink(path)
+            os.close(fd)  # kept until the temp dir goes: an unlink here (ext4 discard) would slow the next run
     finally:
         view.release()
         _stop(proc)

@@ -51,7 +51,6 @@ def _one(builder: zdtmlib.Builder, tmp: Path, target: str, arg: str, i: int) -> 
                 except ProcessLookupError:
                     pass
         zdtmlib.wait_all_gone([t.pid, *tree])
-        shutil.rmtree(images, ignore_errors=True)
         shutil.rmtree(ctl, ignore_errors=True)
 
 
