@@ -95,7 +95,8 @@ def bench_target(name: str, kind: str, arg: int, runs: int, builder: zdtmlib.Bui
         images.mkdir()
         t = _start(kind, arg, builder, ctl)
         try:
-            # As a user runs it: no -v4 log, fresh directory.
+            # As a user runs it: no -v4 log, fresh directory; no dirty pages left from the previous run.
+            os.sync()
             d = zdtmlib.run_cli(["dump", "-t", str(t.pid), "-D", str(images)])
             if d.rc:
                 row.error = d.stderr.strip().splitlines()[-1] if d.stderr.strip() else f"dump rc {d.rc}"

@@ -102,6 +102,7 @@ def readv_write(size: int, images_fs: Path | None) -> float:
     view = memoryview(buf)
     try:
         fd = tempfile.mkstemp(dir=images_fs, prefix="raw-pages-")[0] if images_fs else -1
+        os.sync()  # every run starts with no dirty pages (writeback throttling would blur runs together)
         t0 = time.perf_counter()
         for off in range(0, size, CHUNK):
             n = readv(proc.pid, [(baddr, CHUNK)], [(addr + off, CHUNK)])

@@ -32,6 +32,7 @@ def _one(builder: zdtmlib.Builder, tmp: Path, target: str, arg: str, i: int) -> 
     t = zdtmlib.start_process([str(builder.build(target)), arg], target, ctl)
     tree = zdtmlib.descendants(t.pid)
     try:
+        os.sync()
         d = zdtmlib.run_cli(["dump", "-t", str(t.pid), "-D", str(images)])
         if d.rc:
             return d.stderr.strip() or f"dump rc {d.rc}"
