@@ -180,7 +180,7 @@ def run(quick: bool = False, with_raw: bool = True) -> list[Row]:
         if with_raw:
             from raw_limits import measure
 
-            raw = measure(512, runs=1 if quick else 3, images_fs=tmp)
+            raw = measure(512, runs=1 if quick else 5, images_fs=tmp)  # page-cache writes here are noisy
         rows = []
         for name, kind, arg, runs in plan:
             t0 = time.monotonic()
