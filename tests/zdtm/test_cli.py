@@ -126,6 +126,25 @@ def test_failed_dump_no_images_dir(zdtm, tmp_path: Path) -> None:
     t.check()
 
 
+def test_failed_restore_missing_file(zdtm) -> None:
+    """A restore that fails half-way (a file of the dump is gone): one line naming the file, no task left
+    (seeds killed), the images untouched."""
+    t = zdtm.start("fds")
+    images = zdtm.images()
+    d = zdtm.dump(t, images)
+    assert d.rc == 0, d.explain()
+    zdtm.forget(t)
+    (t.ctl / "ro.dat").unlink()
+    digest = zdtmlib.images_digest(images)
+    kids = _children()
+    r = zdtm.restore(images)
+    msg = _one_line_error(r)
+    assert "ro.dat" in msg, msg
+    assert not os.path.exists(f"/proc/{t.pid}"), f"PID {t.pid} exists after a failed restore"
+    assert _children() == kids, "a failed restore left processes behind"
+    assert zdtmlib.images_digest(images) == digest, "a failed restore changed the images"
+
+
 def test_dump_missing_pid(zdtm) -> None:
     """Dumping a PID that does not exist: one line, non-zero exit."""
     pid = _free_pid()

@@ -43,3 +43,18 @@ def test_nanosleep_returns_eintr(zdtm) -> None:
     zdtm.cycle(t, allow={"fds.1": "the target logs the early EINTR on stdout right after restore"})
     t.check()
     assert any("nanosleep returned EINTR" in line for line in t.lines())
+
+
+@pytest.mark.parametrize("mode", ["pause", "futex", "nanosleep_live"])
+def test_leave_running_keeps_blocking(zdtm, engines, mode: str) -> None:
+    """--leave-running while the task sleeps in a syscall: the syscall goes on as if nothing happened (no EINTR,
+    no early return), and only SIGUSR2 ends it."""
+    import zdtmlib
+
+    t = zdtm.start("syscalls", mode)
+    before = zdtmlib.snapshot(t.pid)
+    d = zdtm.dump(t, zdtm.images(), "--leave-running")
+    assert d.rc == 0, d.explain()
+    diffs = zdtmlib.compare(before, zdtmlib.snapshot(t.pid))
+    assert not diffs, "--leave-running changed the task:\n" + "\n".join(diffs)
+    t.check()

@@ -6,6 +6,8 @@
  * read_pipe  blocked in read() on a pipe it holds both ends of (-ERESTARTSYS): re-entered after restore
  * nanosleep  blocked in a 1-hour nanosleep (-ERESTART_RESTARTBLOCK): as with CRIU, it returns EINTR early after
  *            restore, without any handler having run; the target records that and then waits for SIGUSR2
+ * nanosleep_live  the same sleep for --leave-running / failed dumps: the task was never killed, so the kernel
+ *            restarts the sleep (restart_syscall) and only SIGUSR2 may end it
  *
  * SIGUSR2's handler is installed without SA_RESTART, so the blocking call returns EINTR when it runs.
  */
@@ -49,6 +51,13 @@ int main(int argc, char **argv)
 		zdtm_ready();
 		ret = read(p[0], &c, 1);
 		expect_eintr(ret, "read on a pipe");
+	} else if (!strcmp(mode, "nanosleep_live")) {
+		struct timespec ts = { 3600, 0 };
+		long ret;
+
+		zdtm_ready();
+		ret = nanosleep(&ts, NULL);
+		expect_eintr(ret, "nanosleep");
 	} else if (!strcmp(mode, "nanosleep")) {
 		struct timespec ts = { 3600, 0 }, t0, t1;
 		int ret, err;
