@@ -213,13 +213,23 @@ def test_pidfile(zdtm) -> None:
 CRIT = ["/usr/bin/python3", "/usr/bin/crit"]
 
 
-def test_images_decode_with_crit(zdtm) -> None:
-    """Every image we write (dump and restore) decodes with Debian's crit; stats are written."""
-    t = zdtm.start("fds")
-    d, _ = zdtm.cycle(t)
-    images = Path(d.args[d.args.index("-D") + 1])
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [("fds", ()), ("sig_pending", ()), ("timers", ("posix",)), ("threads", ("4",)), ("tree", ("3",))],
+    ids=["fds", "pending-signals", "posix-timers", "threads", "tree"],
+)
+def test_images_decode_with_crit(zdtm, target: str, args: tuple[str, ...]) -> None:
+    """Every image we write decodes with Debian's crit (dump images; the fds case also the restore's stats)."""
+    t = zdtm.start(target, *args)
+    if target == "fds":
+        d, _ = zdtm.cycle(t)
+        images = Path(d.args[d.args.index("-D") + 1])
+    else:
+        images = zdtm.images()
+        d = zdtm.dump(t, images, "--leave-running")
+        assert d.rc == 0, d.explain()
     names = sorted(p.name for p in images.iterdir())
-    assert "stats-dump" in names and "inventory.img" in names, names
+    assert "stats-dump" in names and "inventory.img" in names and "pstree.img" in names, names
     bad = []
     for p in sorted(images.iterdir()):
         if p.name.startswith("pages-") or p.name.endswith(".log"):
