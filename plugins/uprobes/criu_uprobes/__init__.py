@@ -1,5 +1,8 @@
-"""criu-plugin-uprobes: dump and restore tasks that hit uprobes (CRIU 4.2's --allow-uprobes)."""
+"""criu-plugin-uprobes: dump and restore tasks that hit uprobes (CRIU 4.2's --allow-uprobes).
+
+:mod:`criu_uprobes.tracefs` is a small tracefs client to create real uprobes (tests, users).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["plugin", "rearm", "resync", "textscan", "tracefs", "vmas"]

@@ -1,13 +1,65 @@
-"""Hook implementations of the uprobes plugin."""
+"""Hook implementations of the uprobes plugin (CRIU 4.2's ``--allow-uprobes``).
+
+The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan`, :mod:`criu_uprobes.rearm` and
+:mod:`criu_uprobes.resync`.
+"""
 
 from __future__ import annotations
 
-from criu_core.hookspecs import hookimpl
-from criu_core.options import OptionRegistry
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["criu_addoption"]
+from criu_core.hookspecs import hookimpl
+from criu_uprobes import rearm, resync, vmas
+
+if TYPE_CHECKING:
+    from criu_core.context import BaseContext, DumpContext, RestoreContext
+    from criu_core.options import OptionRegistry
+    from criu_core.resources import Vma, VmaClaim, VmaImage
+
+__all__ = [
+    "criu_addoption",
+    "criu_fini",
+    "criu_inventory_check",
+    "criu_vma_dump",
+    "criu_vma_pages_restore",
+]
 
 
 @hookimpl
 def criu_addoption(parser: OptionRegistry) -> None:
+    # CRIU 4.2 has no RPC field for it: RPC users set it in an RPC configuration file ("allow-uprobes").
     parser.add_flag("allow-uprobes", stages=("dump", "restore"), help="allow dump/restore with uprobes vma")
+    parser.add_flag(
+        "uprobes-resync",
+        stages=("restore",),
+        help="put the file's bytes back at uprobe breakpoints whose probe is gone, and put in those of "
+        "probes added since the dump (criu-core only)",
+    )
+
+
+@hookimpl
+def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
+    if vma.name == vmas.XOL_NAME:  # exact compare, as CRIU: "[uprobes-trampoline]" is not the XOL page
+        return vmas.dump_uprobes_vma(ctx, vma)
+    if vma.name == vmas.TRAMPOLINE_NAME:
+        return vmas.dump_trampoline_vma(ctx, vma)
+    return None
+
+
+@hookimpl
+def criu_vma_pages_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
+    if vmas.allowed_in_images(ctx.inventory) or ctx.options.uprobes_resync:
+        rearm.rearm_vma(vma, remote)
+    if ctx.options.uprobes_resync:
+        resync.resync_vma(ctx, vma)
+
+
+@hookimpl
+def criu_fini(ctx: BaseContext, stage: str, success: bool) -> None:
+    if stage == "dump" and success:
+        vmas.finish_dump(ctx)  # type: ignore[arg-type]
+
+
+@hookimpl
+def criu_inventory_check(ctx: RestoreContext, inventory: Any) -> None:
+    vmas.check_inventory(ctx.options, inventory)

@@ -1,0 +1,211 @@
+"""The plugin's decisions through a real PluginHost, on VMAs as /proc shows them (no live task needed)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import criu_uprobes.plugin as uprobes_plugin
+import pytest
+
+from criu_core.context import DumpContext, RestoreContext
+from criu_core.errors import CriuError, UnsupportedResource
+from criu_core.images.messages import new
+from criu_core.resources import Vma, VmaImage
+
+XOL = Vma(
+    pid=4242,
+    start=0x7FFFFFFFE000,
+    end=0x7FFFFFFFF000,
+    prot=4,
+    flags=2,
+    name="[uprobes]",
+    vmflags=frozenset({"ex", "me", "io", "dc", "de"}),
+)
+HEAP = Vma(pid=4242, start=0x55C164CF4000, end=0x55C164D15000, prot=3, flags=2, name="[heap]")
+
+
+def new_inventory():
+    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
+    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
+
+
+def not_ours(claim) -> bool:
+    """The plugin left the VMA to others (the built-in memory handler claims ordinary mappings)."""
+    return claim is None or claim.plugin != "uprobes"
+
+
+@pytest.fixture
+def host(plugin_host):
+    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
+    return plugin_host
+
+
+def dump_ctx(host, tmp_path, **opts) -> DumpContext:
+    options = host.options.defaults()
+    for k, v in opts.items():
+        setattr(options, k, v)
+    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=new_inventory())
+
+
+def restore_ctx(host, tmp_path, **opts) -> RestoreContext:
+    options = host.options.defaults()
+    for k, v in opts.items():
+        setattr(options, k, v)
+    return RestoreContext(options=options, host=host, images_dir=tmp_path)
+
+
+def test_option_is_declared_for_dump_and_restore(host):
+    spec = host.options.specs["allow-uprobes"]
+    assert spec.kind == "flag" and spec.owner == "uprobes"
+    assert set(spec.stages) == {"dump", "restore"}
+    assert host.options.defaults().allow_uprobes is False
+
+
+def test_resync_option_is_declared_for_restore_only(host):
+    spec = host.options.specs["uprobes-resync"]
+    assert spec.kind == "flag" and spec.owner == "uprobes" and spec.stages == ("restore",)
+    assert host.options.defaults().uprobes_resync is False
+
+
+def test_uprobes_vma_refused_without_the_option(host, tmp_path):
+    ctx = dump_ctx(host, tmp_path)
+    with pytest.raises(UnsupportedResource) as err:
+        host.vma_dump(ctx, XOL)
+    assert str(err.value) == "PID 4242 has uprobes vma. Consider using --allow-uprobes"
+    assert not ctx.inventory.HasField("allow_uprobes")
+
+
+def test_uprobes_vma_dropped_with_the_option_and_inventory_flag_set(host, tmp_path):
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    claim = host.vma_dump(ctx, XOL)
+    assert claim.skip and claim.plugin == "uprobes"
+    assert ctx.inventory.allow_uprobes is True
+
+
+def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path):
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=HEAP))
+    assert not ctx.inventory.HasField("allow_uprobes")
+
+
+def test_name_must_match_exactly(host, tmp_path):
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    lookalike = Vma(
+        pid=1, start=0x1000, end=0x2000, prot=5, flags=2, name="/tmp/[uprobes]", inode=7, path="/tmp/[uprobes]"
+    )
+    assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=lookalike))
+
+
+def test_restore_refused_without_the_option(host, tmp_path):
+    ctx = restore_ctx(host, tmp_path)
+    with pytest.raises(CriuError, match=r"^Dumped with --allow-uprobes\. Need to set it on restore as well\.$"):
+        host.inventory_check(ctx, new("inventory.inventory_entry", img_version=2, allow_uprobes=True))
+
+
+def test_restore_accepted_with_the_option_or_without_the_flag(host, tmp_path):
+    flagged = new("inventory.inventory_entry", img_version=2, allow_uprobes=True)
+    host.inventory_check(restore_ctx(host, tmp_path, allow_uprobes=True), flagged)
+    host.inventory_check(restore_ctx(host, tmp_path), new("inventory.inventory_entry", img_version=2))  # absent
+    host.inventory_check(restore_ctx(host, tmp_path), SimpleNamespace())  # a stand-in without the field
+
+
+def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir):
+    from criu_core.images.imagedir import ImageDir
+
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    host.vma_dump(ctx, XOL)
+    ImageDir(image_dir).write_one("inventory", ctx.inventory)
+    inv = ImageDir(image_dir).read_one("inventory")
+    assert inv.HasField("allow_uprobes") and inv.allow_uprobes
+    with pytest.raises(CriuError, match="Need to set it on restore as well"):
+        host.inventory_check(restore_ctx(host, tmp_path), inv)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core change needed: a claim that must not list its plugin in "
+    "inventory.plugins_entry (CRIU 4.2 refuses images naming a plugin it lacks)",
+)
+def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    host.vma_dump(ctx, XOL)
+    assert "uprobes" not in ctx.used_plugins
+
+
+TRAMP = Vma(pid=4242, start=0x55C15A087000, end=0x55C15A088000, prot=5, flags=2, name="[uprobes-trampoline]")
+
+
+def test_trampoline_refused_without_the_option(host, tmp_path):
+    with pytest.raises(
+        UnsupportedResource,
+        match=r"^PID 4242 has uprobes vma \(\[uprobes-trampoline\] "
+        r"55c15a087000-55c15a088000\)\. Consider using --allow-uprobes$",
+    ):
+        host.vma_dump(dump_ctx(host, tmp_path), TRAMP)
+
+
+def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_proc):
+    from criu_uprobes.vmas import dump_trampoline_vma
+
+    # recorded from a task stopped with its pc in the trampoline code (between "syscall" and "pop %rax")
+    proc = recorded_proc(
+        {
+            "4242/maps": "55c15a087000-55c15a088000 r-xp 00000000 00:00 0                          [uprobes-trampoline]\n"
+            "7ffe5b578000-7ffe5b599000 rw-p 00000000 00:00 0                          [stack]\n",
+            "4242/task/4242/syscall": "-1 0x7ffe5b5981a8 0x55c15a08700d\n",
+            "4242/task/4243/syscall": "230 0x0 0x0 0x7ffe5b5981e0 0x0 0x0 0x75 0x7ffe5b5981c8 0x7effb0c4a503\n",
+        }
+    )
+    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    with pytest.raises(
+        UnsupportedResource,
+        match=r"thread 4242 is inside the optimised uprobe trampoline "
+        r".*\(pc 55c15a08700d\).*dump again",
+    ):
+        dump_trampoline_vma(ctx, TRAMP, proc=str(proc))
+    assert not ctx.inventory.HasField("allow_uprobes")
+
+
+class FakeRemote:
+    """Records the injected syscalls of the restore's remote task handle."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def syscall(self, nr, *args, check=True):
+        self.calls.append((nr, *args))
+        return {"openat": 7, "mmap": 0x7F0000000000}.get(nr, 0)
+
+    def write_mem(self, addr, data):
+        self.calls.append(("write_mem", addr, data))
+
+    @contextmanager
+    def scratch(self, size=4096):
+        yield 0x1000
+
+
+def test_rearm_maps_the_code_file_again_read_only(recorded_proc):
+    from criu_uprobes.rearm import VMA_FILE_PRIVATE, rearm_vma
+
+    proc = recorded_proc({"77/maps": "55c15a089000-55c15a08a000 r-xp 00001000 fe:00 2146462   /opt/demo\n"})
+    entry = new(
+        "vma.vma_entry",
+        start=0x55C15A089000,
+        end=0x55C15A08A000,
+        pgoff=0x1000,
+        shmid=1,
+        prot=5,
+        flags=2,
+        status=VMA_FILE_PRIVATE | 1,
+        fd=-1,
+    )
+    remote = FakeRemote()
+    assert rearm_vma(VmaImage(pid=77, index=0, entry=entry), remote, proc=str(proc))
+    names = [c[0] for c in remote.calls]
+    assert names == ["write_mem", "openat", "mmap", "munmap", "close"]
+    assert remote.calls[0][2] == b"/opt/demo\0"
+    assert remote.calls[2][1:] == (0, 0x1000, 1, 2, 7, 0x1000)  # PROT_READ, MAP_PRIVATE: uprobe_mmap installs
+
+    anon = new("vma.vma_entry", start=0x1000, end=0x2000, pgoff=0, shmid=0, prot=7, flags=0x22, status=1, fd=-1)
+    assert not rearm_vma(VmaImage(pid=77, index=1, entry=anon), FakeRemote(), proc=str(proc))
