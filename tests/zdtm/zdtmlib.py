@@ -448,7 +448,7 @@ def snapshot(pid: int) -> Snapshot:
         v["comm_stat"] = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2 :].split()
         v["stat"] = {name: rest[i - 3] for i, name in STAT_FIELDS.items() if i - 3 < len(rest)}
-    for key in ("comm", "personality", "limits", "cmdline", "environ", "loginuid", "oom_score_adj"):
+    for key in ("comm", "personality", "limits", "cmdline", "environ", "loginuid", "oom_score_adj", "timers"):
         v[key] = _read(f"{base}/{key}")
     v["auxv"] = _read(f"{base}/auxv", binary=True)
     for key in ("cwd", "root", "exe"):
