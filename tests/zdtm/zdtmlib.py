@@ -450,6 +450,20 @@ def snapshot(pid: int) -> Snapshot:
         v["stat"] = {name: rest[i - 3] for i, name in STAT_FIELDS.items() if i - 3 < len(rest)}
     for key in ("comm", "personality", "limits", "cmdline", "environ", "loginuid", "oom_score_adj", "timers"):
         v[key] = _read(f"{base}/{key}")
+    threads: dict[int, str] = {}
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"{base}/task"))
+    except OSError:
+        tids = []
+    for tid in tids:
+        comm = str(_read(f"{base}/task/{tid}/comm") or "").strip()
+        sig = {}
+        for line in str(_read(f"{base}/task/{tid}/status") or "").splitlines():
+            key, _, val = line.partition(":")
+            if key in ("SigBlk", "SigPnd"):
+                sig[key] = val.strip()
+        threads[tid] = f"{comm} blk={sig.get('SigBlk')} pnd={sig.get('SigPnd')}"
+    v["threads"] = threads
     v["auxv"] = _read(f"{base}/auxv", binary=True)
     for key in ("cwd", "root", "exe"):
         v[key] = _link(f"{base}/{key}")
