@@ -68,6 +68,9 @@ class DumpResult:
 
 def run(ctx: DumpContext) -> int:
     """The ``dump`` command: returns 0, or raises a CriuError."""
+    # Plugins may set inventory fields during the dump (uprobes: allow_uprobes); the core fills the rest at the end.
+    if ctx.inventory is None:
+        ctx.inventory = _msg("inventory.inventory_entry")
     ctx.host.init(ctx, ctx.stage)
     ok = False
     try:
@@ -429,6 +432,9 @@ class _Dumper:
             plugins_entry={"plugins": list(self.ctx.used_plugins)},
             dump_criu_run_id=str(uuid.uuid4()),
         )
+        if self.ctx.inventory is not None:
+            plugin_fields, inv = inv, self.ctx.inventory
+            inv.MergeFrom(plugin_fields)  # the core's fields over what plugins set (which the core leaves alone)
         self.ctx.inventory = inv
         images.write_one("inventory", inv)
 

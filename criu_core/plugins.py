@@ -37,6 +37,12 @@ __all__ = ["PluginHost", "PluginInfo", "iter_entry_points", "ENTRY_POINT_GROUP",
 ENTRY_POINT_GROUP = "criu_core.plugins"
 DISABLE_ENV = "CRIU_PY_DISABLE_PLUGINS"
 
+# Special mappings that only a plugin distribution can dump: an unclaimed one names the plugin to install.
+MAPPING_PLUGINS: dict[str, tuple[str, str, str]] = {
+    "[uprobes]": ("uprobes", "criu-plugin-uprobes", "--allow-uprobes"),
+    "[uprobes-trampoline]": ("uprobes", "criu-plugin-uprobes", "--allow-uprobes"),
+}
+
 # Names CRIU's own plugins write into inventory.plugins_entry, and which of ours replaces each.
 KNOWN_ALIASES: dict[str, tuple[str, str]] = {
     "cuda_plugin": ("cuda_stub", "criu-plugin-cuda-stub"),
@@ -164,7 +170,8 @@ class PluginHost:
     def _add(self, name: str, module: ModuleType, dist: str, version: str, *, builtin: bool) -> None:
         self.pm.register(module, name=name)
         hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(module) or ()))
-        inv = getattr(module, "CRIU_INVENTORY_NAME", name)
+        # CRIU_INVENTORY_NAME = None: never listed in plugins_entry (what CRIU 4.2 does in its core, e.g. uprobes)
+        inv = getattr(module, "CRIU_INVENTORY_NAME", name) or ""
         self._info[name] = PluginInfo(name, dist, version, hooks, builtin, inv)
         self._modules[name] = module
         # The options hook is historic; call this plugin's own implementation now, so every option is
@@ -194,7 +201,7 @@ class PluginHost:
 
     def check_required(self, names: Iterable[str]) -> list[str]:
         """Map the inventory's plugin names to loaded plugins; raise MissingPluginError for the first missing."""
-        by_inv = {info.inventory_name: info.name for info in self._info.values()}
+        by_inv = {info.inventory_name: info.name for info in self._info.values() if info.inventory_name}
         found = []
         for inv_name in names:
             plugin = by_inv.get(inv_name) or (inv_name if inv_name in self._info else None)
@@ -286,8 +293,15 @@ class PluginHost:
     def vma_dump(self, ctx: "DumpContext", vma: "Vma") -> "VmaClaim":
         claim = self._call("criu_vma_dump", ctx=ctx, vma=vma)
         if claim is None:
-            raise UnsupportedResource(vma, msg=f"Unsupported mapping found {vma.start:x}-{vma.end:x} "
-                                               f"({vma.name or 'anonymous'}) in task {vma.pid}")
+            hint = ""
+            if vma.name in MAPPING_PLUGINS:
+                plugin, dist, option = MAPPING_PLUGINS[vma.name]
+                if plugin in self.disabled:
+                    hint = f"plugin {plugin} is disabled: enable it and use {option}"
+                else:
+                    hint = f"plugin {plugin} is not installed: install {dist} and use {option}"
+            raise UnsupportedResource(vma, hint=hint, msg=f"Unsupported mapping found {vma.start:x}-{vma.end:x} "
+                                                          f"({vma.name or 'anonymous'}) in task {vma.pid}")
         self._note_claim(ctx, claim.plugin)
         return claim
 
@@ -376,7 +390,7 @@ class PluginHost:
 
     def _note_claim(self, ctx: "BaseContext", plugin: str) -> None:
         info = self._info.get(plugin)
-        if info is not None and not info.builtin:
+        if info is not None and not info.builtin and info.inventory_name:
             ctx.mark_plugin_used(info.inventory_name)
 
     def describe(self) -> str:

@@ -92,7 +92,14 @@ def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
     elif e.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
         fd = _memfd_fd(ctx, st, e.shmid) if e.status & VMA_AREA_MEMFD else _map_fd(ctx, st, e)
         kind = MAP_SHARED if e.status & VMA_FILE_SHARED else MAP_PRIVATE
-        got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | kind | extra, fd, e.pgoff)
+        if prot != e.prot and kind == MAP_PRIVATE and e.prot & PROT_EXEC:
+            # Map code with its own protection first: the kernel installs active uprobes only into file mappings
+            # that are not writable at mmap time (uprobe_mmap); then open it for the page writes (P5).
+            got = remote.syscall("mmap", e.start, length, e.prot, MAP_FIXED | kind | extra, fd, e.pgoff)
+            if got == e.start:
+                remote.syscall("mprotect", e.start, length, prot)
+        else:
+            got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | kind | extra, fd, e.pgoff)
     elif e.status & VMA_ANON_PRIVATE:
         got = remote.syscall("mmap", e.start, length, prot, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0)
     else:

@@ -115,7 +115,9 @@ class RemoteTask:
             return
         if self.saved_sigmask is None:
             self.saved_sigmask = pt.getsigmask(self.tid)
-        pt.setsigmask(self.tid, pt.SIGSET_ALL)
+        # Not SIGTRAP: a single-step trap is a forced signal, and forcing a blocked signal resets the task's
+        # handler to SIG_DFL (kernel force_sig_info_to_task); a task's own SIGTRAP handler would be lost.
+        pt.setsigmask(self.tid, pt.SIGSET_ALL & ~(1 << (signal.SIGTRAP - 1)))
         self._blocked = True
 
     def restore_state(self) -> None:

@@ -5,4 +5,4 @@
 
 from __future__ import annotations
 
-__all__ = ["plugin", "rearm", "resync", "textscan", "tracefs", "vmas"]
+__all__ = ["plugin", "resync", "textscan", "tracefs", "vmas"]

@@ -1,7 +1,6 @@
 """Hook implementations of the uprobes plugin (CRIU 4.2's ``--allow-uprobes``).
 
-The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan`, :mod:`criu_uprobes.rearm` and
-:mod:`criu_uprobes.resync`.
+The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan` and :mod:`criu_uprobes.resync`.
 """
 
 from __future__ import annotations
@@ -9,20 +8,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from criu_core.hookspecs import hookimpl
-from criu_uprobes import rearm, resync, vmas
+from criu_uprobes import resync, vmas
 
 if TYPE_CHECKING:
-    from criu_core.context import BaseContext, DumpContext, RestoreContext
+    from criu_core.context import DumpContext, RestoreContext
     from criu_core.options import OptionRegistry
     from criu_core.resources import Vma, VmaClaim, VmaImage
 
 __all__ = [
+    "CRIU_INVENTORY_NAME",
     "criu_addoption",
-    "criu_fini",
     "criu_inventory_check",
     "criu_vma_dump",
     "criu_vma_pages_restore",
 ]
+
+# CRIU 4.2 handles uprobes in its core: images must not name a plugin it does not have.
+CRIU_INVENTORY_NAME = None
 
 
 @hookimpl
@@ -48,16 +50,8 @@ def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
 
 @hookimpl
 def criu_vma_pages_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
-    if vmas.allowed_in_images(ctx.inventory) or ctx.options.uprobes_resync:
-        rearm.rearm_vma(vma, remote)
     if ctx.options.uprobes_resync:
         resync.resync_vma(ctx, vma)
-
-
-@hookimpl
-def criu_fini(ctx: BaseContext, stage: str, success: bool) -> None:
-    if stage == "dump" and success:
-        vmas.finish_dump(ctx)  # type: ignore[arg-type]
 
 
 @hookimpl

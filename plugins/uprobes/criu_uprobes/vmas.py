@@ -33,7 +33,6 @@ __all__ = [
     "check_inventory",
     "dump_trampoline_vma",
     "dump_uprobes_vma",
-    "finish_dump",
 ]
 
 PLUGIN_NAME = "uprobes"
@@ -109,29 +108,6 @@ def dump_trampoline_vma(ctx: DumpContext, vma: Vma, proc: str = "/proc") -> VmaC
     )
     _mark_seen(ctx, vma)
     return VmaClaim(plugin=PLUGIN_NAME, skip=True)
-
-
-def finish_dump(ctx: DumpContext) -> None:
-    """Bridge, after a successful dump: make ``inventory.img`` say what CRIU 4.2's would.
-
-    The flag is set on ``ctx.inventory`` when a uprobes VMA is dropped; a dump engine that builds a new
-    inventory at the end loses it, and one that lists every claiming plugin in ``plugins_entry`` names
-    ``uprobes``, which CRIU 4.2 (no such plugin: it does this in its core) refuses at restore. When either is
-    so, the inventory is corrected and written again. A no-op once the core keeps both (README.md, "Core
-    changes").
-    """
-    if not ctx.stash.get(UPROBES_SEEN, set()) or ctx.inventory is None or ctx.images is None:
-        return
-    inv = ctx.inventory
-    listed = list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else []
-    if inv.allow_uprobes and PLUGIN_NAME not in listed:
-        return
-    inv.allow_uprobes = True
-    if PLUGIN_NAME in listed:
-        del inv.plugins_entry.plugins[:]
-        inv.plugins_entry.plugins.extend(p for p in listed if p != PLUGIN_NAME)
-    ctx.images.write_one("inventory", inv)
-    ctx.log.debug("uprobes: inventory rewritten with allow_uprobes set and without a uprobes plugin entry")
 
 
 def allowed_in_images(inventory: Any) -> bool:

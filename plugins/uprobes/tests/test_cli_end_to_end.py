@@ -135,11 +135,6 @@ def reaped(pid: int) -> int | None:
     return status if got == pid else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core dump engine: a task's SIGTRAP handler is lost by the dump (SigCgt 0x10 before, 0 after a "
-    "--leave-running dump; core-PID.img has no handler for signal 5); the zdtm uprobes test relies on it",
-)
 def test_sigtrap_handler_survives_dump_and_restore(subreaper, spawn_target, wait_for, tmp_path):
     t = spawn_target("xol")
     pid = t.pid

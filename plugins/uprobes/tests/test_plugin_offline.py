@@ -11,7 +11,7 @@ import pytest
 from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.messages import new
-from criu_core.resources import Vma, VmaImage
+from criu_core.resources import Vma
 
 XOL = Vma(
     pid=4242,
@@ -122,11 +122,6 @@ def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir):
         host.inventory_check(restore_ctx(host, tmp_path), inv)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core change needed: a claim that must not list its plugin in "
-    "inventory.plugins_entry (CRIU 4.2 refuses images naming a plugin it lacks)",
-)
 def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
     ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
     host.vma_dump(ctx, XOL)
@@ -183,29 +178,3 @@ class FakeRemote:
     @contextmanager
     def scratch(self, size=4096):
         yield 0x1000
-
-
-def test_rearm_maps_the_code_file_again_read_only(recorded_proc):
-    from criu_uprobes.rearm import VMA_FILE_PRIVATE, rearm_vma
-
-    proc = recorded_proc({"77/maps": "55c15a089000-55c15a08a000 r-xp 00001000 fe:00 2146462   /opt/demo\n"})
-    entry = new(
-        "vma.vma_entry",
-        start=0x55C15A089000,
-        end=0x55C15A08A000,
-        pgoff=0x1000,
-        shmid=1,
-        prot=5,
-        flags=2,
-        status=VMA_FILE_PRIVATE | 1,
-        fd=-1,
-    )
-    remote = FakeRemote()
-    assert rearm_vma(VmaImage(pid=77, index=0, entry=entry), remote, proc=str(proc))
-    names = [c[0] for c in remote.calls]
-    assert names == ["write_mem", "openat", "mmap", "munmap", "close"]
-    assert remote.calls[0][2] == b"/opt/demo\0"
-    assert remote.calls[2][1:] == (0, 0x1000, 1, 2, 7, 0x1000)  # PROT_READ, MAP_PRIVATE: uprobe_mmap installs
-
-    anon = new("vma.vma_entry", start=0x1000, end=0x2000, pgoff=0, shmid=0, prot=7, flags=0x22, status=1, fd=-1)
-    assert not rearm_vma(VmaImage(pid=77, index=1, entry=anon), FakeRemote(), proc=str(proc))
