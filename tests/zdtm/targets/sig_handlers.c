@@ -126,18 +126,30 @@ int main(void)
 	zdtm_ready();
 	zdtm_wait_check();
 
-	for (int sig = 1; sig <= 64; sig++) {
-		struct ksigaction now;
+	{
+		char bad[400] = "";
+		int nbad = 0, first = 0;
+		struct ksigaction now, first_now = { 0 };
 
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		if (ksa(sig, NULL, &now))
-			zdtm_fail("rt_sigaction(%d): %s", sig, strerror(errno));
-		if (now.handler != before[sig].handler || now.flags != before[sig].flags ||
-		    now.restorer != before[sig].restorer || now.mask != before[sig].mask)
-			zdtm_fail("signal %d: handler %p flags %#lx restorer %p mask %#lx; was %p %#lx %p %#lx", sig,
-				  now.handler, now.flags, now.restorer, (unsigned long)now.mask, before[sig].handler,
-				  before[sig].flags, before[sig].restorer, (unsigned long)before[sig].mask);
+		for (int sig = 1; sig <= 64; sig++) {
+			if (sig == SIGKILL || sig == SIGSTOP)
+				continue;
+			if (ksa(sig, NULL, &now))
+				zdtm_fail("rt_sigaction(%d): %s", sig, strerror(errno));
+			if (now.handler != before[sig].handler || now.flags != before[sig].flags ||
+			    now.restorer != before[sig].restorer || now.mask != before[sig].mask) {
+				if (!nbad++) {
+					first = sig;
+					first_now = now;
+				}
+				snprintf(bad + strlen(bad), sizeof(bad) - strlen(bad), " %d", sig);
+			}
+		}
+		if (nbad) /* every signal that differs, and the details of the first */
+			zdtm_fail("%d dispositions differ:%s; signal %d: handler %p flags %#lx restorer %p mask %#lx, "
+				  "was %p %#lx %p %#lx", nbad, bad, first, first_now.handler, first_now.flags,
+				  first_now.restorer, (unsigned long)first_now.mask, before[first].handler,
+				  before[first].flags, before[first].restorer, (unsigned long)before[first].mask);
 	}
 	zdtm_setup(!sigaltstack(NULL, &ss_after), "sigaltstack get");
 	if (ss_after.ss_sp != ss_before.ss_sp || ss_after.ss_size != ss_before.ss_size ||
