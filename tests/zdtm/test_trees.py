@@ -55,6 +55,43 @@ def test_sessions(zdtm, mode: str) -> None:
     t.check()
 
 
+def test_shared_anon_memory(zdtm) -> None:
+    """MAP_SHARED|MAP_ANONYMOUS memory between a parent and its child stays shared after restore."""
+    t = zdtm.start("sessions", "shmem")
+    zdtm.cycle(t)
+    t.check()
+
+
+def _cow_pss_ratio(pid: int) -> float:
+    """Pss/Rss of the task's 64 MiB anonymous VMA: about 0.5 while its pages are shared with one other task."""
+    rss = pss = 0
+    inside = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            inside = end - start == 64 << 20
+        elif inside and line.startswith("Rss:"):
+            rss = int(line.split()[1])
+        elif inside and line.startswith("Pss:"):
+            pss = int(line.split()[1])
+    assert rss, f"no resident 64 MiB VMA in task {pid}"
+    return pss / rss
+
+
+def test_cow_sharing_kept(zdtm) -> None:
+    """64 MiB written before fork() and shared copy-on-write: both still read it after restore, and the pages
+    are still shared between them (CRIU's restore compares the child's pages with the inherited ones and keeps
+    them shared), not two private copies."""
+    t = zdtm.start("sessions", "cow")
+    (child,) = _tree(t.pid)[t.pid]
+    before = (_cow_pss_ratio(t.pid), _cow_pss_ratio(child))
+    assert max(before) < 0.6, before
+    zdtm.cycle(t)
+    after = (_cow_pss_ratio(t.pid), _cow_pss_ratio(child))
+    assert max(after) < 0.6, f"Pss/Rss of the COW region after restore {after} (before {before}): not shared"
+    t.check()
+
+
 PIPELINE = (
     "python3 -S -u -c 'import time\ni = 0\nwhile True:\n    print(i)\n    i += 1\n    time.sleep(0.01)' | cat | cat"
 )

@@ -7,8 +7,13 @@
  *          stays in the leader's group; after restore the leader reads every child's pgrp and session in /proc
  * forker   forks and reaps children as fast as it can (also while being seized); each child must exit 0 and
  *          be reaped by PID; after restore it keeps forking
+ * shmem    MAP_SHARED|MAP_ANONYMOUS memory shared with a child: after restore a write by the child (on the
+ *          parent's request) is seen by the parent, and the content written before the dump is there
+ * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
+ *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
 #include "zdtm.h"
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 static pid_t child;
@@ -148,6 +153,53 @@ int main(int argc, char **argv)
 				zdtm_fail("child after restore: status %#x", st);
 		}
 		zdtm_msg("INFO: %lu forks before the check", at_check);
+	} else if (!strcmp(mode, "shmem")) {
+		volatile unsigned long *shm = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+		zdtm_setup(shm != MAP_FAILED, "mmap shared");
+		for (unsigned long i = 0; i < (1 << 20) / 8; i += 512)
+			shm[i] = zdtm_pattern(60, i);
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			zdtm_wait_check();
+			shm[1] = 0x5ca1ab1e; /* the parent's request: write where it looks */
+			_exit(0);
+		}
+		zdtm_ready();
+		zdtm_wait_check();
+		for (unsigned long i = 0; i < (1 << 20) / 8; i += 512)
+			if (shm[i] != zdtm_pattern(60, i))
+				zdtm_fail("shared word %lu lost", i);
+		kill(child, SIGUSR2);
+		if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+			zdtm_fail("child status %#x", st);
+		if (shm[1] != 0x5ca1ab1e)
+			zdtm_fail("the child's write is not seen by the parent: the memory is no longer shared");
+	} else if (!strcmp(mode, "cow")) {
+		unsigned long n = (64UL << 20) / 8;
+		unsigned long *mem = mmap(NULL, n * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int bad = 0;
+
+		zdtm_setup(mem != MAP_FAILED, "mmap");
+		for (unsigned long i = 0; i < n; i++)
+			mem[i] = zdtm_pattern(61, i);
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			zdtm_wait_check();
+			for (unsigned long i = 0; i < n; i += 509)
+				bad |= mem[i] != zdtm_pattern(61, i);
+			_exit(bad);
+		}
+		zdtm_ready();
+		zdtm_wait_check();
+		for (unsigned long i = 0; i < n; i += 509)
+			if (mem[i] != zdtm_pattern(61, i))
+				zdtm_fail("parent: word %lu of the COW region", i);
+		kill(child, SIGUSR2);
+		if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+			zdtm_fail("child: COW region wrong (status %#x)", st);
 	} else {
 		zdtm_fail("unknown mode %s", mode);
 	}
