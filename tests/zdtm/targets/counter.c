@@ -1,7 +1,7 @@
-/* counter.c [--pipe] [--inotify] [--exit N] [--mem MIB]: a busy task for the CLI's behaviour tests.
+/* counter.c [--pipe] [--inotify] [--sysv-shm] [--exit N] [--mem MIB]: a busy task for the CLI's behaviour tests.
  *
- * It blocks SIGHUP and SIGUSR1, optionally holds a pipe (fds 3 and 4, one byte queued), an inotify fd (fd 5)
- * and a MIB-sized memory pattern, then
+ * It blocks SIGHUP and SIGUSR1, optionally holds a pipe (fds 3 and 4, one byte queued), an inotify fd (fd 5),
+ * an attached (and removed) 64 KiB SysV shm segment with a pattern, and a MIB-sized memory pattern, then
  * runs the register loop of gpr_loop.h (counting in `counter`).  On SIGUSR2 it checks that no register changed,
  * that the blocked mask is as it set it, that nothing is pending and that no signal other than SIGUSR2 (or
  * SIGCONT, which job control and --leave-stopped users send) reached
@@ -11,6 +11,8 @@
 #include "zdtm.h"
 #include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -32,7 +34,8 @@ static void on_other(int sig)
 
 int main(int argc, char **argv)
 {
-	int status = 0, want_pipe = 0, want_inotify = 0;
+	int status = 0, want_pipe = 0, want_inotify = 0, want_shm = 0;
+	unsigned long *shm = NULL;
 	unsigned long mib = 0, *mem = NULL;
 	struct sigaction sa = { .sa_handler = on_usr2 };
 	sigset_t block, now, pend;
@@ -43,6 +46,8 @@ int main(int argc, char **argv)
 			want_pipe = 1;
 		else if (!strcmp(argv[i], "--inotify"))
 			want_inotify = 1;
+		else if (!strcmp(argv[i], "--sysv-shm"))
+			want_shm = 1;
 		else if (!strcmp(argv[i], "--exit") && i + 1 < argc)
 			status = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mem") && i + 1 < argc)
@@ -73,6 +78,16 @@ int main(int argc, char **argv)
 		close(fd);
 		zdtm_setup(inotify_add_watch(5, ".", IN_CREATE) >= 0, "inotify_add_watch");
 	}
+	if (want_shm) {
+		int id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
+
+		zdtm_setup(id >= 0, "shmget");
+		shm = shmat(id, NULL, 0);
+		zdtm_setup(shm != (void *)-1, "shmat");
+		zdtm_setup(!shmctl(id, IPC_RMID, NULL), "shmctl IPC_RMID");
+		for (unsigned long i = 0; i < 65536 / 8; i++)
+			shm[i] = zdtm_pattern(6, i);
+	}
 	if (mib) {
 		mem = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		zdtm_setup(mem != MAP_FAILED, "mmap");
@@ -95,6 +110,9 @@ int main(int argc, char **argv)
 	for (unsigned long i = 0; i < (mib << 20) / 8; i++)
 		if (mem[i] != zdtm_pattern(5, i))
 			zdtm_fail("memory word %lu changed", i);
+	for (unsigned long i = 0; shm && i < 65536 / 8; i++)
+		if (shm[i] != zdtm_pattern(6, i))
+			zdtm_fail("SysV shm word %lu changed", i);
 	if (want_pipe) {
 		char c = 0;
 
