@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,17 +26,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "KNOWN_DIFFERENCES",
     "REPO",
+    "SYS_PYTHON",
     "TARGETS",
     "Builder",
     "CliResult",
     "Snapshot",
     "Target",
+    "assert_runs_freely",
     "compare",
+    "cpu_ticks",
+    "descendants",
+    "dump",
+    "dumped_pids",
+    "images_digest",
+    "new_ctl_dir",
     "pid_alive",
     "reap",
+    "restore",
     "run_cli",
     "snapshot",
+    "start_cli",
+    "start_process",
+    "wait_all_gone",
     "wait_for",
     "wait_gone",
 ]
@@ -357,13 +369,13 @@ STATUS_KEYS = (
 )  # fmt: skip
 
 # /proc/PID/stat fields (1-based, as proc(5) numbers them) that a restore must bring back.
+# Not field 9 (PF_* flags): PF_FORKNOEXEC and friends depend on how the task was created, not on its state.
 STAT_FIELDS = {
-    4: "ppid", 5: "pgrp", 6: "session", 7: "tty_nr", 9: "flags_unused", 18: "priority", 19: "nice",
+    4: "ppid", 5: "pgrp", 6: "session", 7: "tty_nr", 18: "priority", 19: "nice",
     26: "startcode", 27: "endcode", 28: "startstack", 38: "exit_signal", 40: "rt_priority", 41: "policy",
     45: "start_data", 46: "end_data", 47: "start_brk", 48: "arg_start", 49: "arg_end", 50: "env_start",
     51: "env_end",
 }  # fmt: skip
-del STAT_FIELDS[9]  # PF_* flags differ legitimately (PF_FORKNOEXEC etc. depend on how the task was created)
 
 
 @dataclass
@@ -517,11 +529,6 @@ def images_digest(images: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(images.iterdir()) if p.is_file() and not p.name.endswith(".log")}
 
 
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
 def start_cli(args: Sequence[str]) -> subprocess.Popen[str]:
     """``criu-py ARGS`` in the background (e.g. ``restore`` without ``-d``, which waits for the task)."""
     cmd = [sys.executable, "-m", "criu_core.cli", *args]
@@ -539,7 +546,7 @@ def cpu_ticks(pid: int) -> int:
 
 def assert_runs_freely(pid: int, timeout: float = 5.0) -> None:
     """The task is not stopped or traced and keeps getting CPU time (for busy targets)."""
-    status = Snapshot(snapshot(pid).values)["status"]
+    status = snapshot(pid)["status"]
     assert isinstance(status, dict)
     assert status.get("TracerPid") == "0", f"task {pid} is still traced: {status}"
     t0 = cpu_ticks(pid)
