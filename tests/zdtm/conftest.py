@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zdtmlib
 from zdtmlib import Builder, CliResult, Target
 
-NOCR = os.environ.get("ZDTM_NOCR") == "1"
+NOCR = zdtmlib.NOCR
 
 
 def _in_checkout(mod: str) -> bool:

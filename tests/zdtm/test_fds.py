@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
-import pytest
 import zdtmlib
 
 
@@ -29,7 +26,7 @@ def test_pipe(zdtm, engines) -> None:
     before = zdtmlib.snapshot(t.pid)
     d = zdtm.dump(t, images)
     if d.rc != 0:
-        _assert_refusal(t, d, before, fds=(3, 4), kind="pipe")
+        zdtmlib.assert_refusal(t, d, before, fds=(3, 4), kind="pipe")
         t.check()
         return
     zdtm.forget(t)
@@ -45,21 +42,5 @@ def _refused(zdtm, t: zdtmlib.Target, fd: int, kind: str) -> None:
     before = zdtmlib.snapshot(t.pid)
     d = zdtm.dump(t, zdtm.images())
     assert d.rc != 0, f"the dump of a task holding {kind} succeeded:\n" + d.explain()
-    _assert_refusal(t, d, before, fds=(fd,), kind=kind)
+    zdtmlib.assert_refusal(t, d, before, fds=(fd,), kind=kind)
     t.check()
-
-
-def _assert_refusal(t: zdtmlib.Target, d: zdtmlib.CliResult, before: zdtmlib.Snapshot, fds, kind: str) -> None:
-    # The task first: it must be running, untraced and unchanged whatever the message looks like.
-    assert t.popen is not None and t.popen.poll() is None, "the task died in a failed dump\n" + t.describe()
-    zdtmlib.assert_runs_freely(t.pid)
-    diffs = zdtmlib.compare(before, zdtmlib.snapshot(t.pid))
-    assert not diffs, "a failed dump changed the task:\n" + "\n".join(diffs)
-    assert "Traceback" not in d.stderr, d.explain()
-    lines = d.stderr.strip().splitlines()
-    assert len(lines) == 1, "expected one line on stderr:\n" + d.explain()
-    msg = lines[0]
-    named_fd = not fds or any(re.search(rf"\b{fd}\b", msg) for fd in fds)
-    if not (str(t.pid) in msg and kind in msg.lower() and named_fd):
-        what = f"the fd {fds} and " if fds else ""
-        pytest.fail(f"the message must name the task {t.pid}, {what}the kind {kind}: {msg}")

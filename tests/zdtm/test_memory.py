@@ -27,9 +27,9 @@ def test_sparse_17tib(zdtm) -> None:
 
 
 def test_sparse_17tib_image_is_small(zdtm) -> None:
-    from conftest import NOCR
+    import zdtmlib
 
-    if NOCR:
+    if zdtmlib.NOCR:
         pytest.skip("needs C/R")
     t = zdtm.start("vmas", "sparse")
     images = zdtm.images()
@@ -58,14 +58,13 @@ def test_unsupported_vma_refused(zdtm, engines) -> None:
     """A SysV shm mapping (not a kind of issue 3): the dump fails in one line naming the task and the mapping,
     and the task runs on exactly as it was; once supported, it must come back with its content."""
     import zdtmlib
-    from test_fds import _assert_refusal
 
     t = zdtm.start("counter", "--sysv-shm", "--mem", "4")
     before = zdtmlib.snapshot(t.pid)
     images = zdtm.images()
     d = zdtm.dump(t, images)
     if d.rc != 0:
-        _assert_refusal(t, d, before, fds=(), kind="sysv")
+        zdtmlib.assert_refusal(t, d, before, fds=(), kind="sysv")
         t.check()
         return
     zdtm.forget(t)

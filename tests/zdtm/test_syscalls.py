@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NOCR
+from zdtmlib import NOCR
 
 
 @pytest.mark.parametrize("mode", ["pause", "futex"])

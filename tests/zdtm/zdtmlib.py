@@ -27,6 +27,7 @@ from pathlib import Path
 
 __all__ = [
     "KNOWN_DIFFERENCES",
+    "NOCR",
     "REPO",
     "SYS_PYTHON",
     "TARGETS",
@@ -34,6 +35,7 @@ __all__ = [
     "CliResult",
     "Snapshot",
     "Target",
+    "assert_refusal",
     "assert_runs_freely",
     "compare",
     "cpu_ticks",
@@ -58,6 +60,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TARGETS = HERE / "targets"
 SYS_PYTHON = "/usr/bin/python3"
+# ZDTM_NOCR=1: run the targets without dumping or restoring them (a self-test of targets and harness).
+NOCR = os.environ.get("ZDTM_NOCR") == "1"
 
 
 def wait_for(cond: Callable[[], object], timeout: float, what: str, step: float = 0.005) -> object:
@@ -553,3 +557,22 @@ def assert_runs_freely(pid: int, timeout: float = 5.0) -> None:
     wait_for(lambda: cpu_ticks(pid) > t0 + 2, timeout, f"task {pid} to keep running")
     state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     assert state in "RS", f"task {pid} is in state {state}"
+
+
+def assert_refusal(t: Target, d: CliResult, before: Snapshot, fds: Sequence[int], kind: str) -> None:
+    """A dump refused ``t``: the task runs on, untraced and unchanged; one line on stderr names the task, the
+    kind and (if given) one of ``fds``. The task is checked first, the message after."""
+    assert d.rc != 0, d.explain()
+    assert t.popen is not None and t.popen.poll() is None, "the task died in a failed dump\n" + t.describe()
+    assert_runs_freely(t.pid)
+    diffs = compare(before, snapshot(t.pid))
+    assert not diffs, "a failed dump changed the task:\n" + "\n".join(diffs)
+    assert "Traceback" not in d.stderr, d.explain()
+    lines = d.stderr.strip().splitlines()
+    assert len(lines) == 1, "expected one line on stderr:\n" + d.explain()
+    msg = lines[0]
+    named_fd = not fds or any(re.search(rf"\b{fd}\b", msg) for fd in fds)
+    what = f"the fd {tuple(fds)} and " if fds else ""
+    assert str(t.pid) in msg and kind in msg.lower() and named_fd, (
+        f"the message must name the task {t.pid}, {what}the kind {kind}: {msg}"
+    )
