@@ -7,12 +7,15 @@
  *          stays in the leader's group; after restore the leader reads every child's pgrp and session in /proc
  * forker   forks and reaps children as fast as it can (also while being seized); each child must exit 0 and
  *          be reaped by PID; after restore it keeps forking
+ * spawner  creates and joins threads as fast as it can (also while being seized): a thread racing in clone()
+ *          must not be missed or half-restored; after restore it keeps creating threads
  * shmem    MAP_SHARED|MAP_ANONYMOUS memory shared with a child: after restore a write by the child (on the
  *          parent's request) is seen by the parent, and the content written before the dump is there
  * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
 #include "zdtm.h"
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -23,6 +26,11 @@ static void usr2_kill_child(int sig)
 	(void)sig;
 	zdtm_check_requested = 1;
 	kill(child, SIGTERM);
+}
+
+static void *short_thread(void *arg)
+{
+	return arg;
 }
 
 static void sleeper(void)
@@ -153,6 +161,22 @@ int main(int argc, char **argv)
 				zdtm_fail("child after restore: status %#x", st);
 		}
 		zdtm_msg("INFO: %lu forks before the check", at_check);
+	} else if (!strcmp(mode, "spawner")) {
+		unsigned long spawned = 0;
+
+		while (!zdtm_check_requested || spawned < 100) {
+			pthread_t th;
+			void *ret = NULL;
+			int err = pthread_create(&th, NULL, short_thread, (void *)spawned);
+
+			if (err)
+				zdtm_fail("pthread_create: %s", strerror(err));
+			if (pthread_join(th, &ret) || ret != (void *)spawned)
+				zdtm_fail("thread %lu returned %p", spawned, ret);
+			if (++spawned == 100)
+				zdtm_ready();
+		}
+		zdtm_msg("INFO: %lu threads", spawned);
 	} else if (!strcmp(mode, "shmem")) {
 		volatile unsigned long *shm = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
