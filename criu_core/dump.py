@@ -635,6 +635,28 @@ class _Dumper:
         self.images.write_one("stats", _msg("stats.stats_entry", dump=dump), "dump")
 
 
+def _pause_devices(ctx: DumpContext, procfs: ProcFS) -> None:
+    """CRIU's PAUSE_DEVICES: every process of the tree, while it still runs, before it is seized.
+
+    The tree is walked through /proc here; a process forked after this walk is seized without a pause, as in
+    CRIU, whose plugins then meet it in checkpoint-devices.
+    """
+    todo, seen = [ctx.root_pid], set()
+    while todo:
+        pid = todo.pop(0)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            stat = procfs.stat(pid)
+            children = procfs.children(pid)
+        except CriuError:
+            continue  # gone already: seize_tree will say so if it was the root
+        ctx.host.devices_pause(ctx, Task(pid=pid, ppid=stat.ppid, pgid=stat.pgrp, sid=stat.session,
+                                         tids=(pid,), comm=stat.comm))
+        todo.extend(children)
+
+
 def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
     """Dump the tree rooted at ``ctx.root_pid`` into ``ctx.images_dir``.
 
@@ -646,6 +668,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
     ctx.images = images
     t0 = time.monotonic()
     ctx.notify("pre-dump")
+    _pause_devices(ctx, procfs)
     tree = seize_tree(ctx.root_pid)
     t_frozen = time.monotonic()
     dumper = _Dumper(ctx, tree, images, procfs)
@@ -663,14 +686,19 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
                 tids=tuple(tids),
                 comm=stat.comm,
             )
+        root = tasks[ctx.root_pid]
+        if root.sid != root.pid and not ctx.options.shell_job:
+            # CRIU: a task outside its own session needs its session (and terminal) from the restorer's side
+            raise UnsupportedResource(
+                f"session of {root.pid}",
+                msg=f"The root process {root.pid} is not a session leader. Consider using --shell-job option",
+            )
         if tree.zombies:
             raise UnsupportedResource(
                 f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
             )
         ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
-        for task in tasks.values():
-            ctx.host.devices_pause(ctx, task)
         for pid, task in tasks.items():
             dumper.pstree.append(
                 _msg(

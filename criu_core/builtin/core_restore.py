@@ -113,7 +113,8 @@ def restore_posix_timers(st: TaskState) -> None:
             tid = t.notify_thread_id if t.HasField("notify_thread_id") else 0
             sev = scratch.put(struct.pack("<Qiii", t.sival_ptr, t.si_signo, t.it_sigev_notify, tid).ljust(64, b"\0"))
             id_at = scratch.put(struct.pack("<i", t.it_id), 4)
-            remote.syscall("timer_create", t.clock_id, sev, id_at)
+            clock = t.clock_id - (1 << 32) if t.clock_id >= 1 << 31 else t.clock_id  # CPU clocks are negative
+            remote.syscall("timer_create", clock, sev, id_at)
             got = struct.unpack("<i", scratch.read(id_at, 4))[0]
             if got != t.it_id:
                 raise UnsupportedResource("posix timer", msg=f"task {st.plan.pid}: POSIX timer {t.it_id} came back "

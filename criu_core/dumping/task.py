@@ -5,6 +5,7 @@ What only the task can tell is asked with injected syscalls into the leader (ref
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from dataclasses import dataclass, field
 
@@ -54,14 +55,15 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     pid = leader.pid
     status = procfs.status(pid)
     stat = procfs.stat(pid)
-    wanted = status.sigcgt | status.sigign
     acts: dict[int, tuple[int, int, int, int]] = {}
-    for sig in SIGACTION_SIGNALS:
-        if not wanted & (1 << (sig - 1)):
-            acts[sig] = (0, 0, 0, 0)
-            continue
-        leader.syscall("rt_sigaction", sig, 0, scratch, 8)
-        sa = KernelSigaction.from_buffer_copy(leader.read_mem(scratch, 32))
+    # Every disposition, as CRIU: a SIG_DFL one may still carry flags, a mask and a restorer that the task set
+    # (sigaction(sig, {SIG_DFL, flags, mask})). One injected call per signal into its own slot, one read.
+    size = ctypes.sizeof(KernelSigaction)
+    for i, sig in enumerate(SIGACTION_SIGNALS):
+        leader.syscall("rt_sigaction", sig, 0, scratch + i * size, 8)
+    raw = leader.read_mem(scratch, size * len(SIGACTION_SIGNALS))
+    for i, sig in enumerate(SIGACTION_SIGNALS):
+        sa = KernelSigaction.from_buffer_copy(raw, i * size)
         acts[sig] = (sa.sa_handler, sa.sa_flags, sa.sa_restorer, sa.sa_mask)
     itimers = []
     for which in range(3):
@@ -80,7 +82,8 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
         overrun = leader.syscall("timer_getoverrun", tm.id)
         entry = {
             "it_id": tm.id,
-            "clock_id": tm.clock_id,
+            # CPU clocks are negative clockid_t values; the image's field is unsigned (CRIU stores the bits)
+            "clock_id": tm.clock_id & 0xFFFFFFFF,
             "si_signo": tm.signo,
             "it_sigev_notify": tm.notify,
             "sival_ptr": tm.sival_ptr,

@@ -37,16 +37,41 @@ def _iovecs(ranges: Sequence[tuple[int, int]]) -> ctypes.Array:
     return arr
 
 
+# The kernel moves at most MAX_RW_COUNT (INT_MAX rounded down to a page: 2 GiB - 4 KiB) per call and returns a
+# short count past it; calls are cut well below that, so a short count always means a fault.
+CALL_BYTES_MAX = 1 << 30
+
+
+def _calls(remote: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Group the remote ranges into calls of at most IOV_MAX iovecs and CALL_BYTES_MAX bytes."""
+    calls: list[list[tuple[int, int]]] = []
+    cur: list[tuple[int, int]] = []
+    size = 0
+    for addr, length in remote:
+        while length:
+            if len(cur) == IOV_MAX or size == CALL_BYTES_MAX:
+                calls.append(cur)
+                cur, size = [], 0
+            n = min(length, CALL_BYTES_MAX - size)
+            cur.append((addr, n))
+            size += n
+            addr += n
+            length -= n
+    if cur or not calls:
+        calls.append(cur)
+    return calls
+
+
 def _transfer(name: str, pid: int, local: Sequence[tuple[int, int]], remote: Sequence[tuple[int, int]]) -> int:
     total = 0
-    # Split both sides into calls of at most IOV_MAX entries; the local side here is normally one contiguous
-    # iovec, so only the remote list is chunked and the local pointer advances with it.
+    # The local side is normally one contiguous iovec whose pointer advances with the remote calls; several local
+    # iovecs are passed as they are, in a single call (at most IOV_MAX of them, one call's worth of bytes).
     if len(local) > IOV_MAX:
         raise ValueError("at most IOV_MAX local iovecs per transfer")
     lvec = _iovecs(local)
     loff = 0
-    for start in range(0, max(len(remote), 1), IOV_MAX):
-        chunk = remote[start : start + IOV_MAX]
+    calls = _calls(remote) if len(local) == 1 else [list(remote)]
+    for chunk in calls:
         want = sum(n for _, n in chunk)
         if len(local) == 1:
             lvec[0].iov_base = local[0][0] + loff

@@ -72,3 +72,16 @@ def test_restart_fixup_leaves_other_results() -> None:
 def test_find_syscall_insn() -> None:
     assert find_syscall_insn(b"\x90\x90\x0f\x05\xc3", 0x7000) == 0x7002
     assert find_syscall_insn(b"\x90\x90", 0x7000) is None
+
+
+def test_vm_transfer_calls_stay_below_the_kernels_per_call_cap():
+    from criu_core.sys.memory import CALL_BYTES_MAX, IOV_MAX, _calls
+
+    three_gib = [(0x10000000, 3 << 30)]
+    calls = _calls(three_gib)
+    assert [sum(n for _, n in c) for c in calls] == [1 << 30] * 3
+    assert calls[1][0][0] == 0x10000000 + (1 << 30)
+    many = [(i * 8192, 4096) for i in range(2500)]
+    calls = _calls(many)
+    assert [len(c) for c in calls] == [IOV_MAX, IOV_MAX, 2500 - 2 * IOV_MAX]
+    assert sum(sum(n for _, n in c) for c in _calls([(0, CALL_BYTES_MAX + 4096)])) == CALL_BYTES_MAX + 4096
