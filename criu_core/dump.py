@@ -42,7 +42,7 @@ from criu_core.dumping.mm import (
 from criu_core.dumping.pages import PAGE_SIZE, PE_PRESENT, PageRun, PageSelector, copy_pages
 from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
 from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread
-from criu_core.errors import CriuError, UnsupportedResource
+from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
 from criu_core.images.pagemap import make_entry, make_head
@@ -81,7 +81,11 @@ def run(ctx: DumpContext) -> int:
     ctx.host.init(ctx, ctx.stage)
     ok = False
     try:
-        dump_tree(ctx)
+        try:
+            dump_tree(ctx)
+        except OSError as exc:  # the images dir, a full disk: the tree was released, say so in one line
+            where = exc.filename or ctx.images_dir
+            raise DumpFailed(f"Dumping FAILED: can't write the images in {where}: {exc.strerror or exc}") from exc
         ok = True
         return 0
     finally:

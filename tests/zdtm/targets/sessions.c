@@ -1,0 +1,231 @@
+/* sessions.c MODE: process-tree relations of issue 4, checked by the processes themselves.
+ *
+ * zombie   a child exits with status 7 and is left unreaped: after restore waitpid() still gets it, status 7
+ * waitpid  blocked in waitpid() on a live child (re-entered after restore); SIGUSR2's handler (SA_RESTART)
+ *          sends the child SIGTERM, and waitpid must then return that child, killed by SIGTERM
+ * pgroups  a session leader with two process groups: child A leads group A, child C joined group A, child B
+ *          stays in the leader's group; after restore the leader reads every child's pgrp and session in /proc
+ * forker   forks and reaps children as fast as it can (also while being seized); each child must exit 0 and
+ *          be reaped by PID; after restore it keeps forking
+ * spawner  creates and joins threads as fast as it can (also while being seized): a thread racing in clone()
+ *          must not be missed or half-restored; after restore it keeps creating threads
+ * shmem    MAP_SHARED|MAP_ANONYMOUS memory shared with a child: after restore a write by the child (on the
+ *          parent's request) is seen by the parent, and the content written before the dump is there
+ * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
+ *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
+ */
+#include "zdtm.h"
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+static pid_t child;
+
+static void usr2_kill_child(int sig)
+{
+	(void)sig;
+	zdtm_check_requested = 1;
+	kill(child, SIGTERM);
+}
+
+static void *short_thread(void *arg)
+{
+	return arg;
+}
+
+static void sleeper(void)
+{
+	for (;;)
+		pause();
+}
+
+static void proc_ids(pid_t pid, int *pgrp, int *sid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	zdtm_setup(f && fgets(buf, sizeof(buf), f), path);
+	fclose(f);
+	p = strrchr(buf, ')');
+	zdtm_setup(p && sscanf(p + 2, "%*c %*d %d %d", pgrp, sid) == 2, "parse stat");
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	int st;
+
+	zdtm_init();
+	if (!strcmp(mode, "zombie")) {
+		char path[64], buf[512];
+
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child)
+			_exit(7);
+		snprintf(path, sizeof(path), "/proc/%d/stat", child);
+		for (;;) { /* READY only once the child is a zombie */
+			FILE *f = fopen(path, "r");
+			char *p = f && fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+
+			if (f)
+				fclose(f);
+			if (p && p[2] == 'Z')
+				break;
+			usleep(1000);
+		}
+		zdtm_ready();
+		zdtm_wait_check();
+		if (waitpid(child, &st, WNOHANG) != child)
+			zdtm_fail("the zombie child %d is gone", child);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 7)
+			zdtm_fail("zombie status %#x, expected exit 7", st);
+	} else if (!strcmp(mode, "waitpid")) {
+		struct sigaction sa = { .sa_handler = usr2_kill_child, .sa_flags = SA_RESTART };
+		pid_t got;
+
+		sigemptyset(&sa.sa_mask);
+		zdtm_setup(!sigaction(SIGUSR2, &sa, NULL), "sigaction");
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child)
+			sleeper();
+		zdtm_ready();
+		got = waitpid(child, &st, 0);
+		if (!zdtm_check_requested)
+			zdtm_fail("waitpid returned %d before SIGUSR2 (%s)", got, strerror(errno));
+		if (got != child || !WIFSIGNALED(st) || WTERMSIG(st) != SIGTERM)
+			zdtm_fail("waitpid returned %d status %#x, expected %d killed by SIGTERM", got, st, child);
+	} else if (!strcmp(mode, "pgroups")) {
+		pid_t a, b, c, me = getpid();
+		int pg, sid;
+
+		zdtm_setup((a = fork()) >= 0, "fork");
+		if (!a)
+			sleeper();
+		zdtm_setup((b = fork()) >= 0, "fork");
+		if (!b)
+			sleeper();
+		zdtm_setup((c = fork()) >= 0, "fork");
+		if (!c)
+			sleeper();
+		zdtm_setup(!setpgid(a, a), "setpgid A");
+		zdtm_setup(!setpgid(c, a), "setpgid C");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (getsid(0) != me || getpgid(0) != me)
+			zdtm_fail("leader: sid %d pgid %d", getsid(0), getpgid(0));
+		proc_ids(a, &pg, &sid);
+		if (pg != a || sid != me)
+			zdtm_fail("A: pgrp %d sid %d, expected %d %d", pg, sid, a, me);
+		proc_ids(b, &pg, &sid);
+		if (pg != me || sid != me)
+			zdtm_fail("B: pgrp %d sid %d, expected %d %d", pg, sid, me, me);
+		proc_ids(c, &pg, &sid);
+		if (pg != a || sid != me)
+			zdtm_fail("C: pgrp %d sid %d, expected %d %d", pg, sid, a, me);
+		kill(a, SIGKILL);
+		kill(b, SIGKILL);
+		kill(c, SIGKILL);
+		while (wait(NULL) > 0)
+			;
+	} else if (!strcmp(mode, "forker")) {
+		unsigned long forks = 0, at_check;
+
+		for (;;) {
+			pid_t p = fork(), got;
+
+			zdtm_setup(p >= 0, "fork");
+			if (!p)
+				_exit(0);
+			do
+				got = waitpid(p, &st, 0);
+			while (got < 0 && errno == EINTR);
+			if (got != p || !WIFEXITED(st) || WEXITSTATUS(st))
+				zdtm_fail("child %d: waitpid %d status %#x", p, got, st);
+			if (++forks == 100)
+				zdtm_ready();
+			if (zdtm_check_requested)
+				break;
+		}
+		at_check = forks;
+		for (int i = 0; i < 100; i++) {
+			pid_t p = fork();
+
+			zdtm_setup(p >= 0, "fork after check");
+			if (!p)
+				_exit(0);
+			if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st))
+				zdtm_fail("child after restore: status %#x", st);
+		}
+		zdtm_msg("INFO: %lu forks before the check", at_check);
+	} else if (!strcmp(mode, "spawner")) {
+		unsigned long spawned = 0;
+
+		while (!zdtm_check_requested || spawned < 100) {
+			pthread_t th;
+			void *ret = NULL;
+			int err = pthread_create(&th, NULL, short_thread, (void *)spawned);
+
+			if (err)
+				zdtm_fail("pthread_create: %s", strerror(err));
+			if (pthread_join(th, &ret) || ret != (void *)spawned)
+				zdtm_fail("thread %lu returned %p", spawned, ret);
+			if (++spawned == 100)
+				zdtm_ready();
+		}
+		zdtm_msg("INFO: %lu threads", spawned);
+	} else if (!strcmp(mode, "shmem")) {
+		volatile unsigned long *shm = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+		zdtm_setup(shm != MAP_FAILED, "mmap shared");
+		for (unsigned long i = 0; i < (1 << 20) / 8; i += 512)
+			shm[i] = zdtm_pattern(60, i);
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			zdtm_wait_check();
+			shm[1] = 0x5ca1ab1e; /* the parent's request: write where it looks */
+			_exit(0);
+		}
+		zdtm_ready();
+		zdtm_wait_check();
+		for (unsigned long i = 0; i < (1 << 20) / 8; i += 512)
+			if (shm[i] != zdtm_pattern(60, i))
+				zdtm_fail("shared word %lu lost", i);
+		kill(child, SIGUSR2);
+		if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+			zdtm_fail("child status %#x", st);
+		if (shm[1] != 0x5ca1ab1e)
+			zdtm_fail("the child's write is not seen by the parent: the memory is no longer shared");
+	} else if (!strcmp(mode, "cow")) {
+		unsigned long n = (64UL << 20) / 8;
+		unsigned long *mem = mmap(NULL, n * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int bad = 0;
+
+		zdtm_setup(mem != MAP_FAILED, "mmap");
+		for (unsigned long i = 0; i < n; i++)
+			mem[i] = zdtm_pattern(61, i);
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			zdtm_wait_check();
+			for (unsigned long i = 0; i < n; i += 509)
+				bad |= mem[i] != zdtm_pattern(61, i);
+			_exit(bad);
+		}
+		zdtm_ready();
+		zdtm_wait_check();
+		for (unsigned long i = 0; i < n; i += 509)
+			if (mem[i] != zdtm_pattern(61, i))
+				zdtm_fail("parent: word %lu of the COW region", i);
+		kill(child, SIGUSR2);
+		if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+			zdtm_fail("child: COW region wrong (status %#x)", st);
+	} else {
+		zdtm_fail("unknown mode %s", mode);
+	}
+	zdtm_pass();
+}
