@@ -54,12 +54,10 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     pid = leader.pid
     status = procfs.status(pid)
     stat = procfs.stat(pid)
-    wanted = status.sigcgt | status.sigign
     acts: dict[int, tuple[int, int, int, int]] = {}
+    # Every signal, not only those in SigCgt|SigIgn: a default disposition can carry flags and a mask too
+    # (sigaction(sig, {SIG_DFL, SA_RESTART|SA_SIGINFO, mask})), which /proc does not show.
     for sig in SIGACTION_SIGNALS:
-        if not wanted & (1 << (sig - 1)):
-            acts[sig] = (0, 0, 0, 0)
-            continue
         leader.syscall("rt_sigaction", sig, 0, scratch, 8)
         sa = KernelSigaction.from_buffer_copy(leader.read_mem(scratch, 32))
         acts[sig] = (sa.sa_handler, sa.sa_flags, sa.sa_restorer, sa.sa_mask)
@@ -74,13 +72,15 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     thp = leader.syscall("prctl", PR_GET_THP_DISABLE)
     brk = leader.syscall("brk", 0)
     posix = []
+    # CPU-time clocks are negative ids (glibc passes MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED) = -6 for
+    # CLOCK_PROCESS_CPUTIME_ID); the image field is a u32, so they are stored wrapped, as CRIU does.
     for tm in procfs.timers(pid):
         leader.syscall("timer_gettime", tm.id, scratch)
         isec, insec, vsec, vnsec = struct.unpack("<qqqq", leader.read_mem(scratch, 32))
         overrun = leader.syscall("timer_getoverrun", tm.id)
         entry = {
             "it_id": tm.id,
-            "clock_id": tm.clock_id,
+            "clock_id": tm.clock_id & 0xFFFFFFFF,
             "si_signo": tm.signo,
             "it_sigev_notify": tm.notify,
             "sival_ptr": tm.sival_ptr,
