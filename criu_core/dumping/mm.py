@@ -13,6 +13,7 @@ from criu_core.resources import Vma
 __all__ = [
     "MAP_ANONYMOUS",
     "MAP_GROWSDOWN",
+    "MAP_LOCKED",
     "MAP_NORESERVE",
     "MAP_PRIVATE",
     "MAP_SHARED",
@@ -55,7 +56,7 @@ VMA_AREA_UPROBES = 1 << 17
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
-MAP_GROWSDOWN, MAP_NORESERVE = 0x0100, 0x4000
+MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE = 0x0100, 0x2000, 0x4000
 
 # smaps VmFlags that are restored with madvise (P10), as the MADV_* number whose bit goes into vma_entry.madv.
 VMFLAG_MADV = {"dd": 16, "dc": 10, "hg": 14, "nh": 15, "wf": 18, "mg": 12}
@@ -85,6 +86,8 @@ def to_vmas(pid: int, entries: list[MapEntry]) -> list[Vma]:
             flags |= MAP_GROWSDOWN
         if "nr" in m.vmflags:
             flags |= MAP_NORESERVE
+        if "lo" in m.vmflags:
+            flags |= MAP_LOCKED  # VM_LOCKED (mlock), as CRIU records it
         name = m.name + (" (deleted)" if m.deleted else "")
         # deleted files keep their old path (they are dumped as ghosts); memfd, SysV shm and shared anonymous
         # memory (/memfd:x, /SYSV..., /dev/zero) are never plain files
