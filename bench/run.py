@@ -36,10 +36,11 @@ def main(argv: list[str]) -> int:
     print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "(quick)" if quick else "")
     dump_restore.run(quick=quick)
     trees.run(quick=quick)
-    # The other scripts of bench/ (CLI start-up, amdgpu BO restore), each in its own interpreter.
+    # The other scripts of bench/ (CLI start-up, in-process dump phases, amdgpu BO restore), each in its own
+    # interpreter.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE.parent / "plugins" / "amdgpu")])
-    for script in ("startup.py", "amdgpu_bo_restore.py"):
+    for script in ("startup.py", "dump_phases.py", "amdgpu_bo_restore.py"):
         if (HERE / script).exists():
             print(f"\n== bench/{script}", flush=True)
             subprocess.run([sys.executable, str(HERE / script)], env=env, check=False)

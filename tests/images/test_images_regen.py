@@ -27,11 +27,10 @@ def test_one_module_per_proto():
     assert protos == mods
 
 
-def test_package_import_is_cheap_and_lazy():
+def test_package_import_is_lazy():
+    # (how long it takes is for bench/startup.py to say; a test only pins what is imported)
     code = (
-        "import sys, time; t = time.perf_counter(); import criu_core.images as i; "
-        "from criu_core.images import magic, framing, imagedir; d = time.perf_counter() - t; "
-        "assert 'google.protobuf' not in sys.modules, 'protobuf imported eagerly'; print(d)"
+        "import sys; import criu_core.images as i; from criu_core.images import magic, framing, imagedir; "
+        "assert 'google.protobuf' not in sys.modules, 'protobuf imported eagerly'"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert float(out.stdout) < 0.1
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -120,3 +120,37 @@ def test_shell_pipeline(zdtm) -> None:
     zdtmlib.wait_for(lambda: len(numbers()) >= n + 10, 10, "the restored pipeline to flow")
     nums = numbers()
     assert nums == list(range(len(nums))), "numbers lost or repeated across the restore: " + str(nums[-30:])
+
+
+@pytest.mark.parametrize(("target", "arg"), [("threads", "16"), ("tree", "10")])
+def test_leave_running_tree(zdtm, engines, target: str, arg: str) -> None:
+    """--leave-running on a threaded process and on a tree: every thread and process runs on unchanged."""
+    import zdtmlib
+
+    t = zdtm.start(target, arg)
+    pids = [t.pid, *zdtmlib.descendants(t.pid)]
+    before = {pid: zdtmlib.snapshot(pid) for pid in pids}
+    d = zdtm.dump(t, zdtm.images(), "--leave-running")
+    assert d.rc == 0, d.explain()
+    for pid in pids:
+        diffs = zdtmlib.compare(before[pid], zdtmlib.snapshot(pid))
+        assert not diffs, f"--leave-running changed task {pid}:\n" + "\n".join(diffs)
+    t.check()
+
+
+def test_failed_tree_dump_releases_all(zdtm, engines) -> None:
+    """One process of a 10-process tree holds a descriptor the dump refuses: the dump fails in one line and
+    every process is released running and unchanged (seizing is all-or-nothing)."""
+    import zdtmlib
+
+    t = zdtm.start("tree", "10", "inotify")
+    pids = [t.pid, *zdtmlib.descendants(t.pid)]
+    before = {pid: zdtmlib.snapshot(pid) for pid in pids}
+    d = zdtm.dump(t, zdtm.images())
+    assert d.rc != 0, "the dump of a tree holding an inotify fd succeeded:\n" + d.explain()
+    for pid in pids:
+        assert zdtmlib.pid_alive(pid), f"task {pid} of the tree died in the failed dump"
+        diffs = zdtmlib.compare(before[pid], zdtmlib.snapshot(pid))
+        assert not diffs, f"the failed dump changed task {pid}:\n" + "\n".join(diffs)
+    assert "Traceback" not in d.stderr and len(d.stderr.strip().splitlines()) == 1, d.explain()
+    t.check()

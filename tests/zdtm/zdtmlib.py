@@ -408,6 +408,7 @@ def _link(path: str) -> str | None:
         return None
 
 
+_SHMEM_NAMES = ("/dev/zero (deleted)", "/SYSV", "/memfd:")
 _ANON_LINK = re.compile(r"^(pipe|socket|anon_inode:\[?[a-z_]+\]?)(:\[\d+\])?$")
 
 
@@ -427,6 +428,8 @@ def snapshot(pid: int) -> Snapshot:
         parts = line.split(maxsplit=5)
         rng, perms, off, dev, ino = parts[:5]
         name = parts[5] if len(parts) > 5 else ""
+        if name.startswith(_SHMEM_NAMES):
+            ino = "(shmem)"  # shared anonymous memory, SysV shm, memfd: the restore makes a new shmem object
         maps.append((rng, perms, off, dev, ino, name))
     v["maps"] = maps
     vmflags: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""Dump benchmark (a script, not a test): ``python tests/dump/bench_dump.py [MiB ...]``.
+"""Dump benchmark (a script, not a test): ``python bench/dump_phases.py [MiB ...]``.
 
 For each size: start a counter with that much touched memory, dump it 5 times with --leave-running into fresh
 directories, print the median in-process dump time and its phases, next to the raw process_vm_readv+write
