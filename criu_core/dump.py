@@ -686,17 +686,19 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
                 tids=tuple(tids),
                 comm=stat.comm,
             )
-        root = tasks[ctx.root_pid]
-        if root.sid != root.pid and not ctx.options.shell_job:
-            # CRIU: a task outside its own session needs its session (and terminal) from the restorer's side
-            raise UnsupportedResource(
-                f"session of {root.pid}",
-                msg=f"The root process {root.pid} is not a session leader. Consider using --shell-job option",
-            )
         if tree.zombies:
             raise UnsupportedResource(
                 f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
             )
+        if not ctx.options.get("shell_job"):
+            for task in tasks.values():
+                if task.sid not in tasks:
+                    what = "root process" if task.pid == ctx.root_pid else "process"
+                    raise CriuError(
+                        f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
+                        "outside the dumped tree. Consider using --shell-job option",
+                        pid=task.pid,
+                    )
         ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
         for pid, task in tasks.items():

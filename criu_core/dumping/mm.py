@@ -13,6 +13,7 @@ from criu_core.resources import Vma
 __all__ = [
     "MAP_ANONYMOUS",
     "MAP_GROWSDOWN",
+    "MAP_LOCKED",
     "MAP_NORESERVE",
     "MAP_PRIVATE",
     "MAP_SHARED",

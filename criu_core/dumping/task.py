@@ -76,6 +76,8 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     thp = leader.syscall("prctl", PR_GET_THP_DISABLE)
     brk = leader.syscall("brk", 0)
     posix = []
+    # CPU-time clocks are negative ids (glibc passes MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED) = -6 for
+    # CLOCK_PROCESS_CPUTIME_ID); the image field is a u32, so they are stored wrapped, as CRIU does.
     for tm in procfs.timers(pid):
         leader.syscall("timer_gettime", tm.id, scratch)
         isec, insec, vsec, vnsec = struct.unpack("<qqqq", leader.read_mem(scratch, 32))

@@ -22,7 +22,7 @@ from criu_core.sys.structs import CloneArgs
 
 __all__ = ["SEED_OPTIONS", "clone_thread_in", "fork_child_in", "inject_clone3", "make_seed"]
 
-SEED_OPTIONS = pt.PTRACE_O_EXITKILL | pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK
+SEED_OPTIONS = pt.PTRACE_O_EXITKILL | pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACESYSGOOD
 _SIGSTOP = int(signal.SIGSTOP)
 
 
@@ -41,7 +41,7 @@ def make_seed(pid: int) -> RemoteTask:
         if st is None or st.gone or st.kind != "signal" or st.sig != _SIGSTOP:
             raise CriuError(f"seed {child} did not stop as expected: {st}", pid=child)
         pt.setoptions(child, SEED_OPTIONS)
-        task = RemoteTask(child, child)
+        task = RemoteTask(child, child, options=SEED_OPTIONS)
         task.block_signals()
         return task
     except BaseException:

@@ -27,7 +27,7 @@ from criu_core.sys.proc import tgkill
 
 __all__ = ["SEIZE_OPTIONS", "FrozenTree", "collect_stop", "seize_tree"]
 
-SEIZE_OPTIONS = pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK
+SEIZE_OPTIONS = pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACESYSGOOD
 _SIGTRAP = int(signal.SIGTRAP)
 _SIGKILL = int(signal.SIGKILL)
 
@@ -210,7 +210,7 @@ class _Seizer:
                     return False
                 raise AccessDenied(tid, f"cannot seize task {tid}: already traced or not permitted") from e
             raise
-        self.tree.tasks[tid] = RemoteTask(tid, pid, procfs=self.procfs)
+        self.tree.tasks[tid] = RemoteTask(tid, pid, procfs=self.procfs, options=self.options)
         try:
             pt.interrupt(tid)
         except SyscallError as e:
@@ -238,9 +238,9 @@ class _Seizer:
                 new = pt.geteventmsg(tid)
                 if new not in self.tree.tasks:
                     if st.event == pt.PTRACE_EVENT_CLONE and self._is_thread(new, task.pid):
-                        self.tree.tasks[new] = RemoteTask(new, task.pid, procfs=self.procfs)
+                        self.tree.tasks[new] = RemoteTask(new, task.pid, procfs=self.procfs, options=self.options)
                     else:
-                        self.tree.tasks[new] = RemoteTask(new, new, procfs=self.procfs)
+                        self.tree.tasks[new] = RemoteTask(new, new, procfs=self.procfs, options=self.options)
                         if new not in self.order:
                             self.order.append(new)
                             self.tree.parents[new] = task.pid

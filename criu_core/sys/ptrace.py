@@ -57,6 +57,7 @@ __all__ = [
     "PTRACE_SETSIGINFO",
     "PTRACE_SETSIGMASK",
     "PTRACE_SINGLESTEP",
+    "PTRACE_SYSCALL",
     "PTRACE_TRACEME",
     "SIGSET_ALL",
     "cont",
@@ -78,6 +79,7 @@ __all__ = [
     "setregset",
     "setsigmask",
     "singlestep",
+    "syscall_stop",
     "traceme",
 ]
 
@@ -85,6 +87,7 @@ PTRACE_TRACEME = 0
 PTRACE_CONT = 7
 PTRACE_KILL = 8
 PTRACE_SINGLESTEP = 9
+PTRACE_SYSCALL = 24
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_ATTACH = 16
@@ -163,6 +166,12 @@ def interrupt(tid: int) -> None:
 def cont(tid: int, sig: int = 0) -> None:
     """PTRACE_CONT, delivering ``sig`` if the task is in a signal-delivery-stop."""
     ptrace(PTRACE_CONT, tid, 0, sig, name="ptrace(CONT)")
+
+
+def syscall_stop(tid: int, sig: int = 0) -> None:
+    """PTRACE_SYSCALL: resume until the next syscall-entry or syscall-exit stop (``SIGTRAP | 0x80`` with
+    PTRACE_O_TRACESYSGOOD). Unlike single-stepping this sends no signal at all."""
+    ptrace(PTRACE_SYSCALL, tid, 0, sig, name="ptrace(SYSCALL)")
 
 
 def singlestep(tid: int, sig: int = 0) -> None:

@@ -252,6 +252,23 @@ def test_trampoline_mode_and_cost(at_free_pid) -> None:
         seed.remove_trampoline()
         seed.syscall("munmap", page, 4096)
         assert seed.syscall("getpid") == pid
-        print(f"injected getpid: step {step * 1e6:.1f} us, tramp {tramp * 1e6:.1f} us")  # figures: bench/
+        print(f"injected getpid: syscall stops {step * 1e6:.1f} us, tramp {tramp * 1e6:.1f} us")  # figures: bench/
     finally:
         _kill_seed(pid)
+
+
+def test_injection_keeps_an_ignored_sigtrap(spawn) -> None:
+    """A single-step trap is a forced SIGTRAP, and forcing an ignored (or blocked) signal resets its handler to
+    SIG_DFL; injection must leave the task's dispositions as they were."""
+    t = spawn("trapdisp")
+    t.wait_output(lambda ls: ls == ["ready"])
+    before = ProcFS().status(t.pid)
+    assert before.sigign & (1 << (signal.SIGTRAP - 1))
+    tree = seize_tree(t.pid)
+    try:
+        for _ in range(3):
+            tree.leader(t.pid).syscall("getpid")
+    finally:
+        tree.release()
+    after = ProcFS().status(t.pid)
+    assert (after.sigign, after.sigcgt) == (before.sigign, before.sigcgt)
