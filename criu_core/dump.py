@@ -54,6 +54,7 @@ from criu_core.sys.proc import KCMP_FILE, kcmp
 __all__ = ["DumpResult", "dump_tree", "run"]
 
 TASK_ALIVE = 1
+TASK_DEAD = 2  # a zombie: only pstree and core (exit_code) are written
 F_GET_SEALS = 1034
 _DELETED = " (deleted)"
 TASK_STOPPED = 3
@@ -557,6 +558,13 @@ class _Dumper:
                 core["tc"]["stop_signo"] = proc.extra["stop_signo"]
         return _msg("core.core_entry", **core)
 
+    def dump_zombie(self, pid: int, stat: Any) -> None:
+        """core-PID.img of a zombie: task_state TASK_DEAD and the wait status, as CRIU's dump_one_zombie."""
+        tc = {"task_state": TASK_DEAD, "exit_code": stat.exit_code & 0xFFFF, "personality": 0, "flags": 0,
+              "blk_sigset": 0, "comm": stat.comm}
+        self.images.write_one("core", _msg("core.core_entry", mtype=1, tc=tc), pid)
+        self.result.pids.append(pid)
+
     def add_seccomp(self, filters: list[bytes]) -> int:
         """Append a thread's filter chain (oldest first, each ``prev`` pointing at the older one); returns the
         index of the newest, which is what thread_core.seccomp_filter names."""
@@ -686,13 +694,10 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
                 tids=tuple(tids),
                 comm=stat.comm,
             )
-        if tree.zombies:
-            raise UnsupportedResource(
-                f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
-            )
+        zombies = _zombie_tasks(tree, procfs)
         if not ctx.options.get("shell_job"):
             for task in tasks.values():
-                if task.sid not in tasks:
+                if task.sid not in tasks and task.sid not in zombies:
                     what = "root process" if task.pid == ctx.root_pid else "process"
                     raise CriuError(
                         f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
@@ -713,6 +718,10 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
                 )
             )
             dumper.dump_process(pid, task)
+        for pid, (task, stat) in zombies.items():  # after every live task: their parents are listed first
+            dumper.pstree.append(_msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid,
+                                      sid=task.sid, threads=[pid]))
+            dumper.dump_zombie(pid, stat)
         for task in tasks.values():
             ctx.host.devices_checkpoint(ctx, task)
         dumper.write_common()
@@ -726,6 +735,23 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
     dumper.write_stats()
     _finish(ctx, tree)
     return dumper.result
+
+
+def _zombie_tasks(tree: FrozenTree, procfs: ProcFS) -> dict[int, tuple[Task, Any]]:
+    """The dead but unreaped processes of the tree with their /proc stat (pgrp, session, exit_code, comm).
+
+    A zombie has no threads, memory or files left: CRIU writes a pstree entry and a core with TASK_DEAD and
+    the wait status (``exit_code``, stat field 52) and nothing else (cr-dump.c, dump_one_zombie).
+    """
+    out: dict[int, tuple[Task, Any]] = {}
+    for pid in tree.zombies:
+        try:
+            stat = procfs.stat(pid)
+        except CriuError:
+            continue  # reaped meanwhile
+        out[pid] = (Task(pid=pid, ppid=tree.parents.get(pid, 0), pgid=stat.pgrp, sid=stat.session, tids=(pid,),
+                         comm=stat.comm), stat)
+    return out
 
 
 def _finish(ctx: DumpContext, tree: FrozenTree) -> None:

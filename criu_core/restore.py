@@ -36,6 +36,7 @@ from criu_core.builtin import (
     mem_restore,
     memfd_restore,
     timens_restore,
+    zombie_restore,
 )
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
@@ -119,10 +120,15 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
-            _build_task(ctx, plan, st)
+            if st.plan.dead:
+                zombie_restore.make_zombie(st, states[st.plan.ppid])
+        for st in states.values():
+            if not st.plan.dead:
+                _build_task(ctx, plan, st)
         memfd_restore.apply_seals(ctx)
         for st in states.values():
-            host.devices_resume_late(ctx, _task(st))
+            if not st.plan.dead:
+                host.devices_resume_late(ctx, _task(st))
         for st in states.values():
             for w in st.warnings:
                 log.warning("%s", w)
@@ -131,6 +137,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         ctx.notify("post-restore", pid=plan.root.pid)
         ctx.notify("pre-resume")
         for st in reversed(list(states.values())):  # children before parents
+            if st.remote is None:
+                continue  # a zombie, already dead
             for thread in list(st.threads.values()):
                 thread.detach(0)
             st.threads.clear()
@@ -257,7 +265,9 @@ def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
         _session(ctx, st)
         if plan.timens is not None:
             timens_restore.enter_timens(st, plan.timens)
-    for child in (s for s in states.values() if s.plan.ppid == p.pid):
+    # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
+    children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
+    for child in children:
         st.scratch.reset()
         child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
         child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)

@@ -51,6 +51,8 @@ def check_supported(st: TaskState) -> None:
     plan = st.plan
     tc = plan.core.tc
     where = f"task {plan.pid}"
+    if tc.task_state == TASK_DEAD:
+        return  # a zombie: recreated by the orchestrator, nothing else to check
     if tc.task_state not in (TASK_ALIVE, TASK_STOPPED):
         raise UnsupportedResource(where, msg=f"{where} was dumped in state {tc.task_state} (dead/zombie tasks "
                                   "are not supported)")

@@ -1,6 +1,9 @@
 /* sessions.c MODE: process-tree relations of issue 4, checked by the processes themselves.
  *
  * zombie   a child exits with status 7 and is left unreaped: after restore waitpid() still gets it, status 7
+ * zombiesig  a child killed by SIGUSR1 is left unreaped: after restore waitpid() gets it, killed by SIGUSR1
+ * zombiegrp  child Z leads its own process group and exits unreaped, child B (alive) joined Z's group: after
+ *          restore B is still in group Z (whose leader is a zombie) and waitpid() gets Z with status 7
  * waitpid  blocked in waitpid() on a live child (re-entered after restore); SIGUSR2's handler (SA_RESTART)
  *          sends the child SIGTERM, and waitpid must then return that child, killed by SIGTERM
  * pgroups  a session leader with two process groups: child A leads group A, child C joined group A, child B
@@ -82,6 +85,46 @@ int main(int argc, char **argv)
 			zdtm_fail("the zombie child %d is gone", child);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 7)
 			zdtm_fail("zombie status %#x, expected exit 7", st);
+	} else if (!strcmp(mode, "zombiesig") || !strcmp(mode, "zombiegrp")) {
+		int grp = !strcmp(mode, "zombiegrp"), pg, sid;
+		pid_t b = 0;
+
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			if (grp) {
+				setpgid(0, 0);
+				_exit(7);
+			}
+			signal(SIGUSR1, SIG_DFL);
+			raise(SIGUSR1);
+			_exit(1);
+		}
+		if (grp) {
+			zdtm_setup(!setpgid(child, child) || errno == EACCES, "setpgid Z");
+			zdtm_setup((b = fork()) >= 0, "fork");
+			if (!b)
+				sleeper();
+			zdtm_setup(!setpgid(b, child), "setpgid B");
+		}
+		zdtm_setup(waitid(P_PID, child, NULL, WEXITED | WNOWAIT) == 0, "waitid WNOWAIT");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (grp) {
+			proc_ids(b, &pg, &sid);
+			if (pg != child || sid != getpid())
+				zdtm_fail("B: pgrp %d sid %d, expected %d %d", pg, sid, child, getpid());
+		}
+		if (waitpid(child, &st, WNOHANG) != child)
+			zdtm_fail("the zombie child %d is gone", child);
+		if (grp && (!WIFEXITED(st) || WEXITSTATUS(st) != 7))
+			zdtm_fail("zombie status %#x, expected exit 7", st);
+		if (!grp && (!WIFSIGNALED(st) || WTERMSIG(st) != SIGUSR1))
+			zdtm_fail("zombie status %#x, expected killed by SIGUSR1", st);
+		if (b) {
+			kill(b, SIGKILL);
+			waitpid(b, NULL, 0);
+		}
 	} else if (!strcmp(mode, "waitpid")) {
 		struct sigaction sa = { .sa_handler = usr2_kill_child, .sa_flags = SA_RESTART };
 		pid_t got;
