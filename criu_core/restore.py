@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from criu_core.builtin import (
     core_restore,
+    cow_restore,
     files_restore,
     ghost_restore,
     mem_restore,
@@ -116,7 +117,11 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         ctx.notify("pre-restore")
         root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
         log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
-        _prepare_seed(ctx, plan, root_st, states)
+        _prepare_root(ctx, plan, root_st, states)
+        for st in states.values():  # pstree order: a parent's memory is built before it forks its children
+            if not st.plan.dead:
+                _build_memory(ctx, plan, st, states)
+                _fork_children(ctx, st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
@@ -151,7 +156,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         log.info("Restore finished successfully. Tasks resumed.")
         ctx.notify("post-resume")
         success = True
-        _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
+        _write_stats(ctx, forked - t0, time.monotonic() - t0, states)
         return plan.root.pid
     except BaseException:
         _kill_seeds(reversed(list(states.values())))
@@ -193,11 +198,13 @@ def _write_pidfile(path: str, pid: int) -> None:
         raise CriuError(f"Can't write pidfile {path}: {err.strerror}", path=path) from None
 
 
-def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) -> None:
+def _write_stats(ctx: RestoreContext, forking: float, total: float, states: dict[int, TaskState]) -> None:
     """stats-restore in the work dir, as CRIU writes it (times in microseconds); a failure only warns."""
     entry = new_message("stats.stats_entry")
     r = entry.restore
-    r.pages_compared, r.pages_skipped_cow = 0, 0
+    r.pages_compared = sum(st.pages_compared for st in states.values())
+    r.pages_skipped_cow = sum(st.pages_skipped_cow for st in states.values())
+    pages = sum(st.plan.nr_pages for st in states.values()) - r.pages_skipped_cow
     r.forking_time, r.restore_time, r.pages_restored = int(forking * 1e6), int(total * 1e6), pages
     try:
         write_image(Path(ctx.work_dir or ctx.images_dir) / "stats-restore", "STATS", [entry])
@@ -253,18 +260,22 @@ def _create_threads(st: TaskState) -> None:
                                           scratch=args)
 
 
-def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
-    """Empty a seed, give it its session and (root) time namespace, then fork its children from it.
+def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Empty the root seed, give it its session (P9: before it forks anything) and the dump's time namespace.
 
-    Children are forked from the *clean* parent (P9: after its setsid), so they inherit the scratch area, the
-    vdso, the session and the time namespace, and nothing of the restorer.
+    The scratch area it maps is inherited by every task forked below it, so it avoids every task's VMAs.
     """
+    mem_restore.clean_seed(st, [(v.entry.start, v.entry.end) for s in states.values() for v in s.plan.vmas])
+    _session(ctx, st)
+    if plan.timens is not None:
+        timens_restore.enter_timens(st, plan.timens)
+
+
+def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Fork the children of ``st`` from it once its memory is built, so they inherit its private anonymous
+    memory copy-on-write (cow_restore), with its session, time namespace and scratch area; then each child's
+    own session or group (P9: before it forks its own children)."""
     p = st.plan
-    if p is plan.root:
-        mem_restore.clean_seed(st)
-        _session(ctx, st)
-        if plan.timens is not None:
-            timens_restore.enter_timens(st, plan.timens)
     # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
     children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
     for child in children:
@@ -274,7 +285,6 @@ def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
         child.remote.syscall_ip = child.scratch.syscall_ip
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
-        _prepare_seed(ctx, plan, child, states)
 
 
 def _child_session(child: TaskState, parent: TaskState) -> None:
@@ -290,22 +300,38 @@ def _child_session(child: TaskState, parent: TaskState) -> None:
         child.remote.syscall("setpgid", 0, c.pgid)
 
 
+def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """vdso, PR_SET_MM_MAP, VMAs and pages; protections and madvise come later (_build_task), after the
+    children are forked. A child starts from its parent's memory and keeps what it shares (cow_restore)."""
+    host, log = ctx.host, ctx.log
+    p = st.plan
+    remote = st.remote
+    with_pages = {r.vaddr for r in p.pages}
+    st.pages_vmas = frozenset(v.index for v in p.vmas
+                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
+    parent = states.get(p.ppid) if p is not plan.root else None
+    kept = cow_restore.inherit_memory(st, parent) if parent is not None else {}
+    mem_restore.move_vdso(st)
+    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
+        mem_restore.set_mm_map(st, exe)
+    for vma in p.vmas:
+        if vma.index not in kept and host.vma_restore(ctx, vma, remote).plugin == mem_restore.PLUGIN:
+            st.inheritable.add(vma.index)  # mapped by the built-in handler: a child may keep it (cow_restore)
+    mem_restore.close_map_fds(st)
+    if parent is not None:
+        written, st.pages_compared, st.pages_skipped_cow = cow_restore.write_pages_cow(
+            st, parent, kept, mem_restore.write_runs)
+    else:
+        written = mem_restore.write_pages(st)
+    log.info("task %d: %d VMAs mapped, %d inherited, %d bytes of pages written, %d pages left shared", p.pid,
+             len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
+
+
 def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
-    mem_restore.move_vdso(st)
-    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
-        mem_restore.set_mm_map(st, exe)
-    with_pages = {r.vaddr for r in p.pages}
-    st.pages_vmas = frozenset(v.index for v in p.vmas
-                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
-    for vma in p.vmas:
-        host.vma_restore(ctx, vma, remote)
-    mem_restore.close_map_fds(st)
-    written = mem_restore.write_pages(st)
     mem_restore.finish_vmas(ctx, st, host)
-    log.info("task %d: %d VMAs mapped, %d bytes of pages written", p.pid, len(p.vmas), written)
     files_restore.install_fds(ctx, st, host)
     files_restore.restore_fs(ctx, st)
     core_restore.restore_sigactions(st)
