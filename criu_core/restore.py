@@ -283,6 +283,7 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
         child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
         child.remote.syscall_ip = child.scratch.syscall_ip
+        child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
 

@@ -9,6 +9,7 @@ seccomp (which may forbid what follows), then registers, xstate and the real sig
 from __future__ import annotations
 
 import os
+import signal
 import struct
 from typing import Any
 
@@ -81,6 +82,10 @@ def restore_sigactions(st: TaskState) -> None:
         # the kernel's struct sigaction (asm/signal.h): handler, flags, restorer, 64-bit mask
         at = scratch.put(struct.pack("<4Q", *(v & _U64 for v in act)), 8)
         remote.syscall("rt_sigaction", sig, at, 0, 8)
+        if sig == signal.SIGTRAP and act[0] == 1 and remote.trampoline is not None:
+            # the trampoline's int3 forces SIGTRAP, and forcing an ignored signal resets it to SIG_DFL
+            # (kernel force_sig_info_to_task): inject with syscall-stops from here on
+            remote.trampoline = None
 
 
 def restore_itimers(st: TaskState) -> None:

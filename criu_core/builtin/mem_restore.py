@@ -232,6 +232,8 @@ def clean_seed(st: TaskState, avoid: list[tuple[int, int]] | None = None) -> Non
     st.scratch = Scratch(remote, addr)
     # From here on syscalls run from the scratch's own `syscall` insn: the vdso is about to move.
     remote.syscall_ip = st.scratch.syscall_ip
+    # `syscall; int3` run with PTRACE_CONT: one stop per injected syscall instead of two syscall-stops
+    remote.trampoline = addr
     keep = sorted([(addr, addr + SCRATCH_SIZE)] + [(m.start, m.end) for m in remote.procfs.maps(remote.pid)
                                                    if m.name in _SPECIAL_NAMES])
     cursor = 0
@@ -377,6 +379,7 @@ def finish_vmas(ctx: Any, st: TaskState, host: Any) -> None:
 def unmap_scratch(st: TaskState) -> None:
     """Step 14 of §3: drop the scratch with a syscall from the (moved) vdso, so no code runs from it after."""
     remote = st.remote
+    remote.trampoline = None
     remote.syscall_ip = None
     remote.syscall_ip = remote.find_syscall_ip("[vdso]")
     remote.syscall("munmap", st.scratch.addr, st.scratch.size)
