@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
+_ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
 def run(ctx: RestoreContext) -> int:
@@ -284,6 +285,7 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
         child.remote.syscall_ip = child.scratch.syscall_ip
         child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
+        child.sigactions_now = dict(st.sigactions_now)
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
 
@@ -326,6 +328,10 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
         written = mem_restore.write_pages(st)
     log.info("task %d: %d VMAs mapped, %d inherited, %d bytes of pages written, %d pages left shared", p.pid,
              len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
+    # Signal actions before forking the children, which inherit them and set only theirs that differ. Not
+    # SIGCHLD while a zombie child is to be made: ignoring it (or SA_NOCLDWAIT) would reap the zombie at once.
+    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
+    core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
 
 
 def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
@@ -335,7 +341,7 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     mem_restore.finish_vmas(ctx, st, host)
     files_restore.install_fds(ctx, st, host)
     files_restore.restore_fs(ctx, st)
-    core_restore.restore_sigactions(st)
+    core_restore.restore_sigactions(st)  # SIGCHLD if it was left for after the zombies (nothing else is left)
     core_restore.restore_itimers(st)
     core_restore.restore_posix_timers(st)
     core_restore.restore_rlimits(st)

@@ -64,24 +64,33 @@ def check_supported(st: TaskState) -> None:
 # ---------------------------------------------------------------------------------------------- process
 
 
-def restore_sigactions(st: TaskState) -> None:
-    """rt_sigaction for every signal but SIGKILL/SIGSTOP (62 entries in the image, in order).
+def restore_sigactions(st: TaskState, only: set[int] | None = None) -> None:
+    """rt_sigaction for every signal but SIGKILL/SIGSTOP (62 entries in the image, in order), or for the
+    signals in ``only``.
 
-    All of them are set, SIG_DFL included: the seed inherited the restorer's dispositions (P8).
+    A signal is skipped when ``st.sigactions_now`` (what the task has now: a child forked after its parent's
+    were set inherits them) already holds its dumped action; otherwise it is set, SIG_DFL included: a seed
+    inherited the restorer's dispositions (P8).
     """
     remote, scratch = st.remote, st.scratch
     sigs = [s for s in range(1, NR_SIGNALS + 1) if s not in (9, 19)]
     entries = list(st.plan.core.tc.sigactions)
+    now = st.sigactions_now
     scratch.reset()
     for i, sig in enumerate(sigs):
+        if only is not None and sig not in only:
+            continue
         if entries:
             sa = entries[i]
             act = (sa.sigaction, sa.flags, sa.restorer, sa.mask)
         else:
             act = (0, 0, 0, 0)  # legacy images keep them in sigacts-PID.img; SIG_DFL is the safe reading
+        if now.get(sig) == act:
+            continue
         # the kernel's struct sigaction (asm/signal.h): handler, flags, restorer, 64-bit mask
         at = scratch.put(struct.pack("<4Q", *(v & _U64 for v in act)), 8)
         remote.syscall("rt_sigaction", sig, at, 0, 8)
+        now[sig] = act
         if sig == signal.SIGTRAP and act[0] == 1 and remote.trampoline is not None:
             # the trampoline's int3 forces SIGTRAP, and forcing an ignored signal resets it to SIG_DFL
             # (kernel force_sig_info_to_task): inject with syscall-stops from here on
