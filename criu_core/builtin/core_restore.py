@@ -154,17 +154,25 @@ def restore_rlimits(st: TaskState) -> None:
     if not tc.HasField("rlimits"):
         return
     remote, scratch = st.remote, st.scratch
+    # what the seed has, read from /proc (no injected call): a forked child usually has its parent's already
+    have = remote.procfs.limits(remote.pid)
     for res, rl in enumerate(tc.rlimits.rlimits):
         scratch.reset()
-        old_at = scratch.alloc(16, 8)
-        if remote.syscall("prlimit64", 0, res, 0, old_at, check=False) < 0:
-            continue  # a resource this kernel does not know
-        _cur, old_max = struct.unpack("<QQ", scratch.read(old_at, 16))
+        if res < len(have):
+            old = have[res]
+        else:
+            old_at = scratch.alloc(16, 8)
+            if remote.syscall("prlimit64", 0, res, 0, old_at, check=False) < 0:
+                continue  # a resource this kernel does not know
+            old = struct.unpack("<QQ", scratch.read(old_at, 16))
+        old_max = old[1]
         new_max = min(rl.max, old_max)
         if rl.max > old_max:
             st.warnings.append(f"rlimit {res} of task {st.plan.pid}: hard limit {rl.max} cannot be raised above "
                                f"{old_max} without CAP_SYS_RESOURCE")
         new_cur = min(rl.cur, new_max)
+        if (new_cur, new_max) == tuple(old):
+            continue
         ret = remote.syscall("prlimit64", 0, res, scratch.put(struct.pack("<QQ", new_cur, new_max), 8), 0,
                              check=False)
         if ret < 0:
