@@ -113,6 +113,7 @@ class _Dumper:
         self.fd_ids: list[tuple[FdInfo, int]] = []
         self.fdinfo_written: set[int] = set()
         self.pstree: list[Any] = []
+        self.vm_owner: dict[int, int] = {}  # vm_id -> the first process seen with it
         self.seccomp_filters: list[Any] = []
         self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
@@ -361,6 +362,13 @@ class _Dumper:
         self.ctx.host.task_dump(self.ctx, task, leader)
 
         kobj = self.ids.kobj_ids(pid)
+        other = self.vm_owner.setdefault(kobj["vm_id"], pid)
+        if other != pid:
+            raise UnsupportedResource(
+                f"address space of task {pid}",
+                msg=f"task {pid} shares its address space with task {other} (CLONE_VM without CLONE_THREAD): "
+                "not supported",
+            )
         ns = self.ids.ns_ids(pid)
         root_ns = self.ids.ns_ids(os.getpid())
         if ns != root_ns:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
+CLONE_FS, CLONE_FILES = 0x200, 0x400
 _ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
@@ -281,13 +282,28 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
     children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
     for child in children:
         st.scratch.reset()
-        child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
+        child.remote = fork_child_in(st.remote, child.plan.pid, flags=_shared_with_parent(child, st),
+                                     scratch=st.scratch.alloc(256, 64))
         child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
         child.remote.syscall_ip = child.scratch.syscall_ip
         child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
         child.sigactions_now = dict(st.sigactions_now)
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
+
+
+def _shared_with_parent(child: TaskState, parent: TaskState) -> int:
+    """CLONE_FILES / CLONE_FS where the dump saw the child share its parent's descriptor table or fs info
+    (equal ids, as CRIU derives its clone flags); the parent restores them, once, for both."""
+    c, p = child.plan, parent.plan
+    if c.dead:
+        return 0
+    return (CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+
+
+def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
+    parent = states.get(st.plan.ppid)
+    return parent is not None and getattr(st.plan.ids, what) == getattr(parent.plan.ids, what)
 
 
 def _child_session(child: TaskState, parent: TaskState) -> None:
@@ -339,8 +355,11 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     p = st.plan
     remote = st.remote
     mem_restore.finish_vmas(ctx, st, host)
-    files_restore.install_fds(ctx, st, host)
-    files_restore.restore_fs(ctx, st)
+    states = ctx.stash[TASKS_KEY]
+    if not _shares(st, states, "files_id"):  # a shared table was filled through the parent
+        files_restore.install_fds(ctx, st, host)
+    if not _shares(st, states, "fs_id"):  # chroot again in a shared fs would resolve inside the new root
+        files_restore.restore_fs(ctx, st)
     core_restore.restore_sigactions(st)  # SIGCHLD if it was left for after the zombies (nothing else is left)
     core_restore.restore_itimers(st)
     core_restore.restore_posix_timers(st)

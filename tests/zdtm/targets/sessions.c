@@ -4,6 +4,10 @@
  * zombiesig  a child killed by SIGUSR1 is left unreaped: after restore waitpid() gets it, killed by SIGUSR1
  * zombiegrp  child Z leads its own process group and exits unreaped, child B (alive) joined Z's group: after
  *          restore B is still in group Z (whose leader is a zombie) and waitpid() gets Z with status 7
+ * clonefiles  a child made by clone(CLONE_FILES|CLONE_FS) shares the parent's descriptor table and fs info:
+ *          after restore kcmp says both are still shared, the fd opened before the dump is there, and a
+ *          chdir and an open by the parent are seen by the child (/proc/CHILD/cwd, /proc/CHILD/fd)
+ * vmshare  a child made by clone(CLONE_VM) without CLONE_THREAD (the dump refuses it: the test checks that)
  * waitpid  blocked in waitpid() on a live child (re-entered after restore); SIGUSR2's handler (SA_RESTART)
  *          sends the child SIGTERM, and waitpid must then return that child, killed by SIGTERM
  * pgroups  a session leader with two process groups: child A leads group A, child C joined group A, child B
@@ -18,7 +22,10 @@
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
 #include "zdtm.h"
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -125,6 +132,38 @@ int main(int argc, char **argv)
 			kill(b, SIGKILL);
 			waitpid(b, NULL, 0);
 		}
+	} else if (!strcmp(mode, "clonefiles") || !strcmp(mode, "vmshare")) {
+		static char stack[64 << 10];
+		int vm = !strcmp(mode, "vmshare"), fd, fd2;
+		char path[64], buf[256];
+		ssize_t n;
+
+		fd = open("/dev/null", O_RDONLY);
+		zdtm_setup(fd >= 0 && dup2(fd, 40) == 40, "open /dev/null as fd 40");
+		close(fd);
+		child = clone((int (*)(void *))sleeper, stack + sizeof(stack),
+			      (vm ? CLONE_VM : CLONE_FILES | CLONE_FS) | SIGCHLD, NULL);
+		zdtm_setup(child > 0, "clone");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (syscall(SYS_kcmp, getpid(), child, 2 /* KCMP_FILES */, 0, 0) != 0)
+			zdtm_fail("the descriptor table is no longer shared with %d", child);
+		if (syscall(SYS_kcmp, getpid(), child, 3 /* KCMP_FS */, 0, 0) != 0)
+			zdtm_fail("the fs info is no longer shared with %d", child);
+		if (fcntl(40, F_GETFD) < 0)
+			zdtm_fail("fd 40 is gone");
+		zdtm_setup(!chdir("/tmp"), "chdir /tmp");
+		fd2 = open("/dev/zero", O_RDONLY);
+		snprintf(path, sizeof(path), "/proc/%d/cwd", child);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n != 4 || memcmp(buf, "/tmp", 4))
+			zdtm_fail("the child's cwd did not follow the parent's chdir");
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", child, fd2);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n != 9 || memcmp(buf, "/dev/zero", 9))
+			zdtm_fail("the child does not see fd %d the parent opened", fd2);
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
 	} else if (!strcmp(mode, "waitpid")) {
 		struct sigaction sa = { .sa_handler = usr2_kill_child, .sa_flags = SA_RESTART };
 		pid_t got;
