@@ -72,3 +72,17 @@ def test_restart_fixup_leaves_other_results() -> None:
 def test_find_syscall_insn() -> None:
     assert find_syscall_insn(b"\x90\x90\x0f\x05\xc3", 0x7000) == 0x7002
     assert find_syscall_insn(b"\x90\x90", 0x7000) is None
+
+
+def test_process_vm_readv_splits_and_resumes() -> None:
+    """Many iovecs (more than IOV_MAX) and a remote list read back in order from our own process."""
+    import os
+
+    from criu_core.sys.memory import process_vm_readv
+
+    src = ctypes.create_string_buffer(bytes(range(256)) * 64)  # 16 KiB
+    base = ctypes.addressof(src)
+    remote = [(base + i * 8, 8) for i in range(2048)]  # 2048 iovecs of 8 bytes
+    dst = ctypes.create_string_buffer(16384)
+    assert process_vm_readv(os.getpid(), [(ctypes.addressof(dst), 16384)], remote) == 16384
+    assert dst.raw == src.raw[:16384]
