@@ -130,6 +130,9 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
             if st.plan.dead:
                 zombie_restore.make_zombie(st, states[st.plan.ppid])
         for st in states.values():
+            while st.helpers:
+                zombie_restore.end_helper(st.helpers.pop(), st)
+        for st in states.values():
             if not st.plan.dead:
                 _build_task(ctx, plan, st)
         memfd_restore.apply_seals(ctx)
@@ -216,6 +219,13 @@ def _write_stats(ctx: RestoreContext, forking: float, total: float, states: dict
 
 def _kill_seeds(states: object) -> None:
     for st in states:  # type: ignore[attr-defined]
+        for helper in st.helpers:
+            try:
+                os.kill(helper.tid, signal.SIGKILL)
+                os.waitpid(helper.tid, _WALL)
+            except OSError:
+                pass
+        st.helpers.clear()
         remote = st.remote
         if remote is None:
             continue
@@ -281,6 +291,9 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
     # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
     children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
     for child in children:
+        c = child.plan
+        if c.pgid not in (c.pid, st.plan.pgid) and c.pgid not in states and not _pid_exists(c.pgid):
+            _group_helper(ctx, st, c.pgid)
         st.scratch.reset()
         child.remote = fork_child_in(st.remote, child.plan.pid, flags=_shared_with_parent(child, st),
                                      scratch=st.scratch.alloc(256, 64))
@@ -290,6 +303,21 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         child.sigactions_now = dict(st.sigactions_now)
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
+
+
+def _pid_exists(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
+    """A process group whose leader is not in the images: as CRIU, a helper child with the leader's PID makes
+    the group (setpgid) for the members to join; it exits and is reaped once every task exists."""
+    st.scratch.reset()
+    helper = fork_child_in(st.remote, pgid, scratch=st.scratch.alloc(256, 64))
+    st.helpers.append(helper)
+    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
+    helper.syscall("setpgid", 0, 0)
+    ctx.log.info("helper %d forked from %d for process group %d", pgid, st.plan.pid, pgid)
 
 
 def _shared_with_parent(child: TaskState, parent: TaskState) -> int:

@@ -480,6 +480,7 @@ class TaskState:
     shm_fds: dict[int, int] = field(default_factory=dict)  # shmid -> fd in the task, closed with map_fds
     threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)
+    helpers: list[Any] = field(default_factory=list)  # children holding a group whose leader is gone
     sigactions_now: dict[int, tuple[int, ...]] = field(default_factory=dict)  # signal -> action it has now
     inheritable: set[int] = field(default_factory=set)  # VMAs mapped by the built-in handler, not a plugin
     pages_compared: int = 0  # pages of a child compared with its parent's (copy-on-write sharing)

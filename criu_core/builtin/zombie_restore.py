@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import struct
+from typing import Any
 
 from criu_core.arch.x86_64.regs import set_syscall
 from criu_core.arch.x86_64.syscalls import nr
@@ -20,9 +21,10 @@ from criu_core.ptrace.events import wait_tid
 from criu_core.restore_plan import TaskState
 from criu_core.sys import ptrace as pt
 
-__all__ = ["make_zombie"]
+__all__ = ["end_helper", "make_zombie"]
 
 PR_SET_NAME = 15
+_WALL = 0x40000000
 PR_SET_DUMPABLE = 4
 _SIG_DFL_ACTION = bytes(32)  # struct kernel_sigaction: handler SIG_DFL, flags, restorer, mask all 0
 # signals whose default action ends the task (kernel sig_fatal: neither ignored nor stop by default)
@@ -50,10 +52,25 @@ def make_zombie(st: TaskState, parent: TaskState) -> None:
         last = (nr("kill"), (p.pid, sig))
     else:
         last = (nr("exit_group"), ((code >> 8) & 0xFF,))
-    # The last syscall does not come back: run it untraced-style with PTRACE_CONT, every signal unblocked,
-    # and pass the fatal signal on at its signal-delivery-stop.
+    _run_to_exit(remote, *last)
+    st.remote = None
+    _take_sigchld(parent, p.pid)
+
+
+def end_helper(helper: Any, parent: TaskState) -> None:
+    """A helper that held a process group whose leader is gone (so that a member could join it) exits, and
+    its parent reaps it with an injected wait4, as CRIU's restorer waits for its helpers; the group lives on
+    in its members."""
+    _run_to_exit(helper, nr("exit_group"), (0,))
+    parent.remote.syscall("wait4", helper.pid, 0, _WALL, 0)
+    _take_sigchld(parent, helper.pid)
+
+
+def _run_to_exit(remote: Any, number: int, args: tuple[int, ...]) -> None:
+    """Run a last syscall that does not come back: PTRACE_CONT, every signal unblocked, a fatal signal passed
+    on at its signal-delivery-stop; our wait as its tracer then hands the dead task to its parent."""
     regs = remote.get_regs()
-    set_syscall(regs, remote.syscall_ip, last[0], last[1])
+    set_syscall(regs, remote.syscall_ip, number, args)
     pt.setregs(remote.tid, regs)
     pt.setsigmask(remote.tid, 0)
     remote.close()
@@ -62,10 +79,8 @@ def make_zombie(st: TaskState, parent: TaskState) -> None:
         stop = wait_tid(remote.tid)
         assert stop is not None
         if stop.gone:
-            break  # our wait as its tracer hands it to its parent, where it stays a zombie
+            break
         pt.cont(remote.tid, stop.sig if stop.kind == "signal" else 0)
-    st.remote = None
-    _take_sigchld(parent, p.pid)
 
 
 def _take_sigchld(parent: TaskState, pid: int) -> None:

@@ -43,9 +43,9 @@ def test_tree(zdtm, n: int) -> None:
     t.check()
 
 
-@pytest.mark.parametrize("mode", ["zombie", "zombiesig", "zombiegrp", "waitpid", "pgroups", "forker", "spawner"])
+@pytest.mark.parametrize("mode", ["zombie", "zombiesig", "zombiegrp", "orphangrp", "waitpid", "pgroups", "forker", "spawner"])
 def test_sessions(zdtm, mode: str) -> None:
-    """A zombie child (exited; killed by a signal; leader of a group a live sibling is in), a parent in waitpid across the restore, a session with two process groups, a process
+    """A zombie child (exited; killed by a signal; leader of a group a live sibling is in), a process in a group whose leader is gone, a parent in waitpid across the restore, a session with two process groups, a process
     that forks while it is being seized, and one that creates threads while it is being seized."""
     t = zdtm.start("sessions", mode)
     tree = _tree(t.pid) if mode not in ("forker", "spawner") else None

@@ -8,6 +8,9 @@
  *          after restore kcmp says both are still shared, the fd opened before the dump is there, and a
  *          chdir and an open by the parent are seen by the child (/proc/CHILD/cwd, /proc/CHILD/fd)
  * vmshare  a child made by clone(CLONE_VM) without CLONE_THREAD (the dump refuses it: the test checks that)
+ * orphangrp  the root (a child subreaper) forks A, which leads its own group, forks B into it and exits: B,
+ *          reparented to the root, is in a group whose leader is gone; after restore B is still in group A
+ *          (a helper with A's PID made it, as CRIU does) and the group can be signalled
  * waitpid  blocked in waitpid() on a live child (re-entered after restore); SIGUSR2's handler (SA_RESTART)
  *          sends the child SIGTERM, and waitpid must then return that child, killed by SIGTERM
  * pgroups  a session leader with two process groups: child A leads group A, child C joined group A, child B
@@ -25,6 +28,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -164,6 +168,42 @@ int main(int argc, char **argv)
 			zdtm_fail("the child does not see fd %d the parent opened", fd2);
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
+	} else if (!strcmp(mode, "orphangrp")) {
+		pid_t a, b = 0;
+		int pg, sid;
+		char path[64], buf[512];
+		FILE *f;
+
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper");
+		zdtm_setup((a = fork()) >= 0, "fork A");
+		if (!a) {
+			setpgid(0, 0);
+			if (!fork())
+				sleeper();
+			_exit(0);
+		}
+		zdtm_setup(waitpid(a, &st, 0) == a, "reap A");
+		for (;;) { /* B: our only child now, once reparented */
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", getpid(), getpid());
+			f = fopen(path, "r");
+			if (f && fscanf(f, "%d", &b) == 1) {
+				fclose(f);
+				break;
+			}
+			if (f)
+				fclose(f);
+			usleep(1000);
+		}
+		(void)buf;
+		zdtm_ready();
+		zdtm_wait_check();
+		proc_ids(b, &pg, &sid);
+		if (pg != a || sid != getpid())
+			zdtm_fail("B: pgrp %d sid %d, expected %d %d", pg, sid, a, getpid());
+		if (kill(-a, 0))
+			zdtm_fail("group %d cannot be signalled: %s", a, strerror(errno));
+		kill(b, SIGKILL);
+		waitpid(b, NULL, 0);
 	} else if (!strcmp(mode, "waitpid")) {
 		struct sigaction sa = { .sa_handler = usr2_kill_child, .sa_flags = SA_RESTART };
 		pid_t got;
