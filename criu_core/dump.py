@@ -3,7 +3,10 @@
 Engine entry point for the command line and RPC: :func:`run` (``criu_core.dump.run(ctx) -> int``). Plugins are
 reached only through ``ctx.host`` (:class:`criu_core.plugins.PluginHost`): ``criu_tree_frozen``,
 ``criu_vma_dump`` per mapping, ``criu_file_dump`` per descriptor, ``criu_task_dump`` per process, the device
-broadcasts, ``criu_init``/``criu_fini``. Any failure before the end releases every task exactly as it was
+broadcasts, ``criu_init``/``criu_fini``. Every hook is called from this (the tracer) thread, never from a pool:
+the kernel accepts some requests on a traced task only from its ptrace parent thread. Device order, as CRIU:
+pause (tree still running), seize, checkpoint (all tasks, before any memory), per task memory, files then
+dump-late; fini before the tree is released or killed, success or not. Any failure before the end releases every task exactly as it was
 (registers and signal masks put back, PTRACE_DETACH); images already written are left for inspection.
 
 Order per process (reference §3): threads (registers first, then injected queries), process-wide state, then
