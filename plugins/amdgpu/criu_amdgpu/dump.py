@@ -24,7 +24,6 @@ from criu_amdgpu import abi, kfd, proto
 from criu_amdgpu.bo_restore import dump_contents
 from criu_amdgpu.images import (
     kfd_image_name,
-    pages_image_name,
     render_image_name,
     topology_to_entries,
     write_message,

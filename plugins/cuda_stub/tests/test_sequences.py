@@ -399,7 +399,6 @@ def test_checkpoint_and_resume_run_inside_the_cores_thread_seam(host, fake_cuda,
                                                                 caplog):
     pid = spawn()
     fake_cuda.mark_cuda(pid)
-    events: list[tuple[str, int, int, int]] = []
 
     ctx = dump_ctx(host, tmp_path, leave_running=True)
     ctx.tracee.calls = lambda: len(fake_cuda.calls())
