@@ -485,6 +485,27 @@ class TaskState:
     inheritable: set[int] = field(default_factory=set)  # VMAs mapped by the built-in handler, not a plugin
     pages_compared: int = 0  # pages of a child compared with its parent's (copy-on-write sharing)
     pages_skipped_cow: int = 0  # ... and left shared, not written
+    next_fd: int = -1  # alloc_fd()'s next candidate
+
+    def alloc_fd(self) -> int:
+        """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""
+        n = max(self.next_fd, max((p.fd for p in self.plan.fds), default=-1) + 1)
+        try:
+            busy = {int(x) for x in os.listdir(f"/proc/{self.plan.pid}/fd")}
+        except OSError:
+            busy = set()
+        while n in busy:
+            n += 1
+        self.next_fd = n + 1
+        return n
+
+    def thread(self, tid: int) -> Any:
+        """The RemoteTask of thread ``tid`` (the leader's is :attr:`remote`)."""
+        if tid == self.plan.pid:
+            if self.remote is None:
+                raise KeyError(tid)
+            return self.remote
+        return self.threads[tid]
 
 
 TASKS_KEY: StashKey[dict[int, TaskState]] = StashKey("restore.tasks")
