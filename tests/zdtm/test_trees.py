@@ -23,7 +23,7 @@ def _tree(pid: int) -> dict[int, list[int]]:
     return out
 
 
-@pytest.mark.parametrize("n", [2, 16, 200])
+@pytest.mark.parametrize("n", [1, 2, 16, 200])
 def test_threads(zdtm, n: int) -> None:
     t = zdtm.start("threads", str(n))
     tids = _tids(t.pid)
