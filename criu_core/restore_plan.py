@@ -20,6 +20,25 @@ from criu_core.errors import ImageFormatError, UnsupportedResource
 from criu_core.images.framing import read_image
 from criu_core.images.pagemap import PAGE_SIZE, PE_PRESENT, nr_pages
 from criu_core.images.pagemap import flags as pe_flags
+from criu_core.images.vma import (
+    VMA_ANON_PRIVATE,
+    VMA_ANON_SHARED,
+    VMA_AREA_AIORING,
+    VMA_AREA_GUARD,
+    VMA_AREA_HEAP,
+    VMA_AREA_MEMFD,
+    VMA_AREA_REGULAR,
+    VMA_AREA_SHSTK,
+    VMA_AREA_SOCKET,
+    VMA_AREA_STACK,
+    VMA_AREA_SYSVIPC,
+    VMA_AREA_UPROBES,
+    VMA_AREA_VDSO,
+    VMA_AREA_VSYSCALL,
+    VMA_AREA_VVAR,
+    VMA_FILE_PRIVATE,
+    VMA_FILE_SHARED,
+)
 from criu_core.resources import VmaImage
 from criu_core.stash import StashKey
 
@@ -55,25 +74,6 @@ __all__ = [
 PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit (linux/threads.h); this machine's pid_max is lower
 NR_SIGNALS = 64
 MAX_FD = 1 << 20  # the default fs.nr_open; a larger fd number in an image is corrupt, not a real table
-
-# VMA status bits, criu/include/image.h (reference §3.4).
-VMA_AREA_REGULAR = 1 << 0
-VMA_AREA_STACK = 1 << 1
-VMA_AREA_VSYSCALL = 1 << 2
-VMA_AREA_VDSO = 1 << 3
-VMA_AREA_HEAP = 1 << 5
-VMA_FILE_PRIVATE = 1 << 6
-VMA_FILE_SHARED = 1 << 7
-VMA_ANON_SHARED = 1 << 8
-VMA_ANON_PRIVATE = 1 << 9
-VMA_AREA_SYSVIPC = 1 << 10
-VMA_AREA_SOCKET = 1 << 11
-VMA_AREA_VVAR = 1 << 12
-VMA_AREA_AIORING = 1 << 13
-VMA_AREA_MEMFD = 1 << 14
-VMA_AREA_SHSTK = 1 << 15
-VMA_AREA_GUARD = 1 << 16
-VMA_AREA_UPROBES = 1 << 17
 
 FD_TYPE_REG = 1  # fdinfo.proto fd_types
 TASK_DEAD = 2  # task_core_entry.task_state of a zombie (compel/include/uapi/task-state.h)

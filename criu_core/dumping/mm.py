@@ -7,6 +7,21 @@ MAP_GROWSDOWN, ``pgoff`` is in bytes, ``fd`` is always -1 and ``fdflags`` is set
 
 from __future__ import annotations
 
+from criu_core.images.vma import (
+    VMA_ANON_PRIVATE,
+    VMA_ANON_SHARED,
+    VMA_AREA_HEAP,
+    VMA_AREA_MEMFD,
+    VMA_AREA_REGULAR,
+    VMA_AREA_STACK,
+    VMA_AREA_SYSVIPC,
+    VMA_AREA_UPROBES,
+    VMA_AREA_VDSO,
+    VMA_AREA_VSYSCALL,
+    VMA_AREA_VVAR,
+    VMA_FILE_PRIVATE,
+    VMA_FILE_SHARED,
+)
 from criu_core.procfs.maps import MapEntry
 from criu_core.resources import Vma
 
@@ -39,20 +54,6 @@ __all__ = [
     "madv_bits",
     "to_vmas",
 ]
-
-VMA_AREA_REGULAR = 1 << 0
-VMA_AREA_STACK = 1 << 1
-VMA_AREA_VSYSCALL = 1 << 2
-VMA_AREA_VDSO = 1 << 3
-VMA_AREA_HEAP = 1 << 5
-VMA_FILE_PRIVATE = 1 << 6
-VMA_FILE_SHARED = 1 << 7
-VMA_ANON_SHARED = 1 << 8
-VMA_ANON_PRIVATE = 1 << 9
-VMA_AREA_SYSVIPC = 1 << 10
-VMA_AREA_VVAR = 1 << 12
-VMA_AREA_MEMFD = 1 << 14
-VMA_AREA_UPROBES = 1 << 17
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20

@@ -10,6 +10,8 @@ same JSON lets crit and criu-py read each other's output.
 
 from __future__ import annotations
 
+from criu_core.images.vma import VMA_STATUS_NAMES
+
 __all__ = ["FIELD_HINTS", "FLAG_MAPS", "GEN_MAPS", "SK_MAPS", "TASK_STATE_CRIT", "map_flags", "unmap_flags"]
 
 # (message, field) -> set of hints; "flags:<map>", "dict:<map>", "conv:<name>" carry a parameter.
@@ -99,27 +101,7 @@ FIELD_HINTS: dict[tuple[str, str], frozenset[str]] = {
 FLAG_MAPS: dict[str, tuple[tuple[str, int], ...]] = {
     "mmap.prot": (("PROT_READ", 0x1), ("PROT_WRITE", 0x2), ("PROT_EXEC", 0x4)),
     "mmap.flags": (("MAP_SHARED", 0x1), ("MAP_PRIVATE", 0x2), ("MAP_ANON", 0x20), ("MAP_GROWSDOWN", 0x100)),
-    # criu/include/image.h; bits 27..31 are in-memory bookkeeping but crit names VMA_UNSUPP, so do we.
-    "mmap.status": (
-        ("VMA_AREA_REGULAR", 1 << 0),
-        ("VMA_AREA_STACK", 1 << 1),
-        ("VMA_AREA_VSYSCALL", 1 << 2),
-        ("VMA_AREA_VDSO", 1 << 3),
-        ("VMA_AREA_HEAP", 1 << 5),
-        ("VMA_FILE_PRIVATE", 1 << 6),
-        ("VMA_FILE_SHARED", 1 << 7),
-        ("VMA_ANON_SHARED", 1 << 8),
-        ("VMA_ANON_PRIVATE", 1 << 9),
-        ("VMA_AREA_SYSVIPC", 1 << 10),
-        ("VMA_AREA_SOCKET", 1 << 11),
-        ("VMA_AREA_VVAR", 1 << 12),
-        ("VMA_AREA_AIORING", 1 << 13),
-        ("VMA_AREA_MEMFD", 1 << 14),
-        ("VMA_AREA_SHSTK", 1 << 15),
-        ("VMA_AREA_GUARD", 1 << 16),
-        ("VMA_AREA_UPROBES", 1 << 17),
-        ("VMA_UNSUPP", 1 << 31),
-    ),
+    "mmap.status": VMA_STATUS_NAMES,
     "rfile.flags": (
         ("O_WRONLY", 0o1),
         ("O_RDWR", 0o2),
