@@ -1,13 +1,10 @@
-"""Fixtures for the dump tests: a subreaper harness, C targets compiled with gcc, a plugin host, a dump helper."""
+"""Fixtures for the dump tests: a subreaper harness, C targets (``targets/`` and the shared ``tests/targets/``,
+compiled by ``tests/conftest.py``), a plugin host, a dump helper."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,68 +25,13 @@ def subreaper() -> None:
 
 
 @pytest.fixture(scope="session")
-def targets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not available")
-    out = tmp_path_factory.mktemp("dump-targets")
-    built = {}
-    for src in sorted(TARGETS.glob("*.c")):
-        exe = out / src.stem
-        subprocess.run(["gcc", "-O1", "-pthread", "-o", str(exe), str(src)], check=True)
-        built[src.stem] = exe
-    return built
-
-
-class Target:
-    """A running target in its own session, stdout to a log file."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.log = log
-        self.fh = open(log, "wb")  # noqa: SIM115 - open for the target's lifetime
-        self.proc = subprocess.Popen(
-            argv, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self.pid = self.proc.pid
-
-    def lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
-
-    def wait_output(self, pred: Callable[[list[str]], bool], timeout: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.lines()
-            if pred(lines):
-                return lines
-            time.sleep(0.01)
-        raise AssertionError(f"target {self.pid}: output never matched; last: {self.lines()[-3:]}")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except (subprocess.TimeoutExpired, ChildProcessError):
-            pass
-        self.fh.close()
+def targets(build_targets: Callable[[Path, str], dict[str, Path]]) -> dict[str, Path]:
+    return build_targets(TARGETS, "dump-targets")
 
 
 @pytest.fixture
-def spawn(tmp_path: Path, targets: dict[str, Path]) -> Iterator[Callable[..., Target]]:
-    started: list[Target] = []
-
-    def _spawn(name: str, *args: str) -> Target:
-        t = Target([str(targets[name]), *args], tmp_path / f"{name}-{len(started)}.log")
-        started.append(t)
-        return t
-
-    yield _spawn
-    for t in started:
-        t.stop()
+def spawn_new_session() -> bool:
+    return True  # each target in its own session; stop() kills the whole group (forker's children too)
 
 
 @pytest.fixture
