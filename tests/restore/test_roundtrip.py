@@ -7,7 +7,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,34 +40,71 @@ def _wait_lines(log: Path, n: int, timeout: float = 10) -> list[dict[str, str]]:
     raise AssertionError(f"{log} has fewer than {n} lines")
 
 
-def test_c_counter_round_trip(tmp_path: Path, restored: list[int]) -> None:
-    pytest.importorskip("criu_core.dump")
-    from criu_core import dump, restore
+def _build(tmp_path: Path, name: str) -> Path:
+    """Compile ``targets/<name>.c`` into ``tmp_path``."""
+    exe = tmp_path / name
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / f"{name}.c")], check=True)
+    return exe
 
-    exe = tmp_path / "counter"
-    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / "counter.c")], check=True)
-    log = tmp_path / "counter.log"
-    proc = subprocess.Popen([str(exe), str(log)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    pid = proc.pid
+
+@contextmanager
+def _running(argv: list[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in a session of its own; kill and reap it on the way out if it is still running."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        _wait_lines(log, 3)
-        images = tmp_path / "images"
-        images.mkdir()
-        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
-                           root_pid=pid, log=logging.getLogger("criu"))
-        assert dump.run(dctx) == 0
-        proc.wait(5)  # killed by the dump; reaping frees the PID
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    dumped = _lines(log)
-    last = int(dumped[-1]["n"])
+
+
+def _dump(proc: subprocess.Popen[bytes], tmp_path: Path) -> Path:
+    """Dump ``proc``'s tree with our dump into ``tmp_path/images`` (which kills it) and reap it; the images."""
+    from criu_core import dump
+
+    images = tmp_path / "images"
+    images.mkdir()
+    dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
+                       root_pid=proc.pid, log=logging.getLogger("criu"))
+    assert dump.run(dctx) == 0
+    proc.wait(5)  # killed by the dump; reaping frees the PID
+    return images
+
+
+def _restore(images: Path) -> None:
+    """Restore ``images`` detached with our restore."""
+    from criu_core import restore
+
     rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
                           images_dir=images, log=logging.getLogger("criu"))
     assert restore.run(rctx) == 0
+
+
+def _c_round_trip(
+    tmp_path: Path, restored: list[int], name: str, ready: int
+) -> tuple[int, Path, Path, list[dict[str, str]]]:
+    """Run C target ``name`` (its log as argv[1]) until it logged ``ready`` lines, dump it, restore it detached.
+
+    Returns (pid, executable, log, the log lines written before the dump)."""
+    exe = _build(tmp_path, name)
+    log = tmp_path / f"{name}.log"
+    with _running([str(exe), str(log)], tmp_path) as proc:
+        pid = proc.pid
+        _wait_lines(log, ready)
+        images = _dump(proc, tmp_path)
+    dumped = _lines(log)
+    _restore(images)
     restored.append(pid)
+    return pid, exe, log, dumped
+
+
+def test_c_counter_round_trip(tmp_path: Path, restored: list[int]) -> None:
+    pytest.importorskip("criu_core.dump")
+
+    pid, exe, log, dumped = _c_round_trip(tmp_path, restored, "counter", 3)
+    last = int(dumped[-1]["n"])
     lines = _wait_lines(log, len(dumped) + 5)
     after = lines[len(dumped):]
     assert [int(x["n"]) for x in after] == list(range(last + 1, last + 1 + len(after)))
@@ -77,31 +117,8 @@ def test_signals_timers_seccomp_round_trip(tmp_path: Path, restored: list[int]) 
     """itimer, SA_ONSTACK handler on a sigaltstack, blocked mask, no_new_privs and a seccomp filter survive;
     pause() interrupted by the dump is re-entered."""
     pytest.importorskip("criu_core.dump")
-    from criu_core import dump, restore
 
-    exe = tmp_path / "signals"
-    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / "signals.c")], check=True)
-    log = tmp_path / "signals.log"
-    proc = subprocess.Popen([str(exe), str(log)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    pid = proc.pid
-    try:
-        _wait_lines(log, 3)
-        images = tmp_path / "images"
-        images.mkdir()
-        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
-                           root_pid=pid, log=logging.getLogger("criu"))
-        assert dump.run(dctx) == 0
-        proc.wait(5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    dumped = _lines(log)
-    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
-                          images_dir=images, log=logging.getLogger("criu"))
-    assert restore.run(rctx) == 0
-    restored.append(pid)
+    pid, _exe, log, dumped = _c_round_trip(tmp_path, restored, "signals", 3)
     lines = _wait_lines(log, len(dumped) + 5)
     after = lines[len(dumped):]
     assert [int(x["n"]) for x in after] == list(range(int(dumped[-1]["n"]) + 1, int(dumped[-1]["n"]) + 1 + len(after)))
@@ -120,31 +137,8 @@ def test_pipe_eventfd_signalfd_timerfd_epoll_round_trip(tmp_path: Path, restored
     """Queued pipe bytes, the eventfd count, the signalfd mask, the timerfd interval and the epoll targets
     (with their data) are all back; the target's epoll keeps seeing both targets ready."""
     pytest.importorskip("criu_core.dump")
-    from criu_core import dump, restore
 
-    exe = tmp_path / "fds"
-    subprocess.run(["gcc", "-O1", "-o", str(exe), str(TARGETS / "fds.c")], check=True)
-    log = tmp_path / "fds.log"
-    proc = subprocess.Popen([str(exe), str(log)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    pid = proc.pid
-    try:
-        _wait_lines(log, 2)
-        images = tmp_path / "images"
-        images.mkdir()
-        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
-                           root_pid=pid, log=logging.getLogger("criu"))
-        assert dump.run(dctx) == 0
-        proc.wait(5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    dumped = _lines(log)
-    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
-                          images_dir=images, log=logging.getLogger("criu"))
-    assert restore.run(rctx) == 0
-    restored.append(pid)
+    pid, _exe, log, dumped = _c_round_trip(tmp_path, restored, "fds", 2)
     after = _wait_lines(log, len(dumped) + 3)[len(dumped):]
     assert all(x["ready"] == "2" and x["sum"] == "85" for x in after), after
     assert "eventfd-count: 5" in _fdinfo(pid, 5)
@@ -178,31 +172,17 @@ def test_tree_and_threads_round_trip(tmp_path: Path, restored: list[int], argv: 
     """Our dump of a shell with two children, and of a python with three threads, restores with every PID/TID
     and the same parents."""
     pytest.importorskip("criu_core.dump")
-    from criu_core import dump, restore
 
-    proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    pid = proc.pid
-    try:
+    with _running(argv, tmp_path) as proc:
+        pid = proc.pid
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(_descendants(pid)) + len(os.listdir(f"/proc/{pid}/task")) < 3:
             time.sleep(0.05)
         time.sleep(0.2)
         kids = sorted(_descendants(pid))
         tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-        images = tmp_path / "images"
-        images.mkdir()
-        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
-                           root_pid=pid, log=logging.getLogger("criu"))
-        assert dump.run(dctx) == 0
-        proc.wait(5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
-                          images_dir=images, log=logging.getLogger("criu"))
-    assert restore.run(rctx) == 0
+        images = _dump(proc, tmp_path)
+    _restore(images)
     restored.extend([*kids, pid])
     assert sorted(_descendants(pid)) == kids
     assert sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")) == tids
@@ -220,36 +200,21 @@ def test_unix_sockets_and_pipe_round_trip(tmp_path: Path, restored: list[int]) -
     from criu_core.sys.proc import pidfd_getfd
 
     pytest.importorskip("criu_core.dump")
-    from criu_core import dump, restore
 
     target = Path(__file__).parents[1] / "dump" / "sockets_target.py"
     if not target.exists():
         pytest.skip("the dump tests' socket target is not here")
     out = tmp_path / "out"
-    with open(out, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-S", str(target)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                                stdout=f, stderr=subprocess.DEVNULL, start_new_session=True)
-    pid = proc.pid
-    try:
+    with open(out, "w") as f, _running([sys.executable, "-S", str(target)], tmp_path, stdout=f) as proc:
+        pid = proc.pid
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "ready" not in out.read_text():
             time.sleep(0.05)
         fds = [int(x) for x in out.read_text().split()[1:8]]
         r, _w, s1, s2, _d1, d2, _ls = fds
-        images = tmp_path / "images"
-        images.mkdir()
-        dctx = DumpContext(options=Options(), host=PluginHost(load_entry_points=False), images_dir=images,
-                           root_pid=pid, log=logging.getLogger("criu"))
-        assert dump.run(dctx) == 0
-        proc.wait(5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    rctx = RestoreContext(options=Options(restore_detached=True), host=PluginHost(load_entry_points=False),
-                          images_dir=images, log=logging.getLogger("criu"))
+        images = _dump(proc, tmp_path)
     restored.append(pid)
-    assert restore.run(rctx) == 0
+    _restore(images)
     pidfd = os.pidfd_open(pid)
     try:
         rd = pidfd_getfd(pidfd, r)
