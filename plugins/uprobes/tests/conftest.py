@@ -12,8 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import criu_uprobes.plugin as uprobes_plugin
 import pytest
 from criu_uprobes.tracefs import Tracefs, UprobeEvent, symbol_file_offset
+
+from criu_core.context import DumpContext, RestoreContext
+from criu_core.images.messages import new
 
 TARGET_SRC = Path(__file__).parent / "targets" / "uprobe_target.c"
 _counter = itertools.count()
@@ -145,3 +149,52 @@ def wait_for_fixture() -> Callable[..., object]:
 @pytest.fixture(name="maps_line")
 def maps_line_fixture() -> Callable[[int, str], str | None]:
     return maps_line
+
+
+# ------------------------------------------------------------------------------------------ hooks through a host
+
+
+def not_ours(claim) -> bool:
+    """The plugin left the VMA to others (the built-in memory handler claims ordinary mappings)."""
+    return claim is None or claim.plugin != "uprobes"
+
+
+@pytest.fixture(name="not_ours")
+def not_ours_fixture() -> Callable[[object], bool]:
+    return not_ours
+
+
+@pytest.fixture
+def host(plugin_host):
+    """The core's ``plugin_host`` with this plugin registered as its distribution would register it."""
+    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
+    return plugin_host
+
+
+def _options(host, opts: dict[str, object]):
+    options = host.options.defaults()
+    for k, v in opts.items():
+        setattr(options, k, v)
+    return options
+
+
+@pytest.fixture
+def dump_ctx(host, tmp_path: Path) -> Callable[..., DumpContext]:
+    """``dump_ctx(**options)``: a DumpContext on ``host`` and ``tmp_path`` whose inventory is as a dump starts it
+    (CRIU 4.2: img_version 2, fdinfo_per_id)."""
+
+    def make(**opts: object) -> DumpContext:
+        inventory = new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
+        return DumpContext(options=_options(host, opts), host=host, images_dir=tmp_path, inventory=inventory)
+
+    return make
+
+
+@pytest.fixture
+def restore_ctx(host, tmp_path: Path) -> Callable[..., RestoreContext]:
+    """``restore_ctx(**options)``: a RestoreContext on ``host`` and ``tmp_path``."""
+
+    def make(**opts: object) -> RestoreContext:
+        return RestoreContext(options=_options(host, opts), host=host, images_dir=tmp_path)
+
+    return make

@@ -7,12 +7,9 @@ import os
 import signal
 from types import SimpleNamespace
 
-import criu_uprobes.plugin as uprobes_plugin
 import pytest
 
-from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
-from criu_core.images.messages import new
 from criu_core.resources import Vma
 
 pytestmark = pytest.mark.root
@@ -52,30 +49,6 @@ def vma_from_maps_line(pid: int, line: str) -> Vma:
     )
 
 
-def new_inventory():
-    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
-    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
-
-
-def not_ours(claim) -> bool:
-    """The plugin left the VMA to others (the built-in memory handler claims ordinary mappings)."""
-    return claim is None or claim.plugin != "uprobes"
-
-
-@pytest.fixture
-def host(plugin_host):
-    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
-    return plugin_host
-
-
-def ctx_for(host, tmp_path, cls, **opts):
-    options = host.options.defaults()
-    for k, v in opts.items():
-        setattr(options, k, v)
-    extra = {"inventory": new_inventory()} if cls is DumpContext else {}
-    return cls(options=options, host=host, images_dir=tmp_path, **extra)
-
-
 @pytest.fixture
 def probed_task(uprobe, spawn_target, wait_for, maps_line):
     """A running target that has hit an enabled uprobe on uprobe_target: it has a [uprobes] mapping."""
@@ -93,10 +66,10 @@ def test_uprobes_vma_looks_as_documented(probed_task):
     assert {"ex", "io", "dc", "de"} <= vma.vmflags  # VM_IO: a generic handler would call it unsupported
 
 
-def test_dump_refused_without_option_and_task_keeps_running(host, tmp_path, probed_task, wait_for):
+def test_dump_refused_without_option_and_task_keeps_running(host, tmp_path, probed_task, wait_for, dump_ctx):
     t = probed_task.target
     vma = vma_from_maps_line(t.pid, probed_task.line)
-    ctx = ctx_for(host, tmp_path, DumpContext)
+    ctx = dump_ctx()
     os.kill(t.pid, signal.SIGSTOP)  # as frozen for a dump; a failed dump lets it go again
     try:
         with pytest.raises(
@@ -111,16 +84,16 @@ def test_dump_refused_without_option_and_task_keeps_running(host, tmp_path, prob
     assert t.alive() and "SIGTRAP" not in t.output()
 
 
-def test_dump_with_option_drops_the_vma_and_sets_the_inventory_flag(host, tmp_path, probed_task):
+def test_dump_with_option_drops_the_vma_and_sets_the_inventory_flag(host, tmp_path, probed_task, dump_ctx):
     vma = vma_from_maps_line(probed_task.target.pid, probed_task.line)
-    ctx = ctx_for(host, tmp_path, DumpContext, allow_uprobes=True)
+    ctx = dump_ctx(allow_uprobes=True)
     claim = host.vma_dump(ctx, vma)
     assert claim.skip and claim.plugin == "uprobes"
     assert ctx.inventory.allow_uprobes is True
 
 
-def test_other_mappings_of_a_probed_task_are_not_claimed(host, tmp_path, probed_task):
-    ctx = ctx_for(host, tmp_path, DumpContext, allow_uprobes=True)
+def test_other_mappings_of_a_probed_task_are_not_claimed(host, tmp_path, probed_task, dump_ctx, not_ours):
+    ctx = dump_ctx(allow_uprobes=True)
     with open(f"/proc/{probed_task.target.pid}/maps") as f:
         others = [ln for ln in f.read().splitlines() if not ln.endswith("[uprobes]")]
     for line in others:
@@ -128,13 +101,13 @@ def test_other_mappings_of_a_probed_task_are_not_claimed(host, tmp_path, probed_
     assert not ctx.inventory.HasField("allow_uprobes")
 
 
-def test_restore_inventory_check_needs_the_option(host, tmp_path, probed_task):
+def test_restore_inventory_check_needs_the_option(host, tmp_path, probed_task, dump_ctx, restore_ctx):
     # the inventory a dump with the option wrote, from the real claim
-    dctx = ctx_for(host, tmp_path, DumpContext, allow_uprobes=True)
+    dctx = dump_ctx(allow_uprobes=True)
     host.vma_dump(dctx, vma_from_maps_line(probed_task.target.pid, probed_task.line))
     with pytest.raises(CriuError, match="Dumped with --allow-uprobes. Need to set it on restore as well."):
-        host.inventory_check(ctx_for(host, tmp_path, RestoreContext), dctx.inventory)
-    host.inventory_check(ctx_for(host, tmp_path, RestoreContext, allow_uprobes=True), dctx.inventory)
+        host.inventory_check(restore_ctx(), dctx.inventory)
+    host.inventory_check(restore_ctx(allow_uprobes=True), dctx.inventory)
 
 
 def test_probe_cleanup_leaves_no_event(tracefs, uprobe, spawn_target, wait_for, maps_line):

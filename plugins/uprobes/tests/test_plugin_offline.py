@@ -5,10 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-import criu_uprobes.plugin as uprobes_plugin
 import pytest
 
-from criu_core.context import DumpContext, RestoreContext
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.messages import new
 from criu_core.resources import Vma
@@ -25,36 +23,6 @@ XOL = Vma(
 HEAP = Vma(pid=4242, start=0x55C164CF4000, end=0x55C164D15000, prot=3, flags=2, name="[heap]")
 
 
-def new_inventory():
-    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
-    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
-
-
-def not_ours(claim) -> bool:
-    """The plugin left the VMA to others (the built-in memory handler claims ordinary mappings)."""
-    return claim is None or claim.plugin != "uprobes"
-
-
-@pytest.fixture
-def host(plugin_host):
-    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
-    return plugin_host
-
-
-def dump_ctx(host, tmp_path, **opts) -> DumpContext:
-    options = host.options.defaults()
-    for k, v in opts.items():
-        setattr(options, k, v)
-    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=new_inventory())
-
-
-def restore_ctx(host, tmp_path, **opts) -> RestoreContext:
-    options = host.options.defaults()
-    for k, v in opts.items():
-        setattr(options, k, v)
-    return RestoreContext(options=options, host=host, images_dir=tmp_path)
-
-
 def test_option_is_declared_for_dump_and_restore(host):
     spec = host.options.specs["allow-uprobes"]
     assert spec.kind == "flag" and spec.owner == "uprobes"
@@ -68,62 +36,62 @@ def test_resync_option_is_declared_for_restore_only(host):
     assert host.options.defaults().uprobes_resync is False
 
 
-def test_uprobes_vma_refused_without_the_option(host, tmp_path):
-    ctx = dump_ctx(host, tmp_path)
+def test_uprobes_vma_refused_without_the_option(host, tmp_path, dump_ctx):
+    ctx = dump_ctx()
     with pytest.raises(UnsupportedResource) as err:
         host.vma_dump(ctx, XOL)
     assert str(err.value) == "PID 4242 has uprobes vma. Consider using --allow-uprobes"
     assert not ctx.inventory.HasField("allow_uprobes")
 
 
-def test_uprobes_vma_dropped_with_the_option_and_inventory_flag_set(host, tmp_path):
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+def test_uprobes_vma_dropped_with_the_option_and_inventory_flag_set(host, tmp_path, dump_ctx):
+    ctx = dump_ctx(allow_uprobes=True)
     claim = host.vma_dump(ctx, XOL)
     assert claim.skip and claim.plugin == "uprobes"
     assert ctx.inventory.allow_uprobes is True
 
 
-def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path):
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+def test_option_without_uprobes_vma_leaves_the_inventory_alone(host, tmp_path, dump_ctx, not_ours):
+    ctx = dump_ctx(allow_uprobes=True)
     assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=HEAP))
     assert not ctx.inventory.HasField("allow_uprobes")
 
 
-def test_name_must_match_exactly(host, tmp_path):
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+def test_name_must_match_exactly(host, tmp_path, dump_ctx, not_ours):
+    ctx = dump_ctx(allow_uprobes=True)
     lookalike = Vma(
         pid=1, start=0x1000, end=0x2000, prot=5, flags=2, name="/tmp/[uprobes]", inode=7, path="/tmp/[uprobes]"
     )
     assert not_ours(host.pm.hook.criu_vma_dump(ctx=ctx, vma=lookalike))
 
 
-def test_restore_refused_without_the_option(host, tmp_path):
-    ctx = restore_ctx(host, tmp_path)
+def test_restore_refused_without_the_option(host, tmp_path, restore_ctx):
+    ctx = restore_ctx()
     with pytest.raises(CriuError, match=r"^Dumped with --allow-uprobes\. Need to set it on restore as well\.$"):
         host.inventory_check(ctx, new("inventory.inventory_entry", img_version=2, allow_uprobes=True))
 
 
-def test_restore_accepted_with_the_option_or_without_the_flag(host, tmp_path):
+def test_restore_accepted_with_the_option_or_without_the_flag(host, tmp_path, restore_ctx):
     flagged = new("inventory.inventory_entry", img_version=2, allow_uprobes=True)
-    host.inventory_check(restore_ctx(host, tmp_path, allow_uprobes=True), flagged)
-    host.inventory_check(restore_ctx(host, tmp_path), new("inventory.inventory_entry", img_version=2))  # absent
-    host.inventory_check(restore_ctx(host, tmp_path), SimpleNamespace())  # a stand-in without the field
+    host.inventory_check(restore_ctx(allow_uprobes=True), flagged)
+    host.inventory_check(restore_ctx(), new("inventory.inventory_entry", img_version=2))  # absent
+    host.inventory_check(restore_ctx(), SimpleNamespace())  # a stand-in without the field
 
 
-def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir):
+def test_inventory_flag_survives_the_image_file(host, tmp_path, image_dir, dump_ctx, restore_ctx):
     from criu_core.images.imagedir import ImageDir
 
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    ctx = dump_ctx(allow_uprobes=True)
     host.vma_dump(ctx, XOL)
     ImageDir(image_dir).write_one("inventory", ctx.inventory)
     inv = ImageDir(image_dir).read_one("inventory")
     assert inv.HasField("allow_uprobes") and inv.allow_uprobes
     with pytest.raises(CriuError, match="Need to set it on restore as well"):
-        host.inventory_check(restore_ctx(host, tmp_path), inv)
+        host.inventory_check(restore_ctx(), inv)
 
 
-def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path, dump_ctx):
+    ctx = dump_ctx(allow_uprobes=True)
     host.vma_dump(ctx, XOL)
     assert "uprobes" not in ctx.used_plugins
 
@@ -131,16 +99,16 @@ def test_dump_with_allow_uprobes_stays_restorable_by_criu_4_2(host, tmp_path):
 TRAMP = Vma(pid=4242, start=0x55C15A087000, end=0x55C15A088000, prot=5, flags=2, name="[uprobes-trampoline]")
 
 
-def test_trampoline_refused_without_the_option(host, tmp_path):
+def test_trampoline_refused_without_the_option(host, tmp_path, dump_ctx):
     with pytest.raises(
         UnsupportedResource,
         match=r"^PID 4242 has uprobes vma \(\[uprobes-trampoline\] "
         r"55c15a087000-55c15a088000\)\. Consider using --allow-uprobes$",
     ):
-        host.vma_dump(dump_ctx(host, tmp_path), TRAMP)
+        host.vma_dump(dump_ctx(), TRAMP)
 
 
-def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_proc):
+def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_proc, dump_ctx):
     from criu_uprobes.vmas import dump_trampoline_vma
 
     # recorded from a task stopped with its pc in the trampoline code (between "syscall" and "pop %rax")
@@ -152,7 +120,7 @@ def test_trampoline_refused_while_a_thread_runs_in_it(host, tmp_path, recorded_p
             "4242/task/4243/syscall": "230 0x0 0x0 0x7ffe5b5981e0 0x0 0x0 0x75 0x7ffe5b5981c8 0x7effb0c4a503\n",
         }
     )
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    ctx = dump_ctx(allow_uprobes=True)
     with pytest.raises(
         UnsupportedResource,
         match=r"thread 4242 is inside the optimised uprobe trampoline "

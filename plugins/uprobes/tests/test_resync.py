@@ -10,29 +10,14 @@ from __future__ import annotations
 import os
 import signal
 
-import criu_uprobes.plugin as uprobes_plugin
 import pytest
 from criu_uprobes.textscan import parse_maps, write_text
 from criu_uprobes.tracefs import symbol_file_offset
 
-from criu_core.context import RestoreContext
 from criu_core.images.messages import new
 from criu_core.resources import VmaImage
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def host(plugin_host):
-    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
-    return plugin_host
-
-
-def restore_ctx(host, tmp_path, **opts) -> RestoreContext:
-    options = host.options.defaults()
-    for k, v in opts.items():
-        setattr(options, k, v)
-    return RestoreContext(options=options, host=host, images_dir=tmp_path)
 
 
 def code_vma(pid: int, target_bin, symbol: str = "uprobe_target") -> tuple[VmaImage, int, bytes]:
@@ -69,21 +54,21 @@ def stopped(spawn_target, wait_for):
     return t
 
 
-def test_stale_breakpoint_kills_the_task_without_resync(host, tmp_path, stopped, target_bin, wait_for):
+def test_stale_breakpoint_kills_the_task_without_resync(host, tmp_path, stopped, target_bin, wait_for, restore_ctx):
     """The failure --allow-uprobes promises away: a dumped breakpoint without its probe."""
     vma, site, _ = code_vma(stopped.pid, target_bin)
     write_text(stopped.pid, site, b"\xcc")  # the dumped page, as the core writes it back
-    host.vma_pages_restore(restore_ctx(host, tmp_path), vma, remote=None)  # option off: nothing changes
+    host.vma_pages_restore(restore_ctx(), vma, remote=None)  # option off: nothing changes
     assert byte_at(stopped.pid, site) == b"\xcc"
     os.kill(stopped.pid, signal.SIGCONT)
     assert stopped.proc.wait(timeout=10) == 42
     assert "SIGTRAP si_code=0x80" in stopped.output()  # SI_KERNEL: an int3 no uprobe owns
 
 
-def test_resync_removes_a_stale_breakpoint(host, tmp_path, stopped, target_bin, wait_for):
+def test_resync_removes_a_stale_breakpoint(host, tmp_path, stopped, target_bin, wait_for, restore_ctx):
     vma, site, first = code_vma(stopped.pid, target_bin)
     write_text(stopped.pid, site, b"\xcc")
-    host.vma_pages_restore(restore_ctx(host, tmp_path, uprobes_resync=True), vma, remote=None)
+    host.vma_pages_restore(restore_ctx(uprobes_resync=True), vma, remote=None)
     assert byte_at(stopped.pid, site) == first
     os.kill(stopped.pid, signal.SIGCONT)
     before = stopped.iterations()
@@ -92,7 +77,7 @@ def test_resync_removes_a_stale_breakpoint(host, tmp_path, stopped, target_bin, 
 
 
 def test_resync_keeps_the_breakpoint_of_an_active_probe(
-    host, tmp_path, uprobe, spawn_target, target_bin, wait_for, maps_line
+    host, tmp_path, uprobe, spawn_target, target_bin, wait_for, maps_line, restore_ctx
 ):
     ev = uprobe("uprobe_target")
     ev.enable()
@@ -102,7 +87,7 @@ def test_resync_keeps_the_breakpoint_of_an_active_probe(
     vma, site, _ = code_vma(t.pid, target_bin)
     try:
         assert byte_at(t.pid, site) == b"\xcc"
-        host.vma_pages_restore(restore_ctx(host, tmp_path, uprobes_resync=True), vma, remote=None)
+        host.vma_pages_restore(restore_ctx(uprobes_resync=True), vma, remote=None)
         assert byte_at(t.pid, site) == b"\xcc"
     finally:
         os.kill(t.pid, signal.SIGCONT)
@@ -110,25 +95,27 @@ def test_resync_keeps_the_breakpoint_of_an_active_probe(
     wait_for(lambda: ev.hits() > hits + 2, what="the probe to keep firing")
 
 
-def test_resync_puts_in_a_probe_added_since_the_dump(host, tmp_path, uprobe, stopped, target_bin, wait_for):
+def test_resync_puts_in_a_probe_added_since_the_dump(
+    host, tmp_path, uprobe, stopped, target_bin, wait_for, restore_ctx
+):
     vma, site, first = code_vma(stopped.pid, target_bin)
     ev = uprobe("uprobe_target")
     ev.enable()  # the kernel installs the breakpoint in every task that maps the file ...
     wait_for(lambda: byte_at(stopped.pid, site) == b"\xcc", what="the kernel's breakpoint")
     write_text(stopped.pid, site, first)  # ... and the core's write of the dumped page wipes it out
-    host.vma_pages_restore(restore_ctx(host, tmp_path, uprobes_resync=True), vma, remote=None)
+    host.vma_pages_restore(restore_ctx(uprobes_resync=True), vma, remote=None)
     assert byte_at(stopped.pid, site) == b"\xcc"
     os.kill(stopped.pid, signal.SIGCONT)
     wait_for(lambda: ev.hits() > 2, what="the new probe to fire in the task")
     assert "SIGTRAP" not in stopped.output()
 
 
-def test_resync_leaves_pages_the_task_changed_itself(host, tmp_path, stopped, target_bin):
+def test_resync_leaves_pages_the_task_changed_itself(host, tmp_path, stopped, target_bin, restore_ctx):
     vma, site, _ = code_vma(stopped.pid, target_bin)
     nop5 = site - symbol_file_offset(target_bin, "uprobe_target") + symbol_file_offset(target_bin, "nop5_target")
     assert site >> 12 == nop5 >> 12, "both functions on one page"
     write_text(stopped.pid, site, b"\xcc")
     write_text(stopped.pid, nop5 + 6, b"\x90")  # the ud2 after nop5_target's ret: never run
-    ctx = restore_ctx(host, tmp_path, uprobes_resync=True)
+    ctx = restore_ctx(uprobes_resync=True)
     host.vma_pages_restore(ctx, vma, remote=None)
     assert byte_at(stopped.pid, site) == b"\xcc"  # not ours to judge: left as dumped

@@ -12,35 +12,14 @@ import os
 import signal
 from types import SimpleNamespace
 
-import criu_uprobes.plugin as uprobes_plugin
 import pytest
 from criu_uprobes.textscan import NOP5, parse_maps, scan_text
 from criu_uprobes.tracefs import symbol_file_offset
 
-from criu_core.context import DumpContext
 from criu_core.errors import UnsupportedResource
-from criu_core.images.messages import new
 from criu_core.resources import Vma
 
 pytestmark = pytest.mark.root
-
-
-def new_inventory():
-    """An inventory_entry as a dump starts it (CRIU 4.2: img_version 2, fdinfo_per_id)."""
-    return new("inventory.inventory_entry", img_version=2, fdinfo_per_id=True)
-
-
-@pytest.fixture
-def host(plugin_host):
-    plugin_host.register(uprobes_plugin, "uprobes", distribution="criu-plugin-uprobes")
-    return plugin_host
-
-
-def dump_ctx(host, tmp_path, **opts) -> DumpContext:
-    options = host.options.defaults()
-    for k, v in opts.items():
-        setattr(options, k, v)
-    return DumpContext(options=options, host=host, images_dir=tmp_path, inventory=new_inventory())
 
 
 def trampoline_vma(pid: int) -> Vma | None:
@@ -92,7 +71,7 @@ def test_optimised_site_calls_into_the_trampoline(optimised, maps_line, target_b
         mem.read(16)
 
 
-def test_refused_without_the_option(host, tmp_path, optimised, wait_for):
+def test_refused_without_the_option(host, tmp_path, optimised, wait_for, dump_ctx):
     t = optimised.target
     os.kill(t.pid, signal.SIGSTOP)
     try:
@@ -101,7 +80,7 @@ def test_refused_without_the_option(host, tmp_path, optimised, wait_for):
             match=rf"^PID {t.pid} has uprobes vma \(\[uprobes-trampoline\] "
             r"[0-9a-f]+-[0-9a-f]+\)\. Consider using --allow-uprobes$",
         ):
-            host.vma_dump(dump_ctx(host, tmp_path), optimised.tramp)
+            host.vma_dump(dump_ctx(), optimised.tramp)
     finally:
         os.kill(t.pid, signal.SIGCONT)
     before = t.iterations()
@@ -109,10 +88,10 @@ def test_refused_without_the_option(host, tmp_path, optimised, wait_for):
 
 
 def test_with_the_option_sites_are_unoptimised_and_the_trampoline_dropped(
-    host, tmp_path, optimised, wait_for, target_bin
+    host, tmp_path, optimised, wait_for, target_bin, dump_ctx
 ):
     t, ev = optimised.target, optimised.event
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    ctx = dump_ctx(allow_uprobes=True)
     os.kill(t.pid, signal.SIGSTOP)
     try:
         claim = host.vma_dump(ctx, optimised.tramp)
@@ -134,13 +113,13 @@ def test_with_the_option_sites_are_unoptimised_and_the_trampoline_dropped(
     )
 
 
-def test_unused_trampoline_is_dropped(host, tmp_path, optimised, wait_for, target_bin):
+def test_unused_trampoline_is_dropped(host, tmp_path, optimised, wait_for, target_bin, dump_ctx):
     """Disabling the probe puts the nop back but leaves the trampoline mapped: nothing uses it any more."""
     t = optimised.target
     optimised.event.disable()
     wait_for(lambda: site_bytes(t.pid, target_bin) == NOP5, what="the kernel to put the nop back")
     assert trampoline_vma(t.pid) is not None
-    ctx = dump_ctx(host, tmp_path, allow_uprobes=True)
+    ctx = dump_ctx(allow_uprobes=True)
     os.kill(t.pid, signal.SIGSTOP)
     try:
         assert host.vma_dump(ctx, optimised.tramp).skip
