@@ -60,17 +60,37 @@ def alive(pid: int) -> bool:
         return False
 
 
+def probed_target(uprobe, spawn_target, wait_for, maps_line, symbol: str, mode: str, mapping: str):
+    """Enable a uprobe on ``symbol``, start the target in ``mode`` and wait for ``mapping`` in its maps."""
+    ev = uprobe(symbol)
+    ev.enable()
+    t = spawn_target(mode)
+    wait_for(lambda: maps_line(t.pid, mapping), what=f"{mapping} in the target's maps")
+    return ev, t
+
+
+def dump_ok(t, tmp_path: Path, *args: str) -> None:
+    """``criu-py dump -t PID -D d ARGS`` succeeds; the dumped task is reaped so its PID is free for the restore."""
+    res = run("dump", "-t", str(t.pid), "-D", "d", *args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    t.proc.wait()
+
+
+def restore_ok(subreaper, pid: int, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    """``criu-py restore -D d -d ARGS`` succeeds; ``pid`` is left to the subreaper fixture to kill and reap."""
+    res = run("restore", "-D", "d", "-d", *args, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    subreaper.append(pid)
+
+
 def iterations(log: Path) -> int:
     lines = [ln for ln in log.read_text().splitlines() if ln.startswith("iter ")]
     return int(lines[-1].split()[1]) if lines else -1
 
 
 def test_dump_and_restore_with_a_real_uprobe(subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path):
-    ev = uprobe("uprobe_target")
-    ev.enable()
-    t = spawn_target("xol")
+    ev, t = probed_target(uprobe, spawn_target, wait_for, maps_line, "uprobe_target", "xol", "[uprobes]")
     pid = t.pid
-    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
 
     res = run("dump", "-t", str(pid), "-D", "d0", "-v4", "-o", "dump.log", cwd=tmp_path)
     assert res.returncode != 0
@@ -107,18 +127,11 @@ def _log(path: Path) -> str:
 
 def test_probe_removed_before_restore_gives_sigtrap(subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path):
     """What --allow-uprobes promises away: the dumped code holds the breakpoint; without the probe, SIGTRAP."""
-    ev = uprobe("uprobe_target")
-    ev.enable()
-    t = spawn_target("xol")
+    ev, t = probed_target(uprobe, spawn_target, wait_for, maps_line, "uprobe_target", "xol", "[uprobes]")
     pid = t.pid
-    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
-    res = run("dump", "-t", str(pid), "-D", "d", "--allow-uprobes", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    t.proc.wait()
+    dump_ok(t, tmp_path, "--allow-uprobes")
     ev.remove()
-    res = run("restore", "-D", "d", "-d", "--allow-uprobes", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    subreaper.append(pid)
+    restore_ok(subreaper, pid, tmp_path, "--allow-uprobes")
     status = wait_for(lambda: reaped(pid), what="the restored task to die")
     # Killed by SIGTRAP, or its SIGTRAP handler ran ("SIGTRAP si_code=0x80", exit 42) where the dump kept it.
     assert (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTRAP) or (
@@ -139,12 +152,8 @@ def test_sigtrap_handler_survives_dump_and_restore(subreaper, spawn_target, wait
     t = spawn_target("xol")
     pid = t.pid
     wait_for(lambda: t.iterations() >= 1, what="the target to loop")
-    res = run("dump", "-t", str(pid), "-D", "d", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    t.proc.wait()
-    res = run("restore", "-D", "d", "-d", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    subreaper.append(pid)
+    dump_ok(t, tmp_path)
+    restore_ok(subreaper, pid, tmp_path)
     with open(f"/proc/{pid}/status") as f:
         sigcgt = int(next(ln for ln in f if ln.startswith("SigCgt:")).split()[1], 16)
     assert sigcgt & (1 << (signal.SIGTRAP - 1))
@@ -152,18 +161,11 @@ def test_sigtrap_handler_survives_dump_and_restore(subreaper, spawn_target, wait
 
 def test_optimised_uprobe_survives_dump_and_restore(subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path):
     """The trampoline case: sites unoptimised at dump, the restored task keeps hitting the probe."""
-    ev = uprobe("nop5_target")
-    ev.enable()
-    t = spawn_target("nop5")
+    ev, t = probed_target(uprobe, spawn_target, wait_for, maps_line, "nop5_target", "nop5", "[uprobes-trampoline]")
     pid = t.pid
-    wait_for(lambda: maps_line(pid, "[uprobes-trampoline]"), what="[uprobes-trampoline]")
-    res = run("dump", "-t", str(pid), "-D", "d", "--allow-uprobes", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    t.proc.wait()
+    dump_ok(t, tmp_path, "--allow-uprobes")
     at_dump, hits = t.iterations(), ev.hits()
-    res = run("restore", "-D", "d", "-d", "--allow-uprobes", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    subreaper.append(pid)
+    restore_ok(subreaper, pid, tmp_path, "--allow-uprobes")
     wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
     wait_for(lambda: ev.hits() > hits, what="the probe to fire in the restored task")
     wait_for(lambda: maps_line(pid, "[uprobes-trampoline]"), what="the kernel to optimise the site again")
@@ -173,19 +175,12 @@ def test_probe_removed_before_restore_with_resync_carries_on(
     subreaper, uprobe, spawn_target, wait_for, maps_line, tmp_path
 ):
     """criu-core's --uprobes-resync: the stale breakpoint is replaced by the file's byte, no SIGTRAP."""
-    ev = uprobe("uprobe_target")
-    ev.enable()
-    t = spawn_target("xol")
+    ev, t = probed_target(uprobe, spawn_target, wait_for, maps_line, "uprobe_target", "xol", "[uprobes]")
     pid = t.pid
-    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
-    res = run("dump", "-t", str(pid), "-D", "d", "--allow-uprobes", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    t.proc.wait()
+    dump_ok(t, tmp_path, "--allow-uprobes")
     at_dump = t.iterations()
     ev.remove()
-    res = run("restore", "-D", "d", "-d", "--allow-uprobes", "--uprobes-resync", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    subreaper.append(pid)
+    restore_ok(subreaper, pid, tmp_path, "--allow-uprobes", "--uprobes-resync")
     wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
     assert "SIGTRAP" not in t.output()
 
@@ -194,17 +189,10 @@ def test_option_from_configuration_files(subreaper, uprobe, spawn_target, wait_f
     """As verified with CRIU 4.2: ``--config FILE`` at dump, ``$CRIU_CONFIG_FILE`` at restore (the RPC route)."""
     conf = tmp_path / "up.conf"
     conf.write_text("# uprobes\nallow-uprobes\n")
-    ev = uprobe("uprobe_target")
-    ev.enable()
-    t = spawn_target("xol")
+    ev, t = probed_target(uprobe, spawn_target, wait_for, maps_line, "uprobe_target", "xol", "[uprobes]")
     pid = t.pid
-    wait_for(lambda: maps_line(pid, "[uprobes]"), what="[uprobes] in the target's maps")
-    res = run("dump", "-t", str(pid), "-D", "d", "--config", str(conf), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    t.proc.wait()
+    dump_ok(t, tmp_path, "--config", str(conf))
     at_dump, hits = t.iterations(), ev.hits()
-    res = run("restore", "-D", "d", "-d", cwd=tmp_path, env={"CRIU_CONFIG_FILE": str(conf)})
-    assert res.returncode == 0, res.stderr
-    subreaper.append(pid)
+    restore_ok(subreaper, pid, tmp_path, env={"CRIU_CONFIG_FILE": str(conf)})
     wait_for(lambda: alive(pid) and t.iterations() > at_dump + 2, what="the restored task to carry on")
     wait_for(lambda: ev.hits() > hits + 2, what="the probe's hit count to keep rising")
