@@ -130,7 +130,7 @@ def probe_pidfd_store(child: _Child) -> Result:
 
     pidfd = p.pidfd_open(child.pid)
     try:
-        fd = p.pidfd_getfd(pidfd, 0, child.pid)
+        fd = p.pidfd_getfd(pidfd, 0, pid=child.pid)
         os.close(fd)
     finally:
         os.close(pidfd)

@@ -18,7 +18,7 @@ from criu_core.sys.libc import syscall, syscall_nocheck
 from criu_core.sys.memory import process_vm_readv as _vm_readv
 from criu_core.sys.memory import process_vm_writev as _vm_writev
 from criu_core.sys.pagemap import PAGE_IS_PRESENT, PAGEMAP_SCAN, PageRegion, PmScanArg
-from criu_core.sys.proc import PR_SET_MM, PR_SET_MM_MAP_SIZE, kcmp, pidfd_open
+from criu_core.sys.proc import PR_SET_MM, PR_SET_MM_MAP_SIZE, kcmp, pidfd_getfd, pidfd_open
 from criu_core.sys.ptrace import (
     PTRACE_DETACH,
     PTRACE_GET_RSEQ_CONFIGURATION,
@@ -109,10 +109,6 @@ def process_vm_readv(pid: int, local: Buffer, remote_addr: int) -> int:
 def process_vm_writev(pid: int, local: Buffer, remote_addr: int) -> int:
     """Write ``local`` at ``remote_addr`` of ``pid``; returns the count."""
     return _vm_writev(pid, [(local.addr, local.size)], [(remote_addr, local.size)])
-
-
-def pidfd_getfd(pidfd: int, targetfd: int, pid: int | None = None) -> int:
-    return syscall("pidfd_getfd", pidfd, targetfd, 0, pid=pid)
 
 
 def clone3_set_tid_probe() -> int:
