@@ -11,12 +11,15 @@ Installed as a pytest plugin (entry point ``pytest11``: ``criu_core``). Fixtures
 * ``subreaper``: makes the test process a child subreaper (restored tasks reparent to it) and kills and
   reaps what is left at the end.
 
+Helpers: :func:`missing_engines` (why ``criu-py dump``/``restore`` cannot run in this build, or ``None``).
+
 Markers: ``root`` (needs root and the real kernel interfaces; skipped otherwise, with the reason),
 ``device(path)`` (needs a device node, e.g. ``/dev/kfd``; skipped where it is absent), ``slow``.
 """
 
 from __future__ import annotations
 
-__all__ = ["HookRecorder"]
+__all__ = ["HookRecorder", "missing_engines"]
 
+from criu_core.testing.engines import missing_engines
 from criu_core.testing.recorder import HookRecorder

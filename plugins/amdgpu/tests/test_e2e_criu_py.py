@@ -8,7 +8,6 @@ AMD GPU.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from criu_core.testing import missing_engines
 
 from criu_amdgpu.emu.sysfs import GpuSpec, write_topology
 
@@ -24,20 +24,8 @@ HERE = Path(__file__).resolve().parent
 TARGET_C = HERE.parent / "criu_amdgpu" / "emu" / "kfd_target.c"
 GPU = 0x70B3
 CRIU_OP = "0xc0384b22"
-ENGINE_MODULES = ("criu_core.dump", "criu_core.restore", "criu_core.cli.main")
 
 pytestmark = pytest.mark.root
-
-
-def missing_engines() -> str | None:
-    for name in ENGINE_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            return f"{name} is not importable: the core dump/restore engines are not on this branch yet"
-    return None
 
 
 def criu_py(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from criu_core.testing import missing_engines
+
 __all__ = ["FakeCuda", "FakeProc"]
 
 FAKE_SCRIPT = r"""#!/bin/sh
@@ -228,23 +230,6 @@ def spawn() -> Iterator:
 
 
 # ---------------------------------------------------------------------------------------------------- criu-py
-
-ENGINE_MODULES = ("criu_core.dump", "criu_core.restore", "criu_core.cli.main")
-
-
-def missing_engines() -> str | None:
-    """Why a real ``criu-py dump``/``restore`` cannot run here, or ``None``."""
-    import importlib.util
-
-    for name in ENGINE_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            return f"{name} is not importable: the core dump/restore engines are not on this branch yet"
-    return None
-
 
 @pytest.fixture
 def criu_py(tmp_path: Path):
