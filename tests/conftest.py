@@ -21,6 +21,41 @@ import pytest
 SHARED_TARGETS = Path(__file__).parent / "targets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_subreaper() -> Iterator[None]:
+    """The test process is a child subreaper for the whole run: PID 1 on this machine does not reap orphans,
+    so whatever a target leaves behind (its children, restored tasks) comes back to us and is reaped here."""
+    from criu_core.sys.subreaper import set_child_subreaper
+
+    set_child_subreaper(True)
+    yield
+    _reap_children()
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+                out.extend(kids)
+                todo.extend(kids)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
 @pytest.fixture(scope="session")
 def build_targets(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, str], dict[str, Path]]:
     """``build_targets(folder, name)`` compiles ``tests/targets/*.c`` and ``folder/*.c`` into a fresh temporary
@@ -71,17 +106,23 @@ class Target:
         return self.proc.poll() is None
 
     def stop(self) -> None:
+        # the target's children too (a forker's): they reparent to us, the session's subreaper, and are reaped
+        victims = [*_descendants(self.pid), self.pid]
         try:
             if self.new_session:
                 os.killpg(self.pid, signal.SIGKILL)
-            else:
-                os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             self.proc.wait(timeout=5)
         except (subprocess.TimeoutExpired, ChildProcessError):
             pass
+        _reap_children()
         self.fh.close()
 
 
