@@ -11,7 +11,7 @@ DEB_PKGS := criu fuse3 libfuse3-3 iproute2 gcc
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(PY) -m pip install -q -e '.[test]' -e 'plugins/amdgpu[emu]' -e plugins/uprobes -e plugins/netns -e plugins/cuda_stub
 	touch $@
 
 # Every time, not only at install: with PYTHONDONTWRITEBYTECODE=1 nothing else refreshes a stale .pyc, and each

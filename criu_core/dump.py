@@ -45,6 +45,7 @@ from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
 from criu_core.images.pagemap import make_entry, make_head
 from criu_core.procfs import ProcFS
+from criu_core.progress import Progress
 from criu_core.ptrace import FrozenTree, seize_tree
 from criu_core.resources import FdInfo, SocketInfo, Task
 from criu_core.sys.proc import KCMP_FILE, kcmp
@@ -474,8 +475,9 @@ class _Dumper:
     def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> None:
         t0 = time.monotonic()
         pages_id = self.images.next_pages_id()
-        with self.images.open_pages_writer(pages_id) as out:
-            self.result.pages_written += copy_pages(leader, runs, out)
+        total = sum(r.npages for r in runs) * PAGE_SIZE
+        with self.images.open_pages_writer(pages_id) as out, Progress(f"dumping pages of {pid}", total) as bar:
+            self.result.pages_written += copy_pages(leader, runs, out, bar)
         self.images.write(
             "pagemap", [make_head(pages_id), *(make_entry(r.start, r.npages, r.flags) for r in runs)], pid
         )

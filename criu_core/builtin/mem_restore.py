@@ -18,6 +18,7 @@ from criu_core.builtin.ghost_restore import opened_path
 from criu_core.builtin.memfd_restore import memfd_object
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.pagemap import PAGE_SIZE
+from criu_core.progress import Progress
 from criu_core.ptrace.restore_scratch import SCRATCH_SIZE, SYSCALL_TRAMPOLINE, TASK_SIZE, Scratch, find_free_area
 from criu_core.resources import MappedVma, VmaImage
 from criu_core.restore_plan import (
@@ -322,14 +323,16 @@ def _write_runs(pid: int, pages_path: Path | None, runs: list[PageRun]) -> int:
     try:
         base = buffer_address(buf)
         total = 0
-        for group in _contiguous_groups(runs):
-            want = sum(r.nr for r in group) * PAGE_SIZE
-            remote = [(r.vaddr, r.nr * PAGE_SIZE) for r in group]
-            done = process_vm_writev(pid, [(base + group[0].offset, want)], remote)
-            if done != want:
-                raise CriuError(f"wrote {done} of {want} bytes of pages into task {pid} at {group[0].vaddr:#x}",
-                                pid=pid)
-            total += done
+        with Progress(f"restoring pages of {pid}", sum(r.nr for r in runs) * PAGE_SIZE) as bar:
+            for group in _contiguous_groups(runs):
+                want = sum(r.nr for r in group) * PAGE_SIZE
+                remote = [(r.vaddr, r.nr * PAGE_SIZE) for r in group]
+                done = process_vm_writev(pid, [(base + group[0].offset, want)], remote)
+                if done != want:
+                    raise CriuError(f"wrote {done} of {want} bytes of pages into task {pid} at "
+                                    f"{group[0].vaddr:#x}", pid=pid)
+                total += done
+                bar.advance(done)
         return total
     finally:
         buf.close()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from criu_core.errors import SyscallError
+from criu_core.progress import Progress
 from criu_core.ptrace import RemoteTask
 from criu_core.sys.memory import IOV_MAX, process_vm_readv
 from criu_core.sys.pagemap import (
@@ -142,7 +143,7 @@ def _append(out: list[PageRun], s: int, e: int, flags: int, readable: bool) -> N
         out.append(PageRun(s, (e - s) // PAGE_SIZE, flags, readable))
 
 
-def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO) -> int:
+def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO, progress: Progress | None = None) -> int:
     """Copy ``runs`` of ``task``'s process into ``out`` in order; returns the number of pages written."""
     buf = ctypes.create_string_buffer(_BOUNCE)
     base = ctypes.addressof(buf)
@@ -169,6 +170,8 @@ def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO) -> int:
                     view[off + skip : off + length] = data
                 off += length
         out.write(view[:filled])
+        if progress is not None:
+            progress.advance(filled)
         pending.clear()
         filled = 0
 

@@ -2,8 +2,9 @@
 
 Neither call uses FOLL_FORCE (reference P5): reading a PROT_NONE range or writing a read-only one fails with
 EFAULT; use ``/proc/PID/mem`` (criu_core.ptrace.RemoteTask.read_mem/write_mem) for those. At most IOV_MAX (1024)
-iovecs travel per call; longer lists are split. A short transfer (the kernel stops at the first fault) is
-reported as the number of bytes moved, never as an error.
+iovecs and 1 GiB travel per call (the kernel caps one call just under 2 GiB); longer lists are split and short
+transfers resumed. A transfer that stops at a fault is reported as the number of bytes moved, never as an
+error (unless nothing moved).
 """
 
 from __future__ import annotations
@@ -37,55 +38,61 @@ def _iovecs(ranges: Sequence[tuple[int, int]]) -> ctypes.Array:
     return arr
 
 
-# The kernel moves at most MAX_RW_COUNT (INT_MAX rounded down to a page: 2 GiB - 4 KiB) per call and returns a
-# short count past it; calls are cut well below that, so a short count always means a fault.
-CALL_BYTES_MAX = 1 << 30
-
-
-def _calls(remote: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
-    """Group the remote ranges into calls of at most IOV_MAX iovecs and CALL_BYTES_MAX bytes."""
-    calls: list[list[tuple[int, int]]] = []
-    cur: list[tuple[int, int]] = []
-    size = 0
-    for addr, length in remote:
-        while length:
-            if len(cur) == IOV_MAX or size == CALL_BYTES_MAX:
-                calls.append(cur)
-                cur, size = [], 0
-            n = min(length, CALL_BYTES_MAX - size)
-            cur.append((addr, n))
-            size += n
-            addr += n
-            length -= n
-    if cur or not calls:
-        calls.append(cur)
-    return calls
+# The kernel moves at most MAX_RW_COUNT (INT_MAX & PAGE_MASK, just under 2 GiB) per call; stay well below.
+_MAX_PER_CALL = 1 << 30
 
 
 def _transfer(name: str, pid: int, local: Sequence[tuple[int, int]], remote: Sequence[tuple[int, int]]) -> int:
-    total = 0
-    # The local side is normally one contiguous iovec whose pointer advances with the remote calls; several local
-    # iovecs are passed as they are, in a single call (at most IOV_MAX of them, one call's worth of bytes).
     if len(local) > IOV_MAX:
         raise ValueError("at most IOV_MAX local iovecs per transfer")
-    lvec = _iovecs(local)
-    loff = 0
-    calls = _calls(remote) if len(local) == 1 else [list(remote)]
-    for chunk in calls:
-        want = sum(n for _, n in chunk)
-        if len(local) == 1:
-            lvec[0].iov_base = local[0][0] + loff
-            lvec[0].iov_len = want
-        rvec = _iovecs(chunk)
-        ret, err = syscall_nocheck(name, pid, lvec, len(local), rvec, len(chunk), 0)
+    if len(local) != 1:
+        ret, err = syscall_nocheck(
+            name, pid, _iovecs(local), len(local), _iovecs(remote[:IOV_MAX]), min(len(remote), IOV_MAX), 0
+        )
+        if ret == -1:
+            raise SyscallError(err, name, pid)
+        return ret
+    # One contiguous local buffer: walk the remote list in calls of at most IOV_MAX iovecs and _MAX_PER_CALL
+    # bytes, resuming after short transfers; stop at the first call that moves nothing (a fault).
+    base = local[0][0]
+    limit = local[0][1]
+    total = 0
+    idx, off = 0, 0
+    lvec = (Iovec * 1)()
+    while idx < len(remote) and total < limit:
+        chunk: list[tuple[int, int]] = []
+        want = 0
+        i, o = idx, off
+        while i < len(remote) and len(chunk) < IOV_MAX and want < _MAX_PER_CALL:
+            addr, length = remote[i]
+            n = min(length - o, _MAX_PER_CALL - want, limit - total - want)
+            if n <= 0:
+                break
+            chunk.append((addr + o, n))
+            want += n
+            if o + n < length:
+                break
+            i, o = i + 1, 0
+        if not chunk:
+            break
+        lvec[0].iov_base = base + total
+        lvec[0].iov_len = want
+        ret, err = syscall_nocheck(name, pid, lvec, 1, _iovecs(chunk), len(chunk), 0)
         if ret == -1:
             if total:
                 return total
             raise SyscallError(err, name, pid)
-        total += ret
-        loff += ret
-        if ret < want:
+        if ret == 0:
             break
+        total += ret
+        # advance (idx, off) by ret bytes
+        left = ret
+        while left and idx < len(remote):
+            step = min(remote[idx][1] - off, left)
+            off += step
+            left -= step
+            if off == remote[idx][1]:
+                idx, off = idx + 1, 0
     return total
 
 

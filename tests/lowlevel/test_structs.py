@@ -74,14 +74,15 @@ def test_find_syscall_insn() -> None:
     assert find_syscall_insn(b"\x90\x90", 0x7000) is None
 
 
-def test_vm_transfer_calls_stay_below_the_kernels_per_call_cap():
-    from criu_core.sys.memory import CALL_BYTES_MAX, IOV_MAX, _calls
+def test_process_vm_readv_splits_and_resumes() -> None:
+    """Many iovecs (more than IOV_MAX) and a remote list read back in order from our own process."""
+    import os
 
-    three_gib = [(0x10000000, 3 << 30)]
-    calls = _calls(three_gib)
-    assert [sum(n for _, n in c) for c in calls] == [1 << 30] * 3
-    assert calls[1][0][0] == 0x10000000 + (1 << 30)
-    many = [(i * 8192, 4096) for i in range(2500)]
-    calls = _calls(many)
-    assert [len(c) for c in calls] == [IOV_MAX, IOV_MAX, 2500 - 2 * IOV_MAX]
-    assert sum(sum(n for _, n in c) for c in _calls([(0, CALL_BYTES_MAX + 4096)])) == CALL_BYTES_MAX + 4096
+    from criu_core.sys.memory import process_vm_readv
+
+    src = ctypes.create_string_buffer(bytes(range(256)) * 64)  # 16 KiB
+    base = ctypes.addressof(src)
+    remote = [(base + i * 8, 8) for i in range(2048)]  # 2048 iovecs of 8 bytes
+    dst = ctypes.create_string_buffer(16384)
+    assert process_vm_readv(os.getpid(), [(ctypes.addressof(dst), 16384)], remote) == 16384
+    assert dst.raw == src.raw[:16384]
