@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +39,10 @@ class BaseContext:
     images: Any = None  # criu_core.images.ImageDir, opened by the orchestrator
     used_plugins: list[str] = field(default_factory=list)
     # Set by the RPC layer when the client asked for notifications (criu_opts.notify_scripts); see notify().
-    notifier: Callable[[BaseContext, str, int | None], None] | None = field(default=None, repr=False)
+    notifier: Callable[..., None] | None = field(default=None, repr=False)
     _pools: list[ThreadPoolExecutor] = field(default_factory=list, repr=False)
+    # Set by the dump/restore engine while it holds the tree: (pid, tid) -> the tracer's RemoteTask of that thread.
+    tracee: Callable[[int, int], Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.images_dir = Path(self.images_dir)
@@ -59,16 +62,41 @@ class BaseContext:
         if name not in self.used_plugins:
             self.used_plugins.append(name)
 
-    def notify(self, name: str, pid: int | None = None) -> None:
+    def notify(self, name: str, pid: int | None = None, fd: int | None = None) -> None:
         """Tell whoever drives this run that it reached the point ``name`` (CRIU's action-script names).
 
         Dump: ``pre-dump``, ``query-ext-files``, ``post-dump``; restore: ``pre-restore``, ``post-restore``
         (``pid``: the root task's real PID), ``pre-resume``, ``post-resume``. A no-op unless a notifier is
         set (RPC with ``notify_scripts``). It blocks until the client answers and raises a CriuError when the
         client reports a failure, which fails the run like any other error.
+
+        ``fd``: a descriptor of ours sent with the notification (SCM_RIGHTS), as CRIU sends the master of an
+        orphaned pty with ``orphan-pts-master``; it stays ours (the client gets a copy).
         """
-        if self.notifier is not None:
+        if self.notifier is None:
+            return
+        if fd is None:
             self.notifier(self, name, pid)
+        else:
+            self.notifier(self, name, pid, fd=fd)
+
+    def thread_running(self, pid: int, tid: int) -> AbstractContextManager[None]:
+        """A context manager during which thread ``tid`` of the frozen process ``pid`` runs, then is stopped again.
+
+        For device plugins whose driver needs a thread of the task alive while they work (CRIU's CUDA plugin
+        runs ``cuda-checkpoint`` with the CUDA helper thread running). Available while the engine holds the
+        tree: at dump from seizing until the tree is released (``criu_devices_checkpoint``, file hooks,
+        ``criu_devices_dump_late``, ``criu_fini``), at restore from the threads' creation until they are detached
+        (``criu_devices_resume_late``). Inside the block the thread has its own registers, every signal but
+        SIGTRAP blocked and no ptrace options; afterwards it is interrupted, and its options and signal mask are
+        put back. Call it from the thread the hook was called from (the tracer). Raises a CriuError when no
+        tree is held or the thread is not part of it.
+        """
+        from criu_core.errors import CriuError
+
+        if self.tracee is None:
+            raise CriuError(f"no traced tree: thread {tid} of task {pid} cannot be let run now", pid=pid)
+        return self.tracee(pid, tid).running()
 
     def close(self) -> None:
         while self._pools:
@@ -97,6 +125,17 @@ class RestoreContext(BaseContext):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.stage = self.stage or "restore"
+
+    def alloc_task_fd(self, pid: int) -> int:
+        """A descriptor number for a plugin's own descriptor in restored task ``pid`` (CRIU's ``fd_next``).
+
+        It is above every descriptor of the task's dumped fd table (so the core's installation of those never
+        lands on it) and free in the task now; each call returns a new one. Valid from the task's creation
+        until its descriptors are installed; plugins close what they no longer need (``criu_task_restore``).
+        """
+        from criu_core.restore_plan import task_state
+
+        return task_state(self, pid).alloc_fd()
 
 
 @dataclass

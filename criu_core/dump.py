@@ -3,7 +3,10 @@
 Engine entry point for the command line and RPC: :func:`run` (``criu_core.dump.run(ctx) -> int``). Plugins are
 reached only through ``ctx.host`` (:class:`criu_core.plugins.PluginHost`): ``criu_tree_frozen``,
 ``criu_vma_dump`` per mapping, ``criu_file_dump`` per descriptor, ``criu_task_dump`` per process, the device
-broadcasts, ``criu_init``/``criu_fini``. Any failure before the end releases every task exactly as it was
+broadcasts, ``criu_init``/``criu_fini``. Every hook is called from this (the tracer) thread, never from a pool:
+the kernel accepts some requests on a traced task only from its ptrace parent thread. Device order, as CRIU:
+pause (tree still running), seize, checkpoint (all tasks, before any memory), per task memory, files then
+dump-late; fini before the tree is released or killed, success or not. Any failure before the end releases every task exactly as it was
 (registers and signal masks put back, PTRACE_DETACH); images already written are left for inspection.
 
 Order per process (reference §3): threads (registers first, then injected queries), process-wide state, then
@@ -12,6 +15,7 @@ Order per process (reference §3): threads (registers first, then injected queri
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import signal
@@ -78,17 +82,12 @@ def run(ctx: DumpContext) -> int:
     if ctx.inventory is None:
         ctx.inventory = _msg("inventory.inventory_entry")
     ctx.host.init(ctx, ctx.stage)
-    ok = False
     try:
-        try:
-            dump_tree(ctx)
-        except OSError as exc:  # the images dir, a full disk: the tree was released, say so in one line
-            where = exc.filename or ctx.images_dir
-            raise DumpFailed(f"Dumping FAILED: can't write the images in {where}: {exc.strerror or exc}") from exc
-        ok = True
-        return 0
-    finally:
-        ctx.host.fini(ctx, ctx.stage, ok)
+        dump_tree(ctx, fini=True)
+    except OSError as exc:  # the images dir, a full disk: the tree was released, say so in one line
+        where = exc.filename or ctx.images_dir
+        raise DumpFailed(f"Dumping FAILED: can't write the images in {where}: {exc.strerror or exc}") from exc
+    return 0
 
 
 def _kdev(dev: int) -> int:
@@ -294,12 +293,14 @@ class _Dumper:
                         return oid, self._fd_types[oid]
                 except CriuError:
                     continue
+        # The id is chosen before the hooks run: a plugin names its own images after it (CRIU's DUMP_EXT_FILE).
+        fid = self.ids.new_file_id()
+        fd = dataclasses.replace(fd, file_id=fid)
         claim = None
         if fd.kind == "socket":
             claim = self.socket_claim(fd)
         if claim is None:
             claim = self.ctx.host.file_dump(self.ctx, fd)
-        fid = self.ids.new_file_id()
         entry = claim.entry
         entry.id = fid
         for desc, value in entry.ListFields():
@@ -668,50 +669,50 @@ def _pause_devices(ctx: DumpContext, procfs: ProcFS) -> None:
         todo.extend(children)
 
 
-def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
+def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = False) -> DumpResult:
     """Dump the tree rooted at ``ctx.root_pid`` into ``ctx.images_dir``.
 
     Honours ``ctx.options.leave_running`` (detach, tasks continue) and ``leave_stopped`` (detach, tasks stay
     stopped); by default the tasks are killed after a successful dump.
+
+    With ``fini`` (what :func:`run` asks), ``criu_fini`` runs here, after success and after failure, while the
+    tree is still seized (CRIU's cr_dump_finish calls the plugins' fini before it switches the tasks' state):
+    a plugin can still talk to the traced tasks (unpause a device) before they are released or killed.
     """
     procfs = procfs or ProcFS()
-    images = ImageDir(ctx.images_dir, create=True)
-    ctx.images = images
-    t0 = time.monotonic()
-    ctx.notify("pre-dump")
-    _pause_devices(ctx, procfs)
-    tree = seize_tree(ctx.root_pid)
+    finished = False
+
+    def finish(ok: bool) -> None:
+        nonlocal finished
+        try:
+            if fini and not finished:
+                finished = True
+                ctx.host.fini(ctx, ctx.stage, ok)
+        finally:
+            ctx.tracee = None  # the tree is released or killed next
+
+    try:
+        images = ImageDir(ctx.images_dir, create=True)
+        ctx.images = images
+        t0 = time.monotonic()
+        ctx.notify("pre-dump")
+        _pause_devices(ctx, procfs)
+        tree = seize_tree(ctx.root_pid)
+    except BaseException:
+        finish(False)
+        raise
     t_frozen = time.monotonic()
     dumper = _Dumper(ctx, tree, images, procfs)
     dumper._fd_types = {}
     dumper.result.freezing_time = int((t_frozen - t0) * 1e6)
+    ctx.tracee = lambda pid, tid: _tracee(tree, pid, tid)
     try:
-        tasks: dict[int, Task] = {}
-        for pid, tids in tree.processes.items():
-            stat = procfs.stat(pid)
-            tasks[pid] = Task(
-                pid=pid,
-                ppid=tree.parents.get(pid, 0),
-                pgid=stat.pgrp,
-                sid=stat.session,
-                tids=tuple(tids),
-                comm=stat.comm,
-            )
-        if tree.zombies:
-            raise UnsupportedResource(
-                f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
-            )
-        if not ctx.options.get("shell_job"):
-            for task in tasks.values():
-                if task.sid not in tasks:
-                    what = "root process" if task.pid == ctx.root_pid else "process"
-                    raise CriuError(
-                        f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
-                        "outside the dumped tree. Consider using --shell-job option",
-                        pid=task.pid,
-                    )
+        tasks = _tasks(ctx, tree, procfs)
         ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
+        # CRIU's CHECKPOINT_DEVICES: right after the tree is collected, before any task's memory is dumped.
+        for task in tasks.values():
+            ctx.host.devices_checkpoint(ctx, task)
         for pid, task in tasks.items():
             dumper.pstree.append(
                 _msg(
@@ -724,19 +725,61 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None) -> DumpResult:
                 )
             )
             dumper.dump_process(pid, task)
-        for task in tasks.values():
-            ctx.host.devices_checkpoint(ctx, task)
+            # DUMP_DEVICES_LATE: the task's files are dumped, it is still seized, and this is the tracer thread.
+            ctx.host.devices_dump_late(ctx, task)
         dumper.write_common()
         ctx.notify("post-dump")
+        close_fds(dumper.local_fds)
+        dumper.result.frozen_time = int((time.monotonic() - t_frozen) * 1e6)
+        dumper.write_stats()
     except BaseException:
         close_fds(dumper.local_fds)
-        tree.release()
+        try:
+            finish(False)
+        finally:
+            tree.release()
         raise
-    close_fds(dumper.local_fds)
-    dumper.result.frozen_time = int((time.monotonic() - t_frozen) * 1e6)
-    dumper.write_stats()
-    _finish(ctx, tree)
+    try:
+        finish(True)
+    finally:
+        _finish(ctx, tree)
     return dumper.result
+
+
+def _tracee(tree: FrozenTree, pid: int, tid: int) -> Any:
+    task = tree.tasks.get(tid)
+    if tree.released or task is None or task.pid != pid:
+        raise CriuError(f"thread {tid} of task {pid} is not a thread of the seized tree", pid=pid)
+    return task
+
+
+def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS) -> dict[int, Task]:
+    """The seized processes as Tasks, after the checks that refuse a tree as a whole."""
+    tasks: dict[int, Task] = {}
+    for pid, tids in tree.processes.items():
+        stat = procfs.stat(pid)
+        tasks[pid] = Task(
+            pid=pid,
+            ppid=tree.parents.get(pid, 0),
+            pgid=stat.pgrp,
+            sid=stat.session,
+            tids=tuple(tids),
+            comm=stat.comm,
+        )
+    if tree.zombies:
+        raise UnsupportedResource(
+            f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
+        )
+    if not ctx.options.get("shell_job"):
+        for task in tasks.values():
+            if task.sid not in tasks:
+                what = "root process" if task.pid == ctx.root_pid else "process"
+                raise CriuError(
+                    f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
+                    "outside the dumped tree. Consider using --shell-job option",
+                    pid=task.pid,
+                )
+    return tasks
 
 
 def _finish(ctx: DumpContext, tree: FrozenTree) -> None:

@@ -329,10 +329,10 @@ class PluginHost:
         self._note_claim(ctx, claim.plugin)
         return claim
 
-    def file_restore(self, ctx: "RestoreContext", file: "FileImage") -> "RestoredFd":
-        res = self._call("criu_file_restore", ctx=ctx, file=file)
+    def file_restore(self, ctx: "RestoreContext", file: "FileImage", remote: Any = None) -> "RestoredFd":
+        res = self._call("criu_file_restore", ctx=ctx, file=file, remote=remote)
         if res is None:
-            res = self._call("criu_ext_file_restore", ctx=ctx, file=file)
+            res = self._call("criu_ext_file_restore", ctx=ctx, file=file, remote=remote)
         if res is None:
             raise UnsupportedResource(file, msg=f"no plugin can restore file id {file.entry.id} "
                                                 f"(type {file.entry.type}) of task {file.pid}")

@@ -71,7 +71,9 @@ class FdInfo:
 
     ``local_fd`` is a copy of the descriptor in the dumper (taken with pidfd_getfd); it stays open until the
     dump ends. ``kind`` is a coarse type from fstat and the /proc link (``reg``, ``dir``, ``chr``, ``pipe``,
-    ``fifo``, ``socket``, ``anon:[eventfd]``...). ``fdinfo`` holds /proc/PID/fdinfo/FD's lines.
+    ``fifo``, ``socket``, ``anon:[eventfd]``...). ``fdinfo`` holds /proc/PID/fdinfo/FD's lines. ``file_id`` is
+    the files.img id the core gives the file_entry of whoever claims it; set before the file hooks run (0
+    outside them).
     """
 
     pid: int
@@ -87,6 +89,7 @@ class FdInfo:
     dev: int = 0
     mode: int = 0
     fdinfo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    file_id: int = 0
 
     def __str__(self) -> str:
         return f"fd {self.fd} ({self.kind} {self.link}) of task {self.pid}"

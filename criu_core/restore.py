@@ -103,6 +103,18 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
                                   "not in the images: restore with --shell-job")
     _check_pids_free(plan)
+
+    def tracee(pid: int, tid: int) -> object:
+        st = states.get(pid)
+        try:
+            if st is None:
+                raise KeyError(tid)
+            return st.thread(tid)
+        except KeyError:
+            raise CriuError(f"thread {tid} of task {pid} is not a restored thread held by the restorer",
+                            pid=pid) from None
+
+    ctx.tracee = tracee
     host.init(ctx, "restore")
     success = False
     t0 = time.monotonic()
@@ -121,7 +133,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         for st in states.values():
             _build_task(ctx, plan, st)
         memfd_restore.apply_seals(ctx)
-        for st in states.values():
+        for st in states.values():  # a failure here is fatal: the tree is killed, as any other restore failure
             host.devices_resume_late(ctx, _task(st))
         for st in states.values():
             for w in st.warnings:
@@ -149,6 +161,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         _kill_seeds(reversed(list(states.values())))
         raise
     finally:
+        ctx.tracee = None
         host.fini(ctx, "restore", success)
 
 

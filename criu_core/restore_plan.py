@@ -461,6 +461,27 @@ class TaskState:
     shm_fds: dict[int, int] = field(default_factory=dict)  # shmid -> fd in the task, closed with map_fds
     threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)
+    next_fd: int = -1  # alloc_fd()'s next candidate
+
+    def alloc_fd(self) -> int:
+        """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""
+        n = max(self.next_fd, max((p.fd for p in self.plan.fds), default=-1) + 1)
+        try:
+            busy = {int(x) for x in os.listdir(f"/proc/{self.plan.pid}/fd")}
+        except OSError:
+            busy = set()
+        while n in busy:
+            n += 1
+        self.next_fd = n + 1
+        return n
+
+    def thread(self, tid: int) -> Any:
+        """The RemoteTask of thread ``tid`` (the leader's is :attr:`remote`)."""
+        if tid == self.plan.pid:
+            if self.remote is None:
+                raise KeyError(tid)
+            return self.remote
+        return self.threads[tid]
 
 
 TASKS_KEY: StashKey[dict[int, TaskState]] = StashKey("restore.tasks")

@@ -132,12 +132,12 @@ def install_fds(ctx: Any, st: TaskState, host: Any) -> None:
                 res = host.unix_sk_restore(ctx, image)
             elif image.entry.type == FD_TYPE_INETSK:
                 res = host.inet_sk_restore(ctx, image)
-            opened[file_id] = res if res is not None else host.file_restore(ctx, image)
+            opened[file_id] = res if res is not None else host.file_restore(ctx, image, st.remote)
         if not opened:
             return
         remote = st.remote
         # The task's own pidfd of the restorer sits above every fd it will get, so no dup3 closes it (P11).
-        high = max(p.fd for p in plan.fds) + 16
+        high = st.alloc_fd()
         pidfd = remote.syscall("pidfd_open", os.getpid(), 0)
         if pidfd != high:
             remote.syscall("dup3", pidfd, high, O_CLOEXEC)

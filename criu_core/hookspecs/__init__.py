@@ -10,6 +10,11 @@ Three kinds of hook, and each spec's docstring says which it is:
 
 Always call hooks with keyword arguments (core code goes through :class:`criu_core.plugins.PluginHost`).
 
+Threads: the dump and restore engines call every hook from the one thread that seized (or created) and
+traces the tasks, never from a pool thread; the kernel accepts some requests on a traced task only from its
+ptrace parent thread (KFD's CRIU_OP, PTRACE_* itself). Pools a plugin gets from ``ctx.executor()`` must not
+touch the tasks.
+
 CRIU 4.2 plugin hooks (``criu/include/criu-plugin.h``) and ours:
 
 =============================  ===========================================================================
@@ -20,7 +25,7 @@ FINI (cr_plugin_fini_t)        ``criu_fini(ctx, stage, success)``               
 DUMP_UNIX_SK          (0)      ``criu_unix_sk_dump(ctx, sk)``                         (sockets, claim)
 RESTORE_UNIX_SK       (1)      ``criu_unix_sk_restore(ctx, image)``                   (sockets, claim)
 DUMP_EXT_FILE         (2)      ``criu_ext_file_dump(ctx, fd)``                        (files, claim)
-RESTORE_EXT_FILE      (3)      ``criu_ext_file_restore(ctx, image)``                  (files, claim)
+RESTORE_EXT_FILE      (3)      ``criu_ext_file_restore(ctx, file, remote)``           (files, claim)
 DUMP_EXT_MOUNT        (4)      ``criu_ext_mount_dump(ctx, mount)``                    (namespaces, claim)
 RESTORE_EXT_MOUNT     (5)      ``criu_ext_mount_restore(ctx, mount)``                 (namespaces, claim)
 DUMP_EXT_LINK         (6)      ``criu_ext_link_dump(ctx, link)``                      (namespaces, claim)

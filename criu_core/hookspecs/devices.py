@@ -37,21 +37,32 @@ def criu_devices_pause(ctx: "DumpContext", task: "Task") -> None:
 def criu_devices_checkpoint(ctx: "DumpContext", task: "Task") -> None:
     """Move a frozen task's device state where the dump can save it (CRIU's CHECKPOINT_DEVICES).
 
-    Runs once per process after the whole tree is seized and before memory is dumped.
+    Runs once per process after the whole tree is seized (and ``criu_tree_frozen``) and before any task's memory
+    is dumped, from the tracer thread. A driver that needs a thread of the task alive while it works uses
+    ``ctx.thread_running(pid, tid)``.
 
-    Broadcast: every implementation runs.
+    Broadcast: every implementation runs. Raising fails the dump; ``criu_fini`` then runs while the tree is
+    still seized.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        before memory, as CRIU (it ran after every task's files before).
     """
 
 
 @hookspec
 def criu_devices_dump_late(ctx: "DumpContext", task: "Task") -> None:
-    """Write device images after the core images are written (CRIU's DUMP_DEVICES_LATE).
+    """Finish a task's devices once its descriptors are dumped (CRIU's DUMP_DEVICES_LATE): write the images that
+    needed every descriptor, give the device back (KFD: UNPAUSE).
 
-    Broadcast: every implementation runs.
+    Runs once per process right after its files were dumped, while the tree is still seized, from the tracer
+    thread (the kernel lets only the ptrace parent thread issue some device ioctls on a traced task).
+
+    Broadcast: every implementation runs. Raising fails the dump; ``criu_fini`` then runs, tree still seized.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        called by the dump engine.
     """
 
 
@@ -82,7 +93,11 @@ def criu_devices_post_fork(ctx: "RestoreContext") -> None:
 def criu_devices_resume_late(ctx: "RestoreContext", task: "Task") -> None:
     """Resume a restored task's devices, after its registers are set and before it runs (RESUME_DEVICES_LATE).
 
-    Broadcast: every implementation runs.
+    Runs once per process after every task is built and before any is detached, from the thread that traces
+    them; ``ctx.thread_running(pid, tid)`` lets one restored thread run meanwhile.
+
+    Broadcast: every implementation runs. Raising fails the restore: every restored task is killed, as for any
+    other restore failure.
 
     .. versionadded:: 0.1
     """

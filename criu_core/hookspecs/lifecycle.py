@@ -69,7 +69,10 @@ def criu_init(ctx: "BaseContext", stage: str) -> None:
 def criu_fini(ctx: "BaseContext", stage: str, success: bool) -> None:
     """End a stage (CRIU's FINI hook); runs after success and after failure.
 
-    On a failed or ``--leave-running`` dump, a plugin undoes what it did to the tasks (unlock devices...).
+    On a failed or ``--leave-running`` dump, a plugin undoes what it did to the tasks (unlock devices...). At
+    dump it runs before the tree is released or killed (as CRIU's ``cr_dump_finish``), from the tracer thread,
+    so the tasks are still seized: ``ctx.thread_running`` and ioctls reserved to the tracer still work. At
+    restore it runs after the tasks were detached (or killed).
 
     :param ctx: the run's context.
     :param stage: the stage that ends.

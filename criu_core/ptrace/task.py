@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from criu_core.arch.x86_64.regs import set_syscall, signed
+from criu_core.arch.x86_64.regs import kernel_restart, set_syscall, signed
 from criu_core.arch.x86_64.syscalls import NAMES
 from criu_core.arch.x86_64.syscalls import nr as _nr
 from criu_core.arch.x86_64.vdso import find_syscall_insn
@@ -34,6 +34,7 @@ from criu_core.errors import CriuError, NoSuchProcess, SyscallError
 from criu_core.procfs import ProcFS
 from criu_core.ptrace.events import Stop, wait_tid
 from criu_core.sys import ptrace as pt
+from criu_core.sys.proc import tgkill
 from criu_core.sys.structs import RseqConfig, UserRegs
 
 __all__ = ["MAP_ANONYMOUS", "MAP_PRIVATE", "PAGE_SIZE", "PROT_EXEC", "PROT_READ", "PROT_WRITE", "RemoteTask"]
@@ -332,6 +333,76 @@ class RemoteTask:
             task.group_stop_sig = st.sig
         task.block_signals()
         return task
+
+    @contextmanager
+    def running(self, timeout: float = 10.0) -> Iterator[None]:
+        """Let this thread run for the duration of the block, then stop it again (CRIU's CUDA plugin:
+        resume_restore_thread / interrupt_restore_thread).
+
+        The thread gets its own registers back first (any injection state is dropped: it moves on from where it
+        stopped), every signal but SIGTRAP is blocked, and its ptrace options are cleared (no SUSPEND_SECCOMP:
+        its own seccomp filter applies; no TRACECLONE, as in CRIU) before PTRACE_CONT. Afterwards
+        PTRACE_INTERRUPT, the stop is collected, the options and the real signal mask are put back. Registers
+        read before the block are stale after it.
+        """
+        regs = self.saved_regs if self.saved_regs is not None else self.get_regs()
+        # the thread may sit in the syscall-exit stop of an injected call, where the kernel would skip the restart
+        # of the syscall we interrupted: do it in the registers (and make sure the kernel does not do it again)
+        pt.setregs(self.tid, kernel_restart(regs.copy()))
+        self.saved_regs = None
+        real_mask = self.saved_sigmask if self._blocked and self.saved_sigmask is not None else pt.getsigmask(self.tid)
+        pt.setsigmask(self.tid, pt.SIGSET_ALL & ~(1 << (_SIGTRAP - 1)))
+        if self.options is not None:
+            pt.setoptions(self.tid, 0)
+        pt.cont(self.tid, 0)
+        try:
+            yield
+        finally:
+            self._stop_again(timeout)
+            if self.options is not None:
+                pt.setoptions(self.tid, self.options)
+            pt.setsigmask(self.tid, real_mask)
+            self.saved_sigmask = real_mask
+            self._blocked = False
+
+    def _stop_again(self, timeout: float) -> None:
+        """PTRACE_INTERRUPT a running thread and collect its interrupt stop; a signal that stops it first (only
+        unblockable ones or SIGTRAP can) is kept in :attr:`stashed_signals` and suppressed.
+
+        A tracee attached the old way (a restore seed: PTRACE_TRACEME, and what it forks or clones) cannot be
+        interrupted (EIO): it gets a SIGSTOP instead and stays in that signal-delivery-stop, as a new seed does.
+        """
+        seized = True
+        try:
+            pt.interrupt(self.tid)
+        except SyscallError as exc:
+            if exc.errno != _errno.EIO:
+                raise
+            seized = False
+            tgkill(self.pid, self.tid, _SIGSTOP)
+        deadline = time.monotonic() + timeout
+        delay = 0.0001
+        while True:
+            st = wait_tid(self.tid, nohang=True)
+            if st is None:
+                if time.monotonic() > deadline:
+                    raise CriuError(f"thread {self.tid} did not stop within {timeout:.0f}s", pid=self.tid)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+                continue
+            if st.gone:
+                raise NoSuchProcess(self.tid, f"thread {self.tid} ended while it ran ({st.kind} {st.code or st.sig})")
+            if not seized and st.kind == "signal" and st.sig == _SIGSTOP:
+                return
+            if st.kind == "event" and st.event == pt.PTRACE_EVENT_STOP:
+                if st.sig != _SIGTRAP:
+                    self.group_stop_sig = st.sig
+                return
+            if st.kind == "event":
+                pt.cont(self.tid, 0)  # another event (its options were cleared: unlikely); the interrupt follows
+                continue
+            self.stashed_signals.append(pt.getsiginfo(self.tid))
+            pt.cont(self.tid, 0)
 
     def detach(self, sig: int = 0) -> None:
         """PTRACE_DETACH (``sig`` is delivered only from a signal-delivery-stop)."""

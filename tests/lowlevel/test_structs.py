@@ -8,6 +8,7 @@ import errno
 import pytest
 
 from criu_core.arch.x86_64 import NR, find_syscall_insn, restart_fixup, signed, unsigned
+from criu_core.arch.x86_64.regs import kernel_restart
 from criu_core.sys import structs
 
 
@@ -67,6 +68,16 @@ def test_restart_fixup_leaves_other_results() -> None:
     assert signed(r.rax) == -errno.EAGAIN and r.rip == 0x1002 and signed(r.orig_rax) == -1
     r = restart_fixup(_regs(-512, -1))  # not in a syscall: rax is just a value
     assert signed(r.rax) == -512 and r.rip == 0x1002
+
+
+def test_kernel_restart_does_what_the_kernel_would() -> None:
+    """A thread resumed from a stop outside get_signal gets the kernel's restart done in its registers."""
+    r = kernel_restart(_regs(-516, 230))  # clock_nanosleep: restart_syscall, its restart block kept
+    assert r.rax == 219 and r.rip == 0x1000 and signed(r.orig_rax) == -1
+    r = kernel_restart(_regs(-512, 34))
+    assert r.rax == 34 and r.rip == 0x1000 and signed(r.orig_rax) == -1
+    r = kernel_restart(_regs(-errno.EAGAIN, 0))
+    assert signed(r.rax) == -errno.EAGAIN and r.rip == 0x1002
 
 
 def test_find_syscall_insn() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,37 @@ def test_log_to_stderr_writes_no_log_file(in_process, engines, tmp_path, capfd):
     assert w.client.ask(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=1, log_to_stderr=True)).success
     assert not list(tmp_path.iterdir())
     assert "to stderr" in capfd.readouterr().err
+
+
+def test_notify_can_carry_a_descriptor(in_process, engines, tmp_path):
+    """orphan-pts-master: CRIU sends the pty master with the notification (SCM_RIGHTS); the engine keeps its own."""
+    r, w_ = os.pipe()
+    os.write(w_, b"from the engine")
+
+    def restore(ctx):
+        ctx.notify("orphan-pts-master", fd=r)
+        os.fstat(r)  # still ours
+        ctx.root_pid = 5555
+        return 0
+
+    engines["restore"] = restore
+    w = in_process()
+    w.client.send(rpc.criu_req(type=rpc.RESTORE, opts=opts(images_dir=str(tmp_path), notify_scripts=True)))
+    sock = w.client.sock
+    size = sock.recv_into(bytearray(1), 1, socket.MSG_PEEK | socket.MSG_TRUNC)
+    data, ancdata, _, _ = sock.recvmsg(max(size, 1), socket.CMSG_SPACE(4))
+    resp = rpc.criu_resp()
+    resp.ParseFromString(data)
+    assert resp.type == rpc.NOTIFY and resp.notify.script == "orphan-pts-master"
+    [(level, kind, raw)] = ancdata
+    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    got = int.from_bytes(raw[:4], "little")
+    try:
+        assert os.read(got, 100) == b"from the engine"
+    finally:
+        os.close(got)
+    w.client.ack(True)
+    final = w.client.recv()
+    assert final.type == rpc.RESTORE and final.success
+    os.close(r)
+    os.close(w_)

@@ -16,6 +16,7 @@ __all__ = [
     "SYSCALL_ARG_REGS",
     "SYSCALL_INSN",
     "in_syscall",
+    "kernel_restart",
     "restart_fixup",
     "set_syscall",
     "signed",
@@ -94,5 +95,29 @@ def restart_fixup(regs: Any) -> Any:
             regs.rip = unsigned(regs.rip - 2)
         elif ret == -ERESTART_RESTARTBLOCK:
             regs.rax = unsigned(-errno.EINTR)
+    regs.orig_rax = unsigned(-1)
+    return regs
+
+
+NR_RESTART_SYSCALL = 219
+
+
+def kernel_restart(regs: Any) -> Any:
+    """Apply what the kernel's own restart logic would do on the way back to user space (arch_do_signal_or_restart
+    without a handler), then ``orig_rax = -1`` so that it is not done twice.
+
+    Needed to resume a thread with PTRACE_CONT from a stop outside get_signal (a syscall-exit stop of an
+    injected call): there the kernel sees no pending signal and skips its restart logic, and the interrupted
+    syscall would return -ERESTART* to user space. -ERESTART_RESTARTBLOCK becomes ``restart_syscall`` (the
+    task's restart block is still the kernel's), the others re-execute the syscall. Modifies and returns ``regs``.
+    """
+    if in_syscall(regs):
+        ret = signed(regs.rax)
+        if ret in (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND):
+            regs.rax = regs.orig_rax
+            regs.rip = unsigned(regs.rip - 2)
+        elif ret == -ERESTART_RESTARTBLOCK:
+            regs.rax = NR_RESTART_SYSCALL
+            regs.rip = unsigned(regs.rip - 2)
     regs.orig_rax = unsigned(-1)
     return regs

@@ -24,7 +24,6 @@ from criu_amdgpu import abi, kfd, proto
 from criu_amdgpu.bo_restore import dump_contents
 from criu_amdgpu.images import (
     kfd_image_name,
-    pages_image_name,
     render_image_name,
     topology_to_entries,
     write_message,
@@ -42,13 +41,10 @@ __all__ = [
     "dump_late",
     "dump_render",
     "ext_file_entry",
-    "has_pending",
-    "settle_ids",
     "unpause_all",
 ]
 
 PLUGIN = "amdgpu"
-PROVISIONAL_ID = 0x40000000
 VMA_EXT_PLUGIN = 1 << 27  # image.h: the VMA is mapped by a plugin at restore
 FD_TYPE_EXT = 16  # fdinfo.proto fd_types EXT
 SHM_NAME = "hsakmt_shared_mem"
@@ -95,32 +91,11 @@ def ext_file_entry(file_id: int) -> Any:
     return entry
 
 
-def _file_id(run: AmdgpuRun, fd: Any) -> int:
-    # The id names our images and must be the one of the EXT file_entry. criu-core assigns file ids only after
-    # the claim returns (CRIU passes it to DUMP_EXT_FILE): use FdInfo's if it ever carries one, else a provisional
-    # id; :func:`settle_ids` renames our images once the core has written its id into the entry we returned.
-    fid = getattr(fd, "file_id", None)
-    if fid is None:
-        run.next_file_id += 1
-        fid = PROVISIONAL_ID + run.next_file_id
-    return int(fid)
-
-
-def settle_ids(ctx: Any, run: AmdgpuRun) -> None:
-    """Rename images written under a provisional id to the id the core gave the file_entry."""
-    d = ctx.images_dir
-    for rec in run.kfd_fds:
-        real = rec.entry.id if rec.entry is not None else rec.file_id
-        if real == rec.file_id:
-            continue
-        os.replace(d / kfd_image_name(rec.file_id), d / kfd_image_name(real))
-        for gpu in rec.gpu_ids:
-            os.replace(d / pages_image_name(rec.file_id, gpu), d / pages_image_name(real, gpu))
-        ctx.log.debug("amdgpu: file id %#x is %d", rec.file_id, real)
-        rec.file_id = real
-    for r in run.render_fds:
-        if r.entry is not None and not r.written:
-            r.file_id = r.entry.id
+def _file_id(fd: Any) -> int:
+    """The files.img id the core gives our EXT file_entry (FdInfo.file_id); our images are named after it."""
+    if not fd.file_id:
+        raise CriuError(f"amdgpu: {fd} was offered without the file id the core will give it")
+    return int(fd.file_id)
 
 
 def _shared_mem(run: AmdgpuRun) -> tuple[int, int]:
@@ -145,7 +120,7 @@ def _task_topology(topo: Topology, actual_to_user: dict[int, int], pid: int) -> 
 
 
 def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
-    file_id = _file_id(run, fd)
+    file_id = _file_id(fd)
     own, own_fd = run.provider.own_device()
     try:
         kfd.check_version(own)
@@ -182,7 +157,7 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
 
 
 def dump_render(ctx: Any, run: AmdgpuRun, fd: Any, minor: int) -> FileClaim:
-    file_id = _file_id(run, fd)
+    file_id = _file_id(fd)
     rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id))
     run.render_fds.append(rec)
     return FileClaim(plugin=PLUGIN, entry=rec.entry, fd_type=FD_TYPE_EXT, data={"image": render_image_name(file_id)})
@@ -203,20 +178,13 @@ def _write_render(ctx: Any, run: AmdgpuRun, rec: DumpedRender) -> None:
 
 
 def dump_late(ctx: Any, run: AmdgpuRun, pid: int) -> None:
-    """After every descriptor of ``pid`` was dumped: final file ids, render images (user ids now known), UNPAUSE."""
-    settle_ids(ctx, run)
+    """After every descriptor of ``pid`` was dumped: render images (user ids now known), UNPAUSE."""
     for rec in run.render_fds:
         if rec.pid == pid and not rec.written:
             _write_render(ctx, run, rec)
     errors = unpause_all(ctx, run, pid)
     if errors:
         raise CriuError(f"amdgpu: cannot resume the GPU queues of task {pid}: {errors[0]}")
-
-
-def has_pending(run: AmdgpuRun, pid: int) -> bool:
-    """Whether ``pid`` has a paused KFD process or an unwritten render image."""
-    return any(r.pid == pid and r.paused for r in run.kfd_fds) or any(
-        r.pid == pid and not r.written for r in run.render_fds)
 
 
 def unpause_all(ctx: Any, run: AmdgpuRun, pid: int | None = None) -> list[str]:

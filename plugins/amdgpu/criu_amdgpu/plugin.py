@@ -8,10 +8,10 @@ criu_addoption                         ``--amdgpu-kfd-path``, ``--amdgpu-dev-roo
 criu_vma_dump (HANDLE_DEVICE_VMA)      claims mappings of the KFD device and render nodes (no pages dumped)
 criu_file_dump (DUMP_EXT_FILE)         checkpoints a KFD descriptor / records a render-node descriptor
 criu_devices_dump_late                 writes render-node images, UNPAUSEs the task's GPU queues
-criu_devices_checkpoint                the same, when the core runs it after the task's descriptors
 criu_devices_restore_init              reads the images, matches GPUs (fails before anything is created)
 criu_vma_restore (UPDATE_VMA_MAP)      RESTOREs the task's KFD process from inside it, maps device VMAs
-criu_ext_file_restore                  hands the core copies of the task's KFD/render descriptors
+criu_ext_file_restore                  hands the core copies of the task's KFD/render descriptors (RESTOREs
+                                       from inside the task first if no device VMA did)
 criu_task_restore                      closes the plugin's temporary descriptors in the task
 criu_devices_resume_late               joins the BO copy workers, RESUMEs the task
 criu_fini                              UNPAUSEs whatever a failed dump left paused
@@ -56,7 +56,6 @@ __all__ = [
     "CRIU_INVENTORY_NAME",
     "criu_addoption",
     "criu_check_features",
-    "criu_devices_checkpoint",
     "criu_devices_dump_late",
     "criu_devices_restore_init",
     "criu_devices_resume_late",
@@ -102,16 +101,6 @@ def criu_file_dump(ctx: Any, fd: Any) -> Any:
 
 
 @hookimpl
-def criu_devices_checkpoint(ctx: Any, task: Any) -> None:
-    # CRIU runs CHECKPOINT_DEVICES before descriptors (nothing of ours is paused then: a no-op); criu-core's dump
-    # engine runs it after them and has no dump-late yet, and the queues must be UNPAUSEd while the task is still
-    # ours (the kernel only lets its ptrace parent do it), so this is the first place where that is possible.
-    run = _existing_run(ctx)
-    if run is not None and _dump().has_pending(run, task.pid):
-        _dump().dump_late(ctx, run, task.pid)
-
-
-@hookimpl
 def criu_devices_dump_late(ctx: Any, task: Any) -> None:
     run = _existing_run(ctx)
     if run is not None:
@@ -129,8 +118,8 @@ def criu_vma_restore(ctx: Any, vma: Any, remote: Any) -> Any:
 
 
 @hookimpl
-def criu_ext_file_restore(ctx: Any, file: Any) -> Any:
-    return _restore().restore_file(ctx, _run(ctx), file)
+def criu_ext_file_restore(ctx: Any, file: Any, remote: Any) -> Any:
+    return _restore().restore_file(ctx, _run(ctx), file, remote)
 
 
 @hookimpl
@@ -153,9 +142,8 @@ def criu_fini(ctx: Any, stage: str, success: bool) -> None:
     if run is None:
         return
     if stage in ("dump", "pre-dump"):
+        # the core calls fini while the tree is still seized, from the tracer thread: UNPAUSE is still allowed
         _dump().unpause_all(ctx, run)
-        if success:
-            _dump().settle_ids(ctx, run)
     elif run.bo is not None and not success:
         try:
             run.bo.join()

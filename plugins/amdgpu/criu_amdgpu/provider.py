@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from criu_core.errors import CriuError, SyscallError
@@ -58,7 +59,9 @@ class DeviceProvider(Protocol):
     def task_device(self, fd: Any) -> KfdDevice:
         """The dumpee's KFD descriptor (``fd.local_fd``, a pidfd_getfd copy) as a KfdDevice."""
 
-    def task_side(self, pid: int, remote: Any) -> TaskSide: ...
+    def task_side(self, pid: int, remote: Any, fd_alloc: Callable[[], int]) -> TaskSide:
+        """The restored task ``pid`` (``remote``: the core's RemoteTask); ``fd_alloc`` gives free descriptor
+        numbers for the plugin's own descriptors in it (``ctx.alloc_task_fd``)."""
 
     def engine(self) -> CopyEngine: ...
 
@@ -114,14 +117,15 @@ class RemoteKfdDevice:
 class RemoteTaskSide:
     """:class:`TaskSide` over the core's RemoteTask (``syscall(name, *args, check=)``, ``read_mem``, ``write_mem``).
 
-    ``fd_base``: plugin-opened descriptors are moved to ``>= fd_base`` so the core's later ``dup3`` of the task's
-    own descriptors never lands on them (CRIU's ``fd_next``).
+    ``fd_alloc``: returns the number each plugin-opened descriptor is moved to, one above the task's dumped fd
+    table that the core's later ``dup3`` of the task's own descriptors never lands on (``ctx.alloc_task_fd``,
+    CRIU's ``fd_next``).
     """
 
-    def __init__(self, remote: Any, fd_base: int = 900) -> None:
+    def __init__(self, remote: Any, fd_alloc: Callable[[], int]) -> None:
         self.remote = remote
         self.pid: int = remote.pid
-        self.fd_base = fd_base
+        self.fd_alloc = fd_alloc
         self.mem = RemoteMemory(remote)
 
     def open(self, path: str, flags: int) -> int:
@@ -132,7 +136,7 @@ class RemoteTaskSide:
             fd = self.remote.syscall("openat", AT_FDCWD, addr, flags | os.O_CLOEXEC, 0)
         finally:
             self.mem.free(addr)
-        high = self.remote.syscall("fcntl", fd, F_DUPFD_CLOEXEC, self.fd_base)
+        high = self.remote.syscall("fcntl", fd, F_DUPFD_CLOEXEC, self.fd_alloc())
         self.remote.syscall("close", fd)
         return high
 
@@ -168,11 +172,11 @@ class RealProvider:
     def task_device(self, fd: Any) -> KfdDevice:
         return FdKfdDevice(fd.local_fd, fd.pid)
 
-    def task_side(self, pid: int, remote: Any) -> TaskSide:
+    def task_side(self, pid: int, remote: Any, fd_alloc: Callable[[], int]) -> TaskSide:
         if remote is None:
             raise CriuError(f"amdgpu: the KFD process of task {pid} must be restored from inside the task, and the "
-                            "core gave the plugin no handle on it (no device VMA was offered before its files)")
-        return RemoteTaskSide(remote)
+                            "core gave the plugin no handle on it")
+        return RemoteTaskSide(remote, fd_alloc)
 
     def engine(self) -> CopyEngine:
         return select_engine(self.config.copy_engine)

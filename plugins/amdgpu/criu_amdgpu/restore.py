@@ -82,7 +82,7 @@ def restore_task(ctx: Any, run: AmdgpuRun, pid: int, remote: Any) -> RestoredTas
         return None
     img = run.kfd_images[file_id]
     gmap = run.gpu_maps[file_id].gpus
-    side = run.provider.task_side(pid, remote)
+    side = run.provider.task_side(pid, remote, lambda: ctx.alloc_task_fd(pid))
     kfd_fd = side.open(run.config.kfd_path, os.O_RDWR)
     rt = RestoredTask(pid, file_id, side, kfd_fd, gpu_map=dict(gmap))
     run.restored[pid] = rt
@@ -135,7 +135,6 @@ def _recreate_shm(run: AmdgpuRun, img: Any) -> None:
 def map_vma(ctx: Any, run: AmdgpuRun, vma: Any, remote: Any) -> MappedVma | None:
     """UPDATE_VMA_MAP: map a device VMA of a restored task at the BO's new offset."""
     e = vma.entry
-    run.remotes[vma.pid] = remote  # every task has VMAs: its files' restore may need the task too
     if not e.status & VMA_EXT_PLUGIN:
         return None
     rt = restore_task(ctx, run, vma.pid, remote)
@@ -159,14 +158,14 @@ def map_vma(ctx: Any, run: AmdgpuRun, vma: Any, remote: Any) -> MappedVma | None
     return MappedVma(PLUGIN, skip_content=True)
 
 
-def restore_file(ctx: Any, run: AmdgpuRun, file: Any) -> RestoredFd | None:
+def restore_file(ctx: Any, run: AmdgpuRun, file: Any, remote: Any) -> RestoredFd | None:
     """RESTORE_EXT_FILE: a copy of the task's own KFD or render descriptor for the core to install."""
     entry = file.entry
     if entry.type != FD_TYPE_EXT and getattr(entry, "type", None) != "EXT":
         return None
     file_id = entry.id
     if file_id in run.kfd_images:
-        rt = restore_task(ctx, run, file.pid, run.remotes.get(file.pid))
+        rt = restore_task(ctx, run, file.pid, remote)
         if rt is None or rt.pid != file.pid:
             raise CriuError(f"amdgpu: KFD image {file_id} belongs to task {run.kfd_images[file_id].pid}, "
                             f"not to task {file.pid}")

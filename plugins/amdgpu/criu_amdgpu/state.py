@@ -63,12 +63,10 @@ class AmdgpuRun:
     # dump
     kfd_fds: list[DumpedKfd] = field(default_factory=list)
     render_fds: list[DumpedRender] = field(default_factory=list)
-    next_file_id: int = 0
     # restore
     kfd_images: dict[int, Any] = field(default_factory=dict)  # file_id -> criu_kfd
     render_images: dict[int, Any] = field(default_factory=dict)  # file_id -> criu_render_node
     gpu_maps: dict[int, GpuMap] = field(default_factory=dict)  # kfd file_id -> its GPU map
-    remotes: dict[int, Any] = field(default_factory=dict)  # pid -> the core's RemoteTask seen in a hook
     restored: dict[int, RestoredTask] = field(default_factory=dict)  # pid -> ...
     bo: BoRestorer | None = None
     _identities: tuple[tuple[int, int] | None, dict[tuple[int, int], int]] | None = None

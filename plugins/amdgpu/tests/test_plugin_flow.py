@@ -6,6 +6,7 @@ contexts); the task is played by this process, the KFD by the emulated driver.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -44,8 +45,13 @@ def machine(tmp_path, name, ids=(GPU_A, GPU_B), **kw):
 
 
 def _fdinfo(path, fd, local_fd, pid=PID):
+    """What the core offers: the file id it will give the entry is known before the hook runs."""
     st = os.stat(path)
-    return FdInfo(pid=pid, fd=fd, local_fd=local_fd, kind="chr", link=path, ino=st.st_ino, dev=st.st_dev)
+    return FdInfo(pid=pid, fd=fd, local_fd=local_fd, kind="chr", link=path, ino=st.st_ino, dev=st.st_dev,
+                  file_id=next(_FILE_IDS))
+
+
+_FILE_IDS = itertools.count(7)
 
 
 def _vma(path, start, size, pgoff, pid=PID):
@@ -96,6 +102,9 @@ def dump(host, m, image_dir, pids=(PID,)):
         render_claim = host.file_dump(ctx, _fdinfo(m.config.render_path(129), 6, render_local, pid))
         fds += [local, render_local]
         assert kfd_claim.entry.type == 16 and kfd_claim.fd_type == 16
+        # the images carry the id the core gives the entry, from the start (no provisional id to rename)
+        assert (image_dir / images.kfd_image_name(kfd_claim.entry.id)).exists()
+        assert kfd_claim.entry.id == kfd_claim.entry.ext.id
         out.append((contents, kfd_claim.entry.id, render_claim.entry.id, vmas))
     for pid in pids:
         host.devices_dump_late(ctx, Task(pid))
@@ -321,4 +330,4 @@ def test_restore_without_a_handle_on_the_task_says_what_is_missing(tmp_path):
     from criu_amdgpu.provider import RealProvider
 
     with pytest.raises(CriuError, match="must be restored from inside the task"):
-        RealProvider(AmdgpuConfig(env={})).task_side(PID, None)
+        RealProvider(AmdgpuConfig(env={})).task_side(PID, None, lambda: 100)

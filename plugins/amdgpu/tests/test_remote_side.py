@@ -52,10 +52,11 @@ class SelfRemote:
 def test_open_moves_descriptors_above_the_tasks_own(fuse_kfd):
     dev_path, _ = fuse_kfd
     remote = SelfRemote()
-    side = RemoteTaskSide(remote, fd_base=700)
+    numbers = iter(range(700, 800))
+    side = RemoteTaskSide(remote, lambda: next(numbers))
     fd = side.open(dev_path, os.O_RDWR)
     try:
-        assert fd >= 700 and os.readlink(f"/proc/self/fd/{fd}") == dev_path
+        assert fd == 700 and os.readlink(f"/proc/self/fd/{fd}") == dev_path
         assert [c[0] for c in remote.calls] == ["mmap", "openat", "munmap", "fcntl", "close"]
         copy = side.getfd(fd)
         assert os.path.samestat(os.fstat(copy), os.fstat(fd))
@@ -67,7 +68,7 @@ def test_open_moves_descriptors_above_the_tasks_own(fuse_kfd):
 def test_ioctls_run_in_the_task_with_arrays_in_its_memory(fuse_kfd):
     dev_path, _ = fuse_kfd
     remote = SelfRemote()
-    side = RemoteTaskSide(remote)
+    side = RemoteTaskSide(remote, lambda: 700)
     fd = side.open(dev_path, os.O_RDWR)
     try:
         dev = side.kfd_device(fd)
@@ -117,7 +118,7 @@ def test_restore_inside_a_real_seed_through_the_cores_remote_task(fuse_kfd, subr
     remote = _make_seed()(pid)
     subreaper.append(remote.tid)
     try:
-        side = RemoteTaskSide(remote)
+        side = RemoteTaskSide(remote, lambda: 700)
         kfd_fd = side.open(dev_path, os.O_RDWR)
         render_fd = side.open(str(render), os.O_RDWR)
         assert os.readlink(f"/proc/{pid}/fd/{kfd_fd}") == dev_path

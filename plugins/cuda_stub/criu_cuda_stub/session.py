@@ -27,8 +27,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,11 +72,6 @@ DEFAULT_TIMEOUT_S = 10.0  # CRIU's --timeout default
 DEFAULT_ACTION_TIMEOUT_S = 300.0
 LOG = "cuda_plugin: "
 
-# The core's seam for CHECKPOINT/RESUME: ``ctx.thread_running(pid, tid)`` returns a context manager inside which
-# thread ``tid`` of the seized process ``pid`` runs (CRIU: resume_restore_thread / interrupt_restore_thread).
-SEAM = "thread_running"
-
-
 class Mode(enum.Enum):
     ENABLED = "enabled"
     OFF = "off"  # nothing to do, zero calls
@@ -106,7 +100,6 @@ class CudaSession:
     lock_timeout_ms: int
     tasks: dict[int, TaskRecord] = field(default_factory=dict)  # CUDA tasks, in pause order
     seen: set[int] = field(default_factory=set)  # every pid met at pause
-    warned_no_seam: bool = False
     finished: bool = False
 
 
@@ -221,17 +214,10 @@ def _vet_unusable(sess: CudaSession, pid: int) -> None:
 
 @contextlib.contextmanager
 def _helper_running(ctx: BaseContext, sess: CudaSession, pid: int, tid: int) -> Iterator[None]:
-    """Let the CUDA helper thread run while cuda-checkpoint works (the core's seam), else warn once."""
-    seam: Callable[[int, int], AbstractContextManager[None]] | None = getattr(ctx, SEAM, None)
-    if seam is not None:
-        with seam(pid, tid):
-            yield
-        return
-    if not sess.warned_no_seam:
-        sess.warned_no_seam = True
-        ctx.log.warning("%sthe core offers no ctx.%s(pid, tid): cuda-checkpoint runs while the helper thread %d "
-                        "of pid %d stays stopped (a real driver may then wait until the timeout)", LOG, SEAM, tid, pid)
-    yield
+    """Let the CUDA helper thread run while cuda-checkpoint works: the core's tracer resumes it for the block
+    and interrupts it afterwards (CRIU: resume_restore_thread / interrupt_restore_thread)."""
+    with ctx.thread_running(pid, tid):
+        yield
 
 
 # ---------------------------------------------------------------------------------------------------- hooks

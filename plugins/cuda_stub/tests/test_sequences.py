@@ -11,10 +11,11 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import criu_cuda_stub.plugin
 import pytest
@@ -46,11 +47,37 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="criu")
 
 
+class Tracer:
+    """Stands in for the core's tracer behind ``ctx.thread_running``: records each (resume, interrupt) of a thread
+    with how many cuda-checkpoint calls had run then (``calls``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int, int]] = []
+        self.calls: Callable[[], int] = lambda: 0
+
+    def __call__(self, pid: int, tid: int) -> Any:
+        tracer = self
+
+        class _Thread:
+            @contextmanager
+            def running(self) -> Iterator[None]:
+                tracer.events.append(("resume", pid, tid, tracer.calls()))
+                yield
+                tracer.events.append(("interrupt", pid, tid, tracer.calls()))
+
+        return _Thread()
+
+    def kinds(self) -> list[str]:
+        return [e[0] for e in self.events]
+
+
 def dump_ctx(host: PluginHost, tmp_path: Path, stage: str = "dump", **options: object) -> DumpContext:
     opts = host.options.defaults()
     for key, value in options.items():
         setattr(opts, key, value)
-    return DumpContext(options=opts, host=host, images_dir=tmp_path / "images", stage=stage)
+    ctx = DumpContext(options=opts, host=host, images_dir=tmp_path / "images", stage=stage)
+    ctx.tracee = Tracer()  # the core sets it while it holds the seized tree
+    return ctx
 
 
 def restore_ctx(host: PluginHost, tmp_path: Path, plugins: list[str] | None, **options: object) -> RestoreContext:
@@ -58,7 +85,9 @@ def restore_ctx(host: PluginHost, tmp_path: Path, plugins: list[str] | None, **o
     for key, value in options.items():
         setattr(opts, key, value)
     inventory = None if plugins is None else SimpleNamespace(plugins_entry=SimpleNamespace(plugins=plugins))
-    return RestoreContext(options=opts, host=host, images_dir=tmp_path / "images", inventory=inventory)
+    ctx = RestoreContext(options=opts, host=host, images_dir=tmp_path / "images", inventory=inventory)
+    ctx.tracee = Tracer()  # the core sets it while it holds the restored threads
+    return ctx
 
 
 def fini(host: PluginHost, ctx: BaseContext, stage: str, ok: bool) -> None:
@@ -108,6 +137,7 @@ def test_plain_dump_locks_and_checkpoints_and_records_the_plugin(host, fake_cuda
     ctx = dump_ctx(host, tmp_path)
     run_dump(host, ctx, [pid])
     assert fake_cuda.calls() == dump_calls(pid)
+    assert ctx.tracee.kinds() == ["resume", "interrupt"], "checkpoint runs with the helper thread let run"
     assert fake_cuda.state(pid) == "checkpointed"  # the core kills the task; the GPU state is in its memory
     assert ctx.used_plugins == ["cuda_plugin"]
     assert host.check_required(ctx.used_plugins) == ["cuda_stub"]
@@ -369,29 +399,23 @@ def test_checkpoint_and_resume_run_inside_the_cores_thread_seam(host, fake_cuda,
                                                                 caplog):
     pid = spawn()
     fake_cuda.mark_cuda(pid)
-    events: list[tuple[str, int, int, int]] = []
-
-    @contextmanager
-    def thread_running(p: int, tid: int) -> Iterator[None]:
-        events.append(("resume", p, tid, len(fake_cuda.calls())))
-        yield
-        events.append(("interrupt", p, tid, len(fake_cuda.calls())))
 
     ctx = dump_ctx(host, tmp_path, leave_running=True)
-    ctx.thread_running = thread_running  # what the core's tracer offers (see the report / session.SEAM)
+    ctx.tracee.calls = lambda: len(fake_cuda.calls())
     run_dump(host, ctx, [pid])
     # checkpoint is call 6, restore+unlock are calls 8-9: each inside a resume/interrupt pair
-    assert events == [("resume", pid, pid, 5), ("interrupt", pid, pid, 6),
-                      ("resume", pid, pid, 7), ("interrupt", pid, pid, 9)]
-    assert "offers no ctx.thread_running" not in caplog.text
+    assert ctx.tracee.events == [("resume", pid, pid, 5), ("interrupt", pid, pid, 6),
+                                 ("resume", pid, pid, 7), ("interrupt", pid, pid, 9)]
 
 
-def test_without_the_seam_the_plugin_warns_once(host, fake_cuda, fake_proc, spawn, tmp_path, caplog):
-    pids = [spawn(), spawn()]
-    for p in pids:
-        fake_cuda.mark_cuda(p)
-    run_dump(host, dump_ctx(host, tmp_path), pids)
-    assert caplog.text.count("offers no ctx.thread_running") == 1
+def test_without_a_traced_tree_checkpoint_fails(host, fake_cuda, fake_proc, spawn, tmp_path):
+    pid = spawn()
+    fake_cuda.mark_cuda(pid)
+    ctx = dump_ctx(host, tmp_path)
+    ctx.tracee = None  # what a context outside dump/restore has: the helper thread cannot be let run
+    with pytest.raises(CriuError, match="no traced tree"):
+        run_dump(host, ctx, [pid])
+    assert "--action checkpoint --pid" not in " ".join(fake_cuda.calls())
 
 
 # ---------------------------------------------------------------------------------------------------- restore
@@ -400,9 +424,13 @@ def test_without_the_seam_the_plugin_warns_once(host, fake_cuda, fake_proc, spaw
 def test_restore_restores_and_unlocks(host, fake_cuda, fake_proc, spawn, tmp_path, caplog):
     pid = spawn()
     fake_cuda.mark_cuda(pid, "checkpointed")
-    run_restore(host, restore_ctx(host, tmp_path, ["cuda_plugin"]), [pid])
+    ctx = restore_ctx(host, tmp_path, ["cuda_plugin"])
+    ctx.tracee.calls = lambda: len(fake_cuda.calls())
+    run_restore(host, ctx, [pid])
     assert fake_cuda.calls() == ["-h", f"--get-restore-tid --pid {pid}", f"--action restore --pid {pid}",
                                  f"--action unlock --pid {pid}"]
+    # restore and unlock run inside one resume/interrupt of the helper thread
+    assert ctx.tracee.events == [("resume", pid, pid, 2), ("interrupt", pid, pid, 4)]
     assert fake_cuda.state(pid) == "running"
     assert f"cuda_plugin: resuming devices on pid {pid}" in caplog.text
 

@@ -76,7 +76,7 @@ class FakeProvider:
         return FakeKfdDevice(self.kfd, self.dumper_files[fd.local_fd], caller=os.getpid(),
                              caller_tid=threading.get_native_id())
 
-    def task_side(self, pid: int, remote: Any) -> FakeTaskSide:
+    def task_side(self, pid: int, remote: Any, fd_alloc: Any = None) -> FakeTaskSide:
         side = self.sides[pid] = FakeTaskSide(self.kfd, pid, self.config)
         return side
 
