@@ -57,6 +57,7 @@ from criu_core.sys.proc import KCMP_FILE, kcmp
 __all__ = ["DumpResult", "dump_tree", "run"]
 
 TASK_ALIVE = 1
+TASK_DEAD = 2  # a zombie: only pstree and core (exit_code) are written
 F_GET_SEALS = 1034
 _DELETED = " (deleted)"
 TASK_STOPPED = 3
@@ -119,6 +120,7 @@ class _Dumper:
         self.fd_ids: list[tuple[FdInfo, int]] = []
         self.fdinfo_written: set[int] = set()
         self.pstree: list[Any] = []
+        self.vm_owner: dict[int, int] = {}  # vm_id -> the first process seen with it
         self.seccomp_filters: list[Any] = []
         self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
@@ -371,6 +373,13 @@ class _Dumper:
         self.ctx.host.task_dump(self.ctx, task, leader)
 
         kobj = self.ids.kobj_ids(pid)
+        other = self.vm_owner.setdefault(kobj["vm_id"], pid)
+        if other != pid:
+            raise UnsupportedResource(
+                f"address space of task {pid}",
+                msg=f"task {pid} shares its address space with task {other} (CLONE_VM without CLONE_THREAD): "
+                "not supported",
+            )
         ns = self.ids.ns_ids(pid)
         root_ns = self.ids.ns_ids(os.getpid())
         if ns != root_ns:
@@ -569,6 +578,13 @@ class _Dumper:
                 core["tc"]["stop_signo"] = proc.extra["stop_signo"]
         return _msg("core.core_entry", **core)
 
+    def dump_zombie(self, pid: int, stat: Any) -> None:
+        """core-PID.img of a zombie: task_state TASK_DEAD and the wait status, as CRIU's dump_one_zombie."""
+        tc = {"task_state": TASK_DEAD, "exit_code": stat.exit_code & 0xFFFF, "personality": 0, "flags": 0,
+              "blk_sigset": 0, "comm": stat.comm}
+        self.images.write_one("core", _msg("core.core_entry", mtype=1, tc=tc), pid)
+        self.result.pids.append(pid)
+
     def add_seccomp(self, filters: list[bytes]) -> int:
         """Append a thread's filter chain (oldest first, each ``prev`` pointing at the older one); returns the
         index of the newest, which is what thread_core.seccomp_filter names."""
@@ -707,7 +723,8 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
     dumper.result.freezing_time = int((t_frozen - t0) * 1e6)
     ctx.tracee = lambda pid, tid: _tracee(tree, pid, tid)
     try:
-        tasks = _tasks(ctx, tree, procfs)
+        zombies = _zombie_tasks(tree, procfs)
+        tasks = _tasks(ctx, tree, procfs, zombies)
         ctx.notify("query-ext-files")
         ctx.host.tree_frozen(ctx, tuple(tasks.values()))
         # CRIU's CHECKPOINT_DEVICES: right after the tree is collected, before any task's memory is dumped.
@@ -727,6 +744,10 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
             dumper.dump_process(pid, task)
             # DUMP_DEVICES_LATE: the task's files are dumped, it is still seized, and this is the tracer thread.
             ctx.host.devices_dump_late(ctx, task)
+        for pid, (task, stat) in zombies.items():  # after every live task: their parents are listed first
+            dumper.pstree.append(_msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid,
+                                      sid=task.sid, threads=[pid]))
+            dumper.dump_zombie(pid, stat)
         dumper.write_common()
         ctx.notify("post-dump")
         close_fds(dumper.local_fds)
@@ -746,6 +767,23 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
     return dumper.result
 
 
+def _zombie_tasks(tree: FrozenTree, procfs: ProcFS) -> dict[int, tuple[Task, Any]]:
+    """The dead but unreaped processes of the tree with their /proc stat (pgrp, session, exit_code, comm).
+
+    A zombie has no threads, memory or files left: CRIU writes a pstree entry and a core with TASK_DEAD and
+    the wait status (``exit_code``, stat field 52) and nothing else (cr-dump.c, dump_one_zombie).
+    """
+    out: dict[int, tuple[Task, Any]] = {}
+    for pid in tree.zombies:
+        try:
+            stat = procfs.stat(pid)
+        except CriuError:
+            continue  # reaped meanwhile
+        out[pid] = (Task(pid=pid, ppid=tree.parents.get(pid, 0), pgid=stat.pgrp, sid=stat.session, tids=(pid,),
+                         comm=stat.comm), stat)
+    return out
+
+
 def _tracee(tree: FrozenTree, pid: int, tid: int) -> Any:
     task = tree.tasks.get(tid)
     if tree.released or task is None or task.pid != pid:
@@ -753,7 +791,7 @@ def _tracee(tree: FrozenTree, pid: int, tid: int) -> Any:
     return task
 
 
-def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS) -> dict[int, Task]:
+def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS, zombies: dict[int, Any]) -> dict[int, Task]:
     """The seized processes as Tasks, after the checks that refuse a tree as a whole."""
     tasks: dict[int, Task] = {}
     for pid, tids in tree.processes.items():
@@ -766,13 +804,9 @@ def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS) -> dict[int, Task
             tids=tuple(tids),
             comm=stat.comm,
         )
-    if tree.zombies:
-        raise UnsupportedResource(
-            f"zombies {tree.zombies}", msg=f"zombie tasks {tree.zombies} in the tree are not supported yet"
-        )
     if not ctx.options.get("shell_job"):
         for task in tasks.values():
-            if task.sid not in tasks:
+            if task.sid not in tasks and task.sid not in zombies:
                 what = "root process" if task.pid == ctx.root_pid else "process"
                 raise CriuError(
                     f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "

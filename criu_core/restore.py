@@ -31,11 +31,13 @@ from typing import TYPE_CHECKING
 
 from criu_core.builtin import (
     core_restore,
+    cow_restore,
     files_restore,
     ghost_restore,
     mem_restore,
     memfd_restore,
     timens_restore,
+    zombie_restore,
 )
 from criu_core.errors import CriuError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
+CLONE_FS, CLONE_FILES = 0x200, 0x400
+_ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
 def run(ctx: RestoreContext) -> int:
@@ -127,14 +131,26 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         ctx.notify("pre-restore")
         root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
         log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
-        _prepare_seed(ctx, plan, root_st, states)
+        _prepare_root(ctx, plan, root_st, states)
+        for st in states.values():  # pstree order: a parent's memory is built before it forks its children
+            if not st.plan.dead:
+                _build_memory(ctx, plan, st, states)
+                _fork_children(ctx, st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
-            _build_task(ctx, plan, st)
+            if st.plan.dead:
+                zombie_restore.make_zombie(st, states[st.plan.ppid])
+        for st in states.values():
+            while st.helpers:
+                zombie_restore.end_helper(st.helpers.pop(), st)
+        for st in states.values():
+            if not st.plan.dead:
+                _build_task(ctx, plan, st)
         memfd_restore.apply_seals(ctx)
         for st in states.values():  # a failure here is fatal: the tree is killed, as any other restore failure
-            host.devices_resume_late(ctx, _task(st))
+            if not st.plan.dead:
+                host.devices_resume_late(ctx, _task(st))
         for st in states.values():
             for w in st.warnings:
                 log.warning("%s", w)
@@ -143,6 +159,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         ctx.notify("post-restore", pid=plan.root.pid)
         ctx.notify("pre-resume")
         for st in reversed(list(states.values())):  # children before parents
+            if st.remote is None:
+                continue  # a zombie, already dead
             for thread in list(st.threads.values()):
                 thread.detach(0)
             st.threads.clear()
@@ -155,7 +173,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         log.info("Restore finished successfully. Tasks resumed.")
         ctx.notify("post-resume")
         success = True
-        _write_stats(ctx, forked - t0, time.monotonic() - t0, sum(st.plan.nr_pages for st in states.values()))
+        _write_stats(ctx, forked - t0, time.monotonic() - t0, states)
         return plan.root.pid
     except BaseException:
         _kill_seeds(reversed(list(states.values())))
@@ -198,11 +216,13 @@ def _write_pidfile(path: str, pid: int) -> None:
         raise CriuError(f"Can't write pidfile {path}: {err.strerror}", path=path) from None
 
 
-def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) -> None:
+def _write_stats(ctx: RestoreContext, forking: float, total: float, states: dict[int, TaskState]) -> None:
     """stats-restore in the work dir, as CRIU writes it (times in microseconds); a failure only warns."""
     entry = new_message("stats.stats_entry")
     r = entry.restore
-    r.pages_compared, r.pages_skipped_cow = 0, 0
+    r.pages_compared = sum(st.pages_compared for st in states.values())
+    r.pages_skipped_cow = sum(st.pages_skipped_cow for st in states.values())
+    pages = sum(st.plan.nr_pages for st in states.values()) - r.pages_skipped_cow
     r.forking_time, r.restore_time, r.pages_restored = int(forking * 1e6), int(total * 1e6), pages
     try:
         write_image(Path(ctx.work_dir or ctx.images_dir) / "stats-restore", "STATS", [entry])
@@ -212,6 +232,13 @@ def _write_stats(ctx: RestoreContext, forking: float, total: float, pages: int) 
 
 def _kill_seeds(states: object) -> None:
     for st in states:  # type: ignore[attr-defined]
+        for helper in st.helpers:
+            try:
+                os.kill(helper.tid, signal.SIGKILL)
+                os.waitpid(helper.tid, _WALL)
+            except OSError:
+                pass
+        st.helpers.clear()
         remote = st.remote
         if remote is None:
             continue
@@ -258,26 +285,66 @@ def _create_threads(st: TaskState) -> None:
                                           scratch=args)
 
 
-def _prepare_seed(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
-    """Empty a seed, give it its session and (root) time namespace, then fork its children from it.
+def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Empty the root seed, give it its session (P9: before it forks anything) and the dump's time namespace.
 
-    Children are forked from the *clean* parent (P9: after its setsid), so they inherit the scratch area, the
-    vdso, the session and the time namespace, and nothing of the restorer.
+    The scratch area it maps is inherited by every task forked below it, so it avoids every task's VMAs.
     """
+    mem_restore.clean_seed(st, [(v.entry.start, v.entry.end) for s in states.values() for v in s.plan.vmas])
+    _session(ctx, st)
+    if plan.timens is not None:
+        timens_restore.enter_timens(st, plan.timens)
+
+
+def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
+    """Fork the children of ``st`` from it once its memory is built, so they inherit its private anonymous
+    memory copy-on-write (cow_restore), with its session, time namespace and scratch area; then each child's
+    own session or group (P9: before it forks its own children)."""
     p = st.plan
-    if p is plan.root:
-        mem_restore.clean_seed(st)
-        _session(ctx, st)
-        if plan.timens is not None:
-            timens_restore.enter_timens(st, plan.timens)
-    for child in (s for s in states.values() if s.plan.ppid == p.pid):
+    # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
+    children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
+    for child in children:
+        c = child.plan
+        if c.pgid not in (c.pid, st.plan.pgid) and c.pgid not in states and not _pid_exists(c.pgid):
+            _group_helper(ctx, st, c.pgid)
         st.scratch.reset()
-        child.remote = fork_child_in(st.remote, child.plan.pid, scratch=st.scratch.alloc(256, 64))
+        child.remote = fork_child_in(st.remote, child.plan.pid, flags=_shared_with_parent(child, st),
+                                     scratch=st.scratch.alloc(256, 64))
         child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
         child.remote.syscall_ip = child.scratch.syscall_ip
+        child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
+        child.sigactions_now = dict(st.sigactions_now)
         ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
         _child_session(child, st)
-        _prepare_seed(ctx, plan, child, states)
+
+
+def _pid_exists(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
+    """A process group whose leader is not in the images: as CRIU, a helper child with the leader's PID makes
+    the group (setpgid) for the members to join; it exits and is reaped once every task exists."""
+    st.scratch.reset()
+    helper = fork_child_in(st.remote, pgid, scratch=st.scratch.alloc(256, 64))
+    st.helpers.append(helper)
+    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
+    helper.syscall("setpgid", 0, 0)
+    ctx.log.info("helper %d forked from %d for process group %d", pgid, st.plan.pid, pgid)
+
+
+def _shared_with_parent(child: TaskState, parent: TaskState) -> int:
+    """CLONE_FILES / CLONE_FS where the dump saw the child share its parent's descriptor table or fs info
+    (equal ids, as CRIU derives its clone flags); the parent restores them, once, for both."""
+    c, p = child.plan, parent.plan
+    if c.dead:
+        return 0
+    return (CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+
+
+def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
+    parent = states.get(st.plan.ppid)
+    return parent is not None and getattr(st.plan.ids, what) == getattr(parent.plan.ids, what)
 
 
 def _child_session(child: TaskState, parent: TaskState) -> None:
@@ -293,25 +360,48 @@ def _child_session(child: TaskState, parent: TaskState) -> None:
         child.remote.syscall("setpgid", 0, c.pgid)
 
 
+def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
+    """vdso, PR_SET_MM_MAP, VMAs and pages; protections and madvise come later (_build_task), after the
+    children are forked. A child starts from its parent's memory and keeps what it shares (cow_restore)."""
+    host, log = ctx.host, ctx.log
+    p = st.plan
+    remote = st.remote
+    with_pages = {r.vaddr for r in p.pages}
+    st.pages_vmas = frozenset(v.index for v in p.vmas
+                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
+    parent = states.get(p.ppid) if p is not plan.root else None
+    kept = cow_restore.inherit_memory(st, parent) if parent is not None else {}
+    mem_restore.move_vdso(st)
+    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
+        mem_restore.set_mm_map(st, exe)
+    for vma in p.vmas:
+        if vma.index not in kept and host.vma_restore(ctx, vma, remote).plugin == mem_restore.PLUGIN:
+            st.inheritable.add(vma.index)  # mapped by the built-in handler: a child may keep it (cow_restore)
+    mem_restore.close_map_fds(st)
+    if parent is not None:
+        written, st.pages_compared, st.pages_skipped_cow = cow_restore.write_pages_cow(
+            st, parent, kept, mem_restore.write_runs)
+    else:
+        written = mem_restore.write_pages(st)
+    log.info("task %d: %d VMAs mapped, %d inherited, %d bytes of pages written, %d pages left shared", p.pid,
+             len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
+    # Signal actions before forking the children, which inherit them and set only theirs that differ. Not
+    # SIGCHLD while a zombie child is to be made: ignoring it (or SA_NOCLDWAIT) would reap the zombie at once.
+    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
+    core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
+
+
 def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
-    mem_restore.move_vdso(st)
-    with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
-        mem_restore.set_mm_map(st, exe)
-    with_pages = {r.vaddr for r in p.pages}
-    st.pages_vmas = frozenset(v.index for v in p.vmas
-                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
-    for vma in p.vmas:
-        host.vma_restore(ctx, vma, remote)
-    mem_restore.close_map_fds(st)
-    written = mem_restore.write_pages(st)
     mem_restore.finish_vmas(ctx, st, host)
-    log.info("task %d: %d VMAs mapped, %d bytes of pages written", p.pid, len(p.vmas), written)
-    files_restore.install_fds(ctx, st, host)
-    files_restore.restore_fs(ctx, st)
-    core_restore.restore_sigactions(st)
+    states = ctx.stash[TASKS_KEY]
+    if not _shares(st, states, "files_id"):  # a shared table was filled through the parent
+        files_restore.install_fds(ctx, st, host)
+    if not _shares(st, states, "fs_id"):  # chroot again in a shared fs would resolve inside the new root
+        files_restore.restore_fs(ctx, st)
+    core_restore.restore_sigactions(st)  # SIGCHLD if it was left for after the zombies (nothing else is left)
     core_restore.restore_itimers(st)
     core_restore.restore_posix_timers(st)
     core_restore.restore_rlimits(st)

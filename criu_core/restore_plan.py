@@ -76,6 +76,7 @@ VMA_AREA_GUARD = 1 << 16
 VMA_AREA_UPROBES = 1 << 17
 
 FD_TYPE_REG = 1  # fdinfo.proto fd_types
+TASK_DEAD = 2  # task_core_entry.task_state of a zombie (compel/include/uapi/task-state.h)
 _MARCH_X86_64 = 1
 
 
@@ -125,6 +126,11 @@ class TaskPlan:
     pages_path: Path | None
     fs: Any
     fds: tuple[FdPlan, ...]
+
+    @property
+    def dead(self) -> bool:
+        """A zombie (TASK_DEAD): only its pstree entry and core (comm, exit_code) are in the images."""
+        return self.core.tc.task_state == TASK_DEAD
 
     @property
     def files_id(self) -> int:
@@ -270,6 +276,10 @@ def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int) 
 def _check_core(core: Any, path: str, leader: bool) -> None:
     if core.mtype != _MARCH_X86_64:
         raise UnsupportedResource(f"architecture {core.mtype}", msg=f"{path}: not an x86_64 task (mtype {core.mtype})")
+    if leader and core.HasField("tc") and core.tc.task_state == TASK_DEAD:
+        if core.tc.exit_code > 0xFFFF:
+            raise ImageFormatError(path, 0, f"zombie exit code {core.tc.exit_code:#x} is not a wait status")
+        return  # a zombie's core has no thread_info (CRIU: core_entry_alloc(0, 1))
     if not core.HasField("thread_info"):
         raise ImageFormatError(path, 0, "core has no thread_info")
     if leader and not core.HasField("tc"):
@@ -309,6 +319,11 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
         core = _one(_read(d, cpath.name), str(cpath))
         _check_core(core, str(cpath), tid == pid)
         cores[tid] = core
+    if cores[pid].HasField("tc") and cores[pid].tc.task_state == TASK_DEAD:
+        if len(tids) != 1:
+            raise ImageFormatError(str(d / "pstree.img"), 0, f"zombie {pid} with threads {list(tids)}")
+        return TaskPlan(pid=pid, ppid=ps.ppid, pgid=ps.pgid, sid=ps.sid, tids=tids, core=cores[pid],
+                        thread_cores=cores, ids=None, mm=None, vmas=(), pages=(), pages_path=None, fs=None, fds=())
     ids = _one(_read(d, f"ids-{pid}.img"), str(d / f"ids-{pid}.img"))
     mpath = str(d / f"mm-{pid}.img")
     mm = _one(_read(d, f"mm-{pid}.img"), mpath)
@@ -416,6 +431,10 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
             raise ImageFormatError(str(d / "files.img"), ent.offset, f"duplicate file id {fe.id}")
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
+    dead = {t.pid for t in tasks if t.dead}
+    for t in tasks:
+        if t.ppid in dead:
+            raise ImageFormatError(str(d / "pstree.img"), 0, f"task {t.pid}: its parent {t.ppid} is a zombie")
     memfd = _load_memfd(d, files)
     remaps = {}
     rimg = _read(d, "remap-fpath.img", required=False)
@@ -461,6 +480,11 @@ class TaskState:
     shm_fds: dict[int, int] = field(default_factory=dict)  # shmid -> fd in the task, closed with map_fds
     threads: dict[int, Any] = field(default_factory=dict)  # tid -> RemoteTask of each non-leader thread
     warnings: list[str] = field(default_factory=list)
+    helpers: list[Any] = field(default_factory=list)  # children holding a group whose leader is gone
+    sigactions_now: dict[int, tuple[int, ...]] = field(default_factory=dict)  # signal -> action it has now
+    inheritable: set[int] = field(default_factory=set)  # VMAs mapped by the built-in handler, not a plugin
+    pages_compared: int = 0  # pages of a child compared with its parent's (copy-on-write sharing)
+    pages_skipped_cow: int = 0  # ... and left shared, not written
     next_fd: int = -1  # alloc_fd()'s next candidate
 
     def alloc_fd(self) -> int:

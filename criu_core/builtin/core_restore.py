@@ -9,6 +9,7 @@ seccomp (which may forbid what follows), then registers, xstate and the real sig
 from __future__ import annotations
 
 import os
+import signal
 import struct
 from typing import Any
 
@@ -51,6 +52,8 @@ def check_supported(st: TaskState) -> None:
     plan = st.plan
     tc = plan.core.tc
     where = f"task {plan.pid}"
+    if tc.task_state == TASK_DEAD:
+        return  # a zombie: recreated by the orchestrator, nothing else to check
     if tc.task_state not in (TASK_ALIVE, TASK_STOPPED):
         raise UnsupportedResource(where, msg=f"{where} was dumped in state {tc.task_state} (dead/zombie tasks "
                                   "are not supported)")
@@ -61,24 +64,37 @@ def check_supported(st: TaskState) -> None:
 # ---------------------------------------------------------------------------------------------- process
 
 
-def restore_sigactions(st: TaskState) -> None:
-    """rt_sigaction for every signal but SIGKILL/SIGSTOP (62 entries in the image, in order).
+def restore_sigactions(st: TaskState, only: set[int] | None = None) -> None:
+    """rt_sigaction for every signal but SIGKILL/SIGSTOP (62 entries in the image, in order), or for the
+    signals in ``only``.
 
-    All of them are set, SIG_DFL included: the seed inherited the restorer's dispositions (P8).
+    A signal is skipped when ``st.sigactions_now`` (what the task has now: a child forked after its parent's
+    were set inherits them) already holds its dumped action; otherwise it is set, SIG_DFL included: a seed
+    inherited the restorer's dispositions (P8).
     """
     remote, scratch = st.remote, st.scratch
     sigs = [s for s in range(1, NR_SIGNALS + 1) if s not in (9, 19)]
     entries = list(st.plan.core.tc.sigactions)
+    now = st.sigactions_now
     scratch.reset()
     for i, sig in enumerate(sigs):
+        if only is not None and sig not in only:
+            continue
         if entries:
             sa = entries[i]
             act = (sa.sigaction, sa.flags, sa.restorer, sa.mask)
         else:
             act = (0, 0, 0, 0)  # legacy images keep them in sigacts-PID.img; SIG_DFL is the safe reading
+        if now.get(sig) == act:
+            continue
         # the kernel's struct sigaction (asm/signal.h): handler, flags, restorer, 64-bit mask
         at = scratch.put(struct.pack("<4Q", *(v & _U64 for v in act)), 8)
         remote.syscall("rt_sigaction", sig, at, 0, 8)
+        now[sig] = act
+        if sig == signal.SIGTRAP and act[0] == 1 and remote.trampoline is not None:
+            # the trampoline's int3 forces SIGTRAP, and forcing an ignored signal resets it to SIG_DFL
+            # (kernel force_sig_info_to_task): inject with syscall-stops from here on
+            remote.trampoline = None
 
 
 def restore_itimers(st: TaskState) -> None:
@@ -138,17 +154,25 @@ def restore_rlimits(st: TaskState) -> None:
     if not tc.HasField("rlimits"):
         return
     remote, scratch = st.remote, st.scratch
+    # what the seed has, read from /proc (no injected call): a forked child usually has its parent's already
+    have = remote.procfs.limits(remote.pid)
     for res, rl in enumerate(tc.rlimits.rlimits):
         scratch.reset()
-        old_at = scratch.alloc(16, 8)
-        if remote.syscall("prlimit64", 0, res, 0, old_at, check=False) < 0:
-            continue  # a resource this kernel does not know
-        _cur, old_max = struct.unpack("<QQ", scratch.read(old_at, 16))
+        if res < len(have):
+            old = have[res]
+        else:
+            old_at = scratch.alloc(16, 8)
+            if remote.syscall("prlimit64", 0, res, 0, old_at, check=False) < 0:
+                continue  # a resource this kernel does not know
+            old = struct.unpack("<QQ", scratch.read(old_at, 16))
+        old_max = old[1]
         new_max = min(rl.max, old_max)
         if rl.max > old_max:
             st.warnings.append(f"rlimit {res} of task {st.plan.pid}: hard limit {rl.max} cannot be raised above "
                                f"{old_max} without CAP_SYS_RESOURCE")
         new_cur = min(rl.cur, new_max)
+        if (new_cur, new_max) == tuple(old):
+            continue
         ret = remote.syscall("prlimit64", 0, res, scratch.put(struct.pack("<QQ", new_cur, new_max), 8), 0,
                              check=False)
         if ret < 0:

@@ -51,6 +51,7 @@ __all__ = [
     "set_mm_map",
     "unmap_scratch",
     "write_pages",
+    "write_runs",
 ]
 
 PLUGIN = "builtin.mem_restore"
@@ -180,7 +181,7 @@ def _shmem_fd(ctx: Any, st: TaskState, shmid: int) -> int:
         shm = ctx.stash[PLAN_KEY].shmem[shmid]
         tmp = remote.syscall("mmap", 0, shm.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
         try:
-            _write_runs(st.plan.pid, shm.pages_path, [PageRun(tmp + r.vaddr, r.nr, r.offset) for r in shm.pages])
+            write_runs(st.plan.pid, shm.pages_path, [PageRun(tmp + r.vaddr, r.nr, r.offset) for r in shm.pages])
             objects[shmid] = os.open(f"/proc/{st.plan.pid}/map_files/{tmp:x}-{tmp + shm.size:x}",
                                      os.O_RDWR | os.O_CLOEXEC)
         finally:
@@ -205,7 +206,7 @@ def _busy(remote: Any) -> list[tuple[int, int]]:
     return [(m.start, m.end) for m in remote.procfs.maps(remote.pid)]
 
 
-def clean_seed(st: TaskState) -> None:
+def clean_seed(st: TaskState, avoid: list[tuple[int, int]] | None = None) -> None:
     """Steps 4 of §3: unregister the inherited rseq (P3), close every fd, map the scratch, unmap the rest.
 
     The seed is a fork of the restorer: it carries the restorer's rseq registration, descriptors and whole
@@ -217,7 +218,8 @@ def clean_seed(st: TaskState) -> None:
         # Once the TLS holding the rseq area is unmapped, the kernel's rseq update on return to user faults.
         remote.syscall("rseq", cfg.rseq_abi_pointer, cfg.rseq_abi_size, RSEQ_FLAG_UNREGISTER, cfg.signature)
     remote.syscall("close_range", 0, 0xFFFFFFFF, 0)
-    busy = _busy(remote) + [(v.entry.start, v.entry.end) for v in st.plan.vmas]
+    # the children inherit the scratch: it must miss their VMAs too (``avoid``)
+    busy = _busy(remote) + [(v.entry.start, v.entry.end) for v in st.plan.vmas] + list(avoid or ())
     busy = [(s, e) for s, e in busy if s < TASK_SIZE]
     addr = find_free_area(SCRATCH_SIZE, busy)
     got = remote.syscall("mmap", addr, SCRATCH_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
@@ -228,6 +230,8 @@ def clean_seed(st: TaskState) -> None:
     st.scratch = Scratch(remote, addr)
     # From here on syscalls run from the scratch's own `syscall` insn: the vdso is about to move.
     remote.syscall_ip = st.scratch.syscall_ip
+    # `syscall; int3` run with PTRACE_CONT: one stop per injected syscall instead of two syscall-stops
+    remote.trampoline = addr
     keep = sorted([(addr, addr + SCRATCH_SIZE)] + [(m.start, m.end) for m in remote.procfs.maps(remote.pid)
                                                    if m.name in _SPECIAL_NAMES])
     cursor = 0
@@ -305,10 +309,10 @@ def set_mm_map(st: TaskState, exe_path: str) -> None:
 
 def write_pages(st: TaskState) -> int:
     """Step 9 of §3: copy the task's pages from pages-N.img with process_vm_writev; returns bytes written."""
-    return _write_runs(st.plan.pid, st.plan.pages_path, list(st.plan.pages))
+    return write_runs(st.plan.pid, st.plan.pages_path, list(st.plan.pages))
 
 
-def _write_runs(pid: int, pages_path: Path | None, runs: list[PageRun]) -> int:
+def write_runs(pid: int, pages_path: Path | None, runs: list[PageRun]) -> int:
     """Copy page runs of ``pages_path`` to their addresses in task ``pid``.
 
     The image is mapped copy-on-write (never written: write access only makes the buffer addressable from
@@ -375,6 +379,7 @@ def finish_vmas(ctx: Any, st: TaskState, host: Any) -> None:
 def unmap_scratch(st: TaskState) -> None:
     """Step 14 of §3: drop the scratch with a syscall from the (moved) vdso, so no code runs from it after."""
     remote = st.remote
+    remote.trampoline = None
     remote.syscall_ip = None
     remote.syscall_ip = remote.find_syscall_ip("[vdso]")
     remote.syscall("munmap", st.scratch.addr, st.scratch.size)

@@ -202,8 +202,15 @@ class _Seizer:
             if e.errno == errno.EPERM:
                 try:
                     state = self.procfs.stat(pid, tid).state
+                    tracer = self.procfs.status(pid, tid).tracer_pid
                 except NoSuchProcess:
                     return False
+                if tracer == os.getpid() and state not in ("Z", "X"):
+                    # forked or cloned by a task seized but not stopped yet: auto-attached (TRACEFORK/CLONE)
+                    # before its creation event is collected; it stops with PTRACE_EVENT_STOP by itself
+                    self.tree.tasks[tid] = RemoteTask(tid, pid, procfs=self.procfs, options=self.options)
+                    self.pending.append(tid)
+                    return True
                 if state in ("Z", "X"):
                     if tid == pid and pid not in self.tree.zombies:
                         self.tree.zombies.append(pid)

@@ -23,7 +23,7 @@ def _tree(pid: int) -> dict[int, list[int]]:
     return out
 
 
-@pytest.mark.parametrize("n", [2, 16, 200])
+@pytest.mark.parametrize("n", [1, 2, 16, 200])
 def test_threads(zdtm, n: int) -> None:
     t = zdtm.start("threads", str(n))
     tids = _tids(t.pid)
@@ -43,9 +43,9 @@ def test_tree(zdtm, n: int) -> None:
     t.check()
 
 
-@pytest.mark.parametrize("mode", ["zombie", "waitpid", "pgroups", "forker", "spawner"])
+@pytest.mark.parametrize("mode", ["zombie", "zombiesig", "zombiegrp", "orphangrp", "waitpid", "pgroups", "forker", "spawner"])
 def test_sessions(zdtm, mode: str) -> None:
-    """A zombie child, a parent in waitpid across the restore, a session with two process groups, a process
+    """A zombie child (exited; killed by a signal; leader of a group a live sibling is in), a process in a group whose leader is gone, a parent in waitpid across the restore, a session with two process groups, a process
     that forks while it is being seized, and one that creates threads while it is being seized."""
     t = zdtm.start("sessions", mode)
     tree = _tree(t.pid) if mode not in ("forker", "spawner") else None
@@ -153,4 +153,47 @@ def test_failed_tree_dump_releases_all(zdtm, engines) -> None:
         diffs = zdtmlib.compare(before[pid], zdtmlib.snapshot(pid))
         assert not diffs, f"the failed dump changed task {pid}:\n" + "\n".join(diffs)
     assert "Traceback" not in d.stderr and len(d.stderr.strip().splitlines()) == 1, d.explain()
+    t.check()
+
+
+def test_clone_files_fs_shared(zdtm) -> None:
+    """A child made with clone(CLONE_FILES|CLONE_FS) still shares its parent's descriptor table and fs info
+    after restore (kcmp, and a chdir and an open by the parent seen by the child)."""
+    t = zdtm.start("sessions", "clonefiles")
+    tree = _tree(t.pid)
+    zdtm.cycle(t)
+    assert _tree(t.pid) == tree
+    t.check()
+
+
+def test_clone_vm_refused(zdtm, engines) -> None:
+    """A child sharing its parent's memory without being a thread (CLONE_VM without CLONE_THREAD) is refused
+    in one line, and both processes are released running and unchanged."""
+    import zdtmlib
+
+    t = zdtm.start("sessions", "vmshare")
+    pids = [t.pid, *zdtmlib.descendants(t.pid)]
+    before = {pid: zdtmlib.snapshot(pid) for pid in pids}
+    d = zdtm.dump(t, zdtm.images())
+    assert d.rc != 0, "the dump of a CLONE_VM child succeeded:\n" + d.explain()
+    assert "CLONE_VM" in d.stderr and len(d.stderr.strip().splitlines()) == 1, d.explain()
+    for pid in pids:
+        diffs = zdtmlib.compare(before[pid], zdtmlib.snapshot(pid))
+        assert not diffs, f"the failed dump changed task {pid}:\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize("opt", ["pidfile", "restore-sibling"])
+def test_tree_restore_options(zdtm, opt: str) -> None:
+    """--pidfile names the root of a restored tree; --restore-sibling makes the root a child of criu-py's
+    parent (here the harness) as CRIU does for runc; the tree comes back whole either way."""
+    t = zdtm.start("tree", "3")
+    tree = _tree(t.pid)
+    pidfile = zdtm.tmp / "root.pid"
+    zdtm.cycle(t, restore_args=["--pidfile", str(pidfile)] if opt == "pidfile" else ["--restore-sibling"])
+    assert _tree(t.pid) == tree
+    if opt == "pidfile":
+        assert pidfile.read_text().strip() == str(t.pid)
+    else:
+        ppid = int(Path(f"/proc/{t.pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert ppid == os.getpid(), f"the restored root's parent is {ppid}, not criu-py's parent {os.getpid()}"
     t.check()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -74,8 +75,10 @@ def plan_jobs(file_id: int, images_dir: Path, bos: Iterable[BoBucket],
 
 
 def _block_sigchld() -> None:
-    # The restorer reaps and waits on its seeds; pool threads must not take their SIGCHLD.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # The restorer reaps and waits on its seeds; pool threads must not take their SIGCHLD. The serial mode runs
+    # jobs in the restorer's own thread, whose mask every later child would inherit: leave that one alone.
+    if threading.current_thread() is not threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
 def run_job(job: GpuJob, engine: CopyEngine) -> None:

@@ -1,6 +1,16 @@
 /* sessions.c MODE: process-tree relations of issue 4, checked by the processes themselves.
  *
  * zombie   a child exits with status 7 and is left unreaped: after restore waitpid() still gets it, status 7
+ * zombiesig  a child killed by SIGUSR1 is left unreaped: after restore waitpid() gets it, killed by SIGUSR1
+ * zombiegrp  child Z leads its own process group and exits unreaped, child B (alive) joined Z's group: after
+ *          restore B is still in group Z (whose leader is a zombie) and waitpid() gets Z with status 7
+ * clonefiles  a child made by clone(CLONE_FILES|CLONE_FS) shares the parent's descriptor table and fs info:
+ *          after restore kcmp says both are still shared, the fd opened before the dump is there, and a
+ *          chdir and an open by the parent are seen by the child (/proc/CHILD/cwd, /proc/CHILD/fd)
+ * vmshare  a child made by clone(CLONE_VM) without CLONE_THREAD (the dump refuses it: the test checks that)
+ * orphangrp  the root (a child subreaper) forks A, which leads its own group, forks B into it and exits: B,
+ *          reparented to the root, is in a group whose leader is gone; after restore B is still in group A
+ *          (a helper with A's PID made it, as CRIU does) and the group can be signalled
  * waitpid  blocked in waitpid() on a live child (re-entered after restore); SIGUSR2's handler (SA_RESTART)
  *          sends the child SIGTERM, and waitpid must then return that child, killed by SIGTERM
  * pgroups  a session leader with two process groups: child A leads group A, child C joined group A, child B
@@ -15,7 +25,11 @@
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
 #include "zdtm.h"
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -82,6 +96,114 @@ int main(int argc, char **argv)
 			zdtm_fail("the zombie child %d is gone", child);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 7)
 			zdtm_fail("zombie status %#x, expected exit 7", st);
+	} else if (!strcmp(mode, "zombiesig") || !strcmp(mode, "zombiegrp")) {
+		int grp = !strcmp(mode, "zombiegrp"), pg, sid;
+		pid_t b = 0;
+
+		child = fork();
+		zdtm_setup(child >= 0, "fork");
+		if (!child) {
+			if (grp) {
+				setpgid(0, 0);
+				_exit(7);
+			}
+			signal(SIGUSR1, SIG_DFL);
+			raise(SIGUSR1);
+			_exit(1);
+		}
+		if (grp) {
+			zdtm_setup(!setpgid(child, child) || errno == EACCES, "setpgid Z");
+			zdtm_setup((b = fork()) >= 0, "fork");
+			if (!b)
+				sleeper();
+			zdtm_setup(!setpgid(b, child), "setpgid B");
+		}
+		zdtm_setup(waitid(P_PID, child, NULL, WEXITED | WNOWAIT) == 0, "waitid WNOWAIT");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (grp) {
+			proc_ids(b, &pg, &sid);
+			if (pg != child || sid != getpid())
+				zdtm_fail("B: pgrp %d sid %d, expected %d %d", pg, sid, child, getpid());
+		}
+		if (waitpid(child, &st, WNOHANG) != child)
+			zdtm_fail("the zombie child %d is gone", child);
+		if (grp && (!WIFEXITED(st) || WEXITSTATUS(st) != 7))
+			zdtm_fail("zombie status %#x, expected exit 7", st);
+		if (!grp && (!WIFSIGNALED(st) || WTERMSIG(st) != SIGUSR1))
+			zdtm_fail("zombie status %#x, expected killed by SIGUSR1", st);
+		if (b) {
+			kill(b, SIGKILL);
+			waitpid(b, NULL, 0);
+		}
+	} else if (!strcmp(mode, "clonefiles") || !strcmp(mode, "vmshare")) {
+		static char stack[64 << 10];
+		int vm = !strcmp(mode, "vmshare"), fd, fd2;
+		char path[64], buf[256];
+		ssize_t n;
+
+		fd = open("/dev/null", O_RDONLY);
+		zdtm_setup(fd >= 0 && dup2(fd, 40) == 40, "open /dev/null as fd 40");
+		close(fd);
+		child = clone((int (*)(void *))sleeper, stack + sizeof(stack),
+			      (vm ? CLONE_VM : CLONE_FILES | CLONE_FS) | SIGCHLD, NULL);
+		zdtm_setup(child > 0, "clone");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (syscall(SYS_kcmp, getpid(), child, 2 /* KCMP_FILES */, 0, 0) != 0)
+			zdtm_fail("the descriptor table is no longer shared with %d", child);
+		if (syscall(SYS_kcmp, getpid(), child, 3 /* KCMP_FS */, 0, 0) != 0)
+			zdtm_fail("the fs info is no longer shared with %d", child);
+		if (fcntl(40, F_GETFD) < 0)
+			zdtm_fail("fd 40 is gone");
+		zdtm_setup(!chdir("/tmp"), "chdir /tmp");
+		fd2 = open("/dev/zero", O_RDONLY);
+		snprintf(path, sizeof(path), "/proc/%d/cwd", child);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n != 4 || memcmp(buf, "/tmp", 4))
+			zdtm_fail("the child's cwd did not follow the parent's chdir");
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", child, fd2);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n != 9 || memcmp(buf, "/dev/zero", 9))
+			zdtm_fail("the child does not see fd %d the parent opened", fd2);
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	} else if (!strcmp(mode, "orphangrp")) {
+		pid_t a, b = 0;
+		int pg, sid;
+		char path[64], buf[512];
+		FILE *f;
+
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper");
+		zdtm_setup((a = fork()) >= 0, "fork A");
+		if (!a) {
+			setpgid(0, 0);
+			if (!fork())
+				sleeper();
+			_exit(0);
+		}
+		zdtm_setup(waitpid(a, &st, 0) == a, "reap A");
+		for (;;) { /* B: our only child now, once reparented */
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", getpid(), getpid());
+			f = fopen(path, "r");
+			if (f && fscanf(f, "%d", &b) == 1) {
+				fclose(f);
+				break;
+			}
+			if (f)
+				fclose(f);
+			usleep(1000);
+		}
+		(void)buf;
+		zdtm_ready();
+		zdtm_wait_check();
+		proc_ids(b, &pg, &sid);
+		if (pg != a || sid != getpid())
+			zdtm_fail("B: pgrp %d sid %d, expected %d %d", pg, sid, a, getpid());
+		if (kill(-a, 0))
+			zdtm_fail("group %d cannot be signalled: %s", a, strerror(errno));
+		kill(b, SIGKILL);
+		waitpid(b, NULL, 0);
 	} else if (!strcmp(mode, "waitpid")) {
 		struct sigaction sa = { .sa_handler = usr2_kill_child, .sa_flags = SA_RESTART };
 		pid_t got;
