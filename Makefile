@@ -12,10 +12,12 @@ $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' -e 'plugins/amdgpu[emu]' -e plugins/uprobes -e plugins/netns -e plugins/cuda_stub
-	$(PY) -m compileall -q criu_core $(PLUGINS) >/dev/null
 	touch $@
 
+# Every time, not only at install: with PYTHONDONTWRITEBYTECODE=1 nothing else refreshes a stale .pyc, and each
+# criu-py command would recompile every module edited since (compileall only rewrites the stale ones).
 venv: $(VENV)/.installed
+	@$(PY) -m compileall -q criu_core $(PLUGINS) >/dev/null
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,8 @@ from criu_core.options import Options
 from criu_core.stash import Stash
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from criu_core.plugins import PluginHost
 
 __all__ = ["BaseContext", "DumpContext", "RestoreContext", "CheckContext"]
@@ -50,6 +51,8 @@ class BaseContext:
 
     def executor(self, max_workers: int, name: str) -> ThreadPoolExecutor:
         """A thread pool owned by this run; it is shut down (joined) by :meth:`close` at the latest."""
+        from concurrent.futures import ThreadPoolExecutor  # only the runs that use one pay for the import
+
         pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._pools.append(pool)
         return pool

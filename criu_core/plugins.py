@@ -138,7 +138,7 @@ class PluginHost:
         env = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         self.disabled = set(disabled) | set(env)
         self._info: dict[str, PluginInfo] = {}
-        self._modules: dict[str, ModuleType] = {}
+        self._modules: dict[str, ModuleType | type] = {}  # a module, or a namespace class (the built-ins)
         self.options = OptionRegistry()
         self._register_builtins()
         if load_entry_points:
@@ -151,8 +151,10 @@ class PluginHost:
         from criu_core.builtin import BUILTIN_PLUGINS
         from criu_core import __version__
 
-        for name, modname in BUILTIN_PLUGINS:
-            self._add(name, importlib.import_module(modname), "criu-core", __version__, builtin=True)
+        for name, value in BUILTIN_PLUGINS:
+            modname, _, attr = value.partition(":")
+            namespace = getattr(importlib.import_module(modname), attr)
+            self._add(name, namespace, "criu-core", __version__, builtin=True)
 
     def _load_entry_points(self) -> None:
         for name, value, dist, version in iter_entry_points(ENTRY_POINT_GROUP):
@@ -167,7 +169,7 @@ class PluginHost:
                 raise PluginFailed(name, "load", exc) from exc
             self._add(name, module, dist, version, builtin=False)
 
-    def _add(self, name: str, module: ModuleType, dist: str, version: str, *, builtin: bool) -> None:
+    def _add(self, name: str, module: ModuleType | type, dist: str, version: str, *, builtin: bool) -> None:
         self.pm.register(module, name=name)
         hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(module) or ()))
         # CRIU_INVENTORY_NAME = None: never listed in plugins_entry (what CRIU 4.2 does in its core, e.g. uprobes)

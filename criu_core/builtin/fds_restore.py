@@ -1,6 +1,6 @@
 """Built-in restore of pipes (with their queued data), eventfd, signalfd, timerfd and epoll descriptors.
 
-The restorer builds each object (``criu_file_restore``) and the task pulls it in like any file. Both ends of a
+The restorer builds each object (``open_file``) and the task pulls it in like any file. Both ends of a
 pipe come from one ``pipe2`` (matched by ``pipe_id``, the dumped pipe inode), filled with the bytes of
 pipes-data.img before anyone can read them. An epoll instance is created empty; its targets are added by
 injected ``epoll_ctl`` calls once every descriptor of the task is in place, because the kernel keys each
@@ -15,7 +15,6 @@ import struct
 from typing import Any
 
 from criu_core.errors import CriuError, ImageFormatError
-from criu_core.hookspecs import hookimpl
 from criu_core.images.framing import read_image
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import TaskState
@@ -30,8 +29,8 @@ __all__ = [
     "FD_TIMERFD",
     "PLUGIN",
     "add_epoll_targets",
-    "criu_file_restore",
-    "criu_fini",
+    "open_file",
+    "fini",
 ]
 
 PLUGIN = "builtin.fds_restore"
@@ -85,8 +84,7 @@ def _set_status_flags(fd: int, flags: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, flags & _STATUS_FLAGS)
 
 
-@hookimpl(trylast=True)
-def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
+def open_file(ctx: Any, file: FileImage) -> RestoredFd | None:
     """Pipes, eventfd, signalfd, timerfd and (empty) epoll instances."""
     e = file.entry
     if e.type == FD_PIPE and e.HasField("pipe"):
@@ -137,8 +135,7 @@ def add_epoll_targets(st: TaskState) -> None:
             remote.syscall("epoll_ctl", p.fd, EPOLL_CTL_ADD, t.tfd, ev)
 
 
-@hookimpl(trylast=True)
-def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+def fini(ctx: Any, stage: str, success: bool) -> None:
     """Close the restorer's ends of every pipe it built (the tasks hold their own copies by now)."""
     if stage != "restore":
         return

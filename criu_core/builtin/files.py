@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from criu_core.dumping.files import fown, reg_entry
 from criu_core.errors import SyscallError
-from criu_core.hookspecs import hookimpl
 from criu_core.images.messages import message_class, pb_module
 from criu_core.resources import FileClaim
 from criu_core.sys.proc import F_GETPIPE_SZ, SPLICE_F_NONBLOCK, tee
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from criu_core.context import DumpContext
     from criu_core.resources import FdInfo
 
-__all__ = ["criu_file_dump"]
+__all__ = ["dump_file"]
 
 PLUGIN = "builtin.files"
 F_SETPIPE_SZ = 1031
@@ -26,8 +25,7 @@ _TTY_MAJORS = {4, 5, 136, 137, 138, 139, 140, 141, 142, 143}
 _DELETED = " (deleted)"
 
 
-@hookimpl(trylast=True)
-def criu_file_dump(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
+def dump_file(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
     """Regular files, directories, non-tty character devices (REG) and pipes (PIPE, with their queued data).
 
     The entry's ids are filled in by the core.

@@ -15,11 +15,10 @@ from typing import Any
 from criu_core.builtin.fds_restore import add_epoll_targets
 from criu_core.builtin.ghost_restore import opened_path
 from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource, UsageError
-from criu_core.hookspecs import hookimpl
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import FD_TYPE_REG, TaskState
 
-__all__ = ["PLUGIN", "criu_file_restore", "inherit_fds", "inherit_key", "install_fds", "open_reg", "restore_fs"]
+__all__ = ["PLUGIN", "open_file", "inherit_fds", "inherit_key", "install_fds", "open_reg", "restore_fs"]
 
 PLUGIN = "builtin.files_restore"
 FD_TYPE_INETSK, FD_TYPE_UNIXSK = 4, 5  # fdinfo.proto fd_types: offered to the socket hooks first
@@ -61,8 +60,7 @@ def open_reg(reg: Any, *, what: str = "file", path: str | None = None) -> int:
     return fd
 
 
-@hookimpl(trylast=True)
-def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
+def open_file(ctx: Any, file: FileImage) -> RestoredFd | None:
     """Regular files, directories and devices opened by path (files.img REG entries)."""
     entry = file.entry
     if entry.type != FD_TYPE_REG or not entry.HasField("reg"):

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource
-from criu_core.hookspecs import hookimpl
 from criu_core.images.framing import read_image
 from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 
-__all__ = ["REMAP_GHOST", "REMAP_LINKED", "criu_fini", "opened_path", "remap_source"]
+__all__ = ["REMAP_GHOST", "REMAP_LINKED", "fini", "opened_path", "remap_source"]
 
 REMAP_LINKED, REMAP_GHOST, REMAP_PROCFS = 0, 1, 2
 _REMAP_GHOST_BIT = 1 << 31  # images older than remap_type marked ghosts in remap_id
@@ -121,8 +120,7 @@ def opened_path(ctx: Any, file_id: int, name: str) -> Iterator[str]:
         os.unlink(name)
 
 
-@hookimpl(trylast=True)
-def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+def fini(ctx: Any, stage: str, success: bool) -> None:
     """Remove the ghosts made for this restore, and the dump's link_remap files once it succeeded."""
     if stage != "restore":
         return

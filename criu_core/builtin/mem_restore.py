@@ -2,7 +2,7 @@
 
 Every step is an injected syscall in the seed (RemoteTask.syscall) or a process_vm_writev from the restorer,
 in the order validated in reference/ptrace-dump-restore.md §3 (restore steps 4-9). The hook
-:func:`criu_vma_restore` maps ordinary VMAs; a plugin claiming a device VMA runs before it.
+:func:`map_vma` maps ordinary VMAs; a plugin claiming a device VMA runs before it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 from criu_core.builtin.ghost_restore import opened_path
 from criu_core.builtin.memfd_restore import memfd_object
 from criu_core.errors import CriuError, UnsupportedResource
-from criu_core.hookspecs import hookimpl
 from criu_core.images.pagemap import PAGE_SIZE
 from criu_core.progress import Progress
 from criu_core.ptrace.restore_scratch import SCRATCH_SIZE, SYSCALL_TRAMPOLINE, TASK_SIZE, Scratch, find_free_area
@@ -44,8 +43,8 @@ __all__ = [
     "PLUGIN",
     "clean_seed",
     "close_map_fds",
-    "criu_fini",
-    "criu_vma_restore",
+    "fini",
+    "map_vma",
     "finish_vmas",
     "move_vdso",
     "open_in_task",
@@ -75,8 +74,7 @@ _SHMEM: StashKey[dict[int, int]] = StashKey("restore.shmem")  # shmid -> the res
 # ---------------------------------------------------------------------------------------------- the hook
 
 
-@hookimpl(trylast=True)
-def criu_vma_restore(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
+def map_vma(ctx: Any, vma: VmaImage, remote: Any) -> MappedVma | None:
     """Map an anonymous private or file-backed VMA at its dumped address with an injected mmap."""
     e = vma.entry
     if is_special_vma(e):
@@ -192,8 +190,7 @@ def _shmem_fd(ctx: Any, st: TaskState, shmid: int) -> int:
     return fd
 
 
-@hookimpl(trylast=True)
-def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+def fini(ctx: Any, stage: str, success: bool) -> None:
     """Drop the restorer's handles on shared memory objects (the tasks map them by now)."""
     if stage != "restore":
         return

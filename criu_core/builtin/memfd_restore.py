@@ -15,13 +15,12 @@ import os
 from typing import Any
 
 from criu_core.errors import CriuError, UnsupportedResource
-from criu_core.hookspecs import hookimpl
 from criu_core.images.pagemap import PAGE_SIZE
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 
-__all__ = ["FD_MEMFD", "PLUGIN", "apply_seals", "criu_file_restore", "criu_fini", "memfd_object"]
+__all__ = ["FD_MEMFD", "PLUGIN", "apply_seals", "open_file", "fini", "memfd_object"]
 
 PLUGIN = "builtin.memfd_restore"
 FD_MEMFD = 18  # fdinfo.proto fd_types
@@ -72,8 +71,7 @@ def apply_seals(ctx: Any) -> None:
             fcntl.fcntl(fd, F_ADD_SEALS, seals)
 
 
-@hookimpl(trylast=True)
-def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
+def open_file(ctx: Any, file: FileImage) -> RestoredFd | None:
     """A memfd descriptor: a new open file description of the restored memfd, with its flags and position."""
     e = file.entry
     if e.type != FD_MEMFD or not e.HasField("memfd"):
@@ -85,8 +83,7 @@ def criu_file_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
     return RestoredFd(PLUGIN, fd)
 
 
-@hookimpl(trylast=True)
-def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+def fini(ctx: Any, stage: str, success: bool) -> None:
     """Drop the restorer's memfds (the tasks hold their own descriptors and mappings by now)."""
     if stage != "restore":
         return

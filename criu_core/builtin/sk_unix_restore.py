@@ -19,13 +19,12 @@ import stat
 from typing import Any
 
 from criu_core.errors import CriuError, ImageFormatError
-from criu_core.hookspecs import hookimpl
 from criu_core.images.framing import read_image
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 
-__all__ = ["FD_UNIXSK", "PLUGIN", "criu_fini", "criu_unix_sk_restore"]
+__all__ = ["FD_UNIXSK", "PLUGIN", "fini", "open_socket"]
 
 PLUGIN = "builtin.sk_unix_restore"
 FD_UNIXSK = 5
@@ -124,8 +123,7 @@ def _bind(ctx: Any, file: FileImage, usk: Any) -> int:
         sk.close()
 
 
-@hookimpl(trylast=True)
-def criu_unix_sk_restore(ctx: Any, file: FileImage) -> RestoredFd | None:
+def open_socket(ctx: Any, file: FileImage) -> RestoredFd | None:
     e = file.entry
     if e.type != FD_UNIXSK or not e.HasField("usk"):
         return None
@@ -159,8 +157,7 @@ def _all_files(ctx: Any) -> dict[int, Any]:
     return plan.files if plan is not None else {}
 
 
-@hookimpl(trylast=True)
-def criu_fini(ctx: Any, stage: str, success: bool) -> None:
+def fini(ctx: Any, stage: str, success: bool) -> None:
     """Close the restorer's copies of every socket it built."""
     if stage != "restore":
         return

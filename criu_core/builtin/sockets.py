@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from criu_core.dumping.files import O_CLOEXEC, fown
 from criu_core.errors import UnsupportedResource
-from criu_core.hookspecs import hookimpl
 from criu_core.images.messages import message_class, pb_module
 from criu_core.resources import FileClaim
 from criu_core.sys.sockdiag import unix_diag
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from criu_core.context import DumpContext
     from criu_core.resources import SocketInfo
 
-__all__ = ["criu_unix_sk_dump", "peek_queue", "socket_options"]
+__all__ = ["dump_unix_socket", "peek_queue", "socket_options"]
 
 PLUGIN = "builtin.sockets"
 SO_NO_CHECK = 11
@@ -102,8 +101,7 @@ def _no_ancillary(anc: list, msg_flags: int) -> None:
         )
 
 
-@hookimpl(trylast=True)
-def criu_unix_sk_dump(ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
+def dump_unix_socket(ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
     """Claim every AF_UNIX socket; ``FileClaim.data`` is ``{"queue": [packets], "peer": ino}``."""
     if sk.family != socket.AF_UNIX:
         return None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-from criu_core.cli.main import main
+from criu_core.cli.main import entry
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

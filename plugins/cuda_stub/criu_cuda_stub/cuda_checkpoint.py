@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import enum
 import os
-import shutil
 import signal
-import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from criu_core.errors import CriuError
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "BINARY",
@@ -154,6 +156,8 @@ class CudaCheckpoint:
 
     def which(self) -> str | None:
         """The utility's path on the current ``$PATH``, or ``None``."""
+        import shutil  # here and in run(): a machine without a GPU never needs them, and every command loads us
+
         return shutil.which(self.binary)
 
     def run(self, args: list[str], *, timeout: float, pid: int, action: str) -> CallResult:
@@ -161,6 +165,8 @@ class CudaCheckpoint:
 
         A utility that cannot be started raises :class:`CudaCheckpointError` (status 127, like a shell).
         """
+        import subprocess
+
         argv = (self.binary, *args)
         self.calls.append(argv)
         try:
@@ -223,6 +229,8 @@ def _kill_group(proc: subprocess.Popen[bytes], seen: bytes) -> str:
 
     ``communicate`` keeps its buffers across a timeout, so the second call returns the whole output.
     """
+    import subprocess
+
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -1,6 +1,7 @@
 """Hook implementations of the uprobes plugin (CRIU 4.2's ``--allow-uprobes``).
 
-The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan` and :mod:`criu_uprobes.resync`.
+The mechanics are in :mod:`criu_uprobes.vmas`, :mod:`criu_uprobes.textscan` and :mod:`criu_uprobes.resync`,
+imported by the hooks that use them: every ``criu-py`` command loads this module.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from criu_core.hookspecs import hookimpl
-from criu_uprobes import resync, vmas
 
 if TYPE_CHECKING:
     from criu_core.context import DumpContext, RestoreContext
@@ -41,6 +41,8 @@ def criu_addoption(parser: OptionRegistry) -> None:
 
 @hookimpl
 def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
+    from criu_uprobes import vmas
+
     if vma.name == vmas.XOL_NAME:  # exact compare, as CRIU: "[uprobes-trampoline]" is not the XOL page
         return vmas.dump_uprobes_vma(ctx, vma)
     if vma.name == vmas.TRAMPOLINE_NAME:
@@ -51,9 +53,13 @@ def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
 @hookimpl
 def criu_vma_pages_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
     if ctx.options.uprobes_resync:
+        from criu_uprobes import resync
+
         resync.resync_vma(ctx, vma)
 
 
 @hookimpl
 def criu_inventory_check(ctx: RestoreContext, inventory: Any) -> None:
+    from criu_uprobes import vmas
+
     vmas.check_inventory(ctx.options, inventory)
