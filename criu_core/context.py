@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from criu_core.plugins import PluginHost
 
-__all__ = ["BaseContext", "DumpContext", "RestoreContext", "CheckContext"]
+__all__ = ["BaseContext", "CheckContext", "DumpContext", "RestoreContext"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class BaseContext:
     """Common run state. ``stage`` is ``"dump"``, ``"pre-dump"``, ``"restore"`` or ``"check"``."""
 
     options: Options
-    host: "PluginHost"
+    host: PluginHost
     images_dir: Path
     work_dir: Path | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("criu"))

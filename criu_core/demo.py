@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 def _cli(*args: str) -> tuple[int, float, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "criu_core.cli", *args], stdin=subprocess.DEVNULL,
+    proc = subprocess.run([sys.executable, "-m", "criu_core.cli", *args], check=False, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True)
     return proc.returncode, time.perf_counter() - t0, (proc.stderr or proc.stdout).strip()
 
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         try:
             proc.wait(timeout=1)
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
+        except subprocess.TimeoutExpired:
+            print(f"criu-py demo: workload {pid} did not exit after SIGKILL", file=sys.stderr)
         while True:
             try:
                 if os.waitpid(-1, os.WNOHANG)[0] == 0:

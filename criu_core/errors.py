@@ -12,20 +12,20 @@ import errno as _errno
 import os
 
 __all__ = [
-    "CriuError",
-    "UsageError",
-    "NotImplementedOption",
-    "NoSuchProcess",
     "AccessDenied",
-    "SyscallError",
-    "KernelFeatureMissing",
-    "ImageFormatError",
-    "MissingPluginError",
-    "PluginFailed",
-    "UnsupportedResource",
-    "PidInUse",
+    "CriuError",
     "DumpFailed",
+    "ImageFormatError",
+    "KernelFeatureMissing",
+    "MissingPluginError",
+    "NoSuchProcess",
+    "NotImplementedOption",
+    "PidInUse",
+    "PluginFailed",
     "RestoreFailed",
+    "SyscallError",
+    "UnsupportedResource",
+    "UsageError",
 ]
 
 

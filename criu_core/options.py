@@ -7,11 +7,12 @@ The command line (``criu_core.cli``) owns CRIU's table; plugins add their own th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any
 
-__all__ = ["OptionSpec", "OptionRegistry", "Options"]
+__all__ = ["OptionRegistry", "OptionSpec", "Options"]
 
 ALL_STAGES = ("dump", "pre-dump", "restore", "check", "page-server", "lazy-pages", "swrk", "service", "cpuinfo")
 
@@ -69,13 +70,13 @@ class OptionRegistry:
         return self.add(OptionSpec(name.lstrip("-"), kind, short, tuple(stages), help, dflt, convert,
                                    implemented, optional_arg, self._owner))
 
-    def owned_by(self, owner: str) -> "OptionRegistry":
+    def owned_by(self, owner: str) -> OptionRegistry:
         """A view whose additions are attributed to ``owner`` (a plugin's name)."""
         view = OptionRegistry(self.specs)
         view._owner = owner
         return view
 
-    def defaults(self) -> "Options":
+    def defaults(self) -> Options:
         opts = Options()
         for spec in self.specs.values():
             value = spec.default

@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -29,10 +30,21 @@ from criu_core.options import OptionRegistry
 if TYPE_CHECKING:
     from criu_core.context import BaseContext, CheckContext, DumpContext, RestoreContext
     from criu_core.options import Options
-    from criu_core.resources import (FdInfo, FileClaim, FileImage, MappedVma, NamespaceInfo, RestoredFd,
-                                     SocketInfo, Task, Vma, VmaClaim, VmaImage)
+    from criu_core.resources import (
+        FdInfo,
+        FileClaim,
+        FileImage,
+        MappedVma,
+        NamespaceInfo,
+        RestoredFd,
+        SocketInfo,
+        Task,
+        Vma,
+        VmaClaim,
+        VmaImage,
+    )
 
-__all__ = ["PluginHost", "PluginInfo", "iter_entry_points", "ENTRY_POINT_GROUP", "DISABLE_ENV", "KNOWN_ALIASES"]
+__all__ = ["DISABLE_ENV", "ENTRY_POINT_GROUP", "KNOWN_ALIASES", "PluginHost", "PluginInfo", "iter_entry_points"]
 
 ENTRY_POINT_GROUP = "criu_core.plugins"
 DISABLE_ENV = "CRIU_PY_DISABLE_PLUGINS"
@@ -148,8 +160,8 @@ class PluginHost:
     # ---------------------------------------------------------------------------------------------- loading
 
     def _register_builtins(self) -> None:
-        from criu_core.builtin import BUILTIN_PLUGINS
         from criu_core import __version__
+        from criu_core.builtin import BUILTIN_PLUGINS
 
         for name, value in BUILTIN_PLUGINS:
             modname, _, attr = value.partition(":")
@@ -254,7 +266,7 @@ class PluginHost:
                     return name
         return culprit
 
-    def _broadcast_quiet(self, hook: str, log_ctx: "BaseContext", /, **kwargs: Any) -> None:
+    def _broadcast_quiet(self, hook: str, log_ctx: BaseContext, /, **kwargs: Any) -> None:
         """Call every implementation, logging failures instead of raising (fini)."""
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
@@ -263,36 +275,36 @@ class PluginHost:
                 log_ctx.log.error("plugin %s failed in %s: %s", impl.plugin_name, hook, exc)
 
     # lifecycle
-    def configure(self, options: "Options") -> None:
+    def configure(self, options: Options) -> None:
         self.pm.hook.criu_configure.call_historic(kwargs={"options": options})
 
-    def init(self, ctx: "BaseContext", stage: str) -> None:
+    def init(self, ctx: BaseContext, stage: str) -> None:
         self._call("criu_init", ctx=ctx, stage=stage)
 
-    def fini(self, ctx: "BaseContext", stage: str, success: bool) -> None:
+    def fini(self, ctx: BaseContext, stage: str, success: bool) -> None:
         self._broadcast_quiet("criu_fini", ctx, ctx=ctx, stage=stage, success=success)
 
-    def inventory_check(self, ctx: "RestoreContext", inventory: Any) -> None:
+    def inventory_check(self, ctx: RestoreContext, inventory: Any) -> None:
         self._call("criu_inventory_check", ctx=ctx, inventory=inventory)
 
-    def check_features(self, ctx: "CheckContext") -> list[tuple[str, bool, str]]:
+    def check_features(self, ctx: CheckContext) -> list[tuple[str, bool, str]]:
         out: list[tuple[str, bool, str]] = []
         for res in self._call("criu_check_features", ctx=ctx):
             out.extend(res or ())
         return out
 
     # tasks
-    def tree_frozen(self, ctx: "DumpContext", tasks: "tuple[Task, ...]") -> None:
+    def tree_frozen(self, ctx: DumpContext, tasks: tuple[Task, ...]) -> None:
         self._call("criu_tree_frozen", ctx=ctx, tasks=tasks)
 
-    def task_dump(self, ctx: "DumpContext", task: "Task", remote: Any) -> None:
+    def task_dump(self, ctx: DumpContext, task: Task, remote: Any) -> None:
         self._call("criu_task_dump", ctx=ctx, task=task, remote=remote)
 
-    def task_restore(self, ctx: "RestoreContext", task: "Task", remote: Any) -> None:
+    def task_restore(self, ctx: RestoreContext, task: Task, remote: Any) -> None:
         self._call("criu_task_restore", ctx=ctx, task=task, remote=remote)
 
     # memory
-    def vma_dump(self, ctx: "DumpContext", vma: "Vma") -> "VmaClaim":
+    def vma_dump(self, ctx: DumpContext, vma: Vma) -> VmaClaim:
         claim = self._call("criu_vma_dump", ctx=ctx, vma=vma)
         if claim is None:
             hint = ""
@@ -307,7 +319,7 @@ class PluginHost:
         self._note_claim(ctx, claim.plugin)
         return claim
 
-    def vma_restore(self, ctx: "RestoreContext", vma: "VmaImage", remote: Any) -> "MappedVma":
+    def vma_restore(self, ctx: RestoreContext, vma: VmaImage, remote: Any) -> MappedVma:
         mapped = self._call("criu_vma_restore", ctx=ctx, vma=vma, remote=remote)
         if mapped is None:
             e = vma.entry
@@ -315,11 +327,11 @@ class PluginHost:
                                                f"(status {e.status:#x}) of task {vma.pid}")
         return mapped
 
-    def vma_pages_restore(self, ctx: "RestoreContext", vma: "VmaImage", remote: Any) -> None:
+    def vma_pages_restore(self, ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
         self._call("criu_vma_pages_restore", ctx=ctx, vma=vma, remote=remote)
 
     # files and sockets
-    def file_dump(self, ctx: "DumpContext", fd: "FdInfo") -> "FileClaim":
+    def file_dump(self, ctx: DumpContext, fd: FdInfo) -> FileClaim:
         claim = self._call("criu_file_dump", ctx=ctx, fd=fd)
         if claim is None:
             claim = self._call("criu_ext_file_dump", ctx=ctx, fd=fd)
@@ -329,7 +341,7 @@ class PluginHost:
         self._note_claim(ctx, claim.plugin)
         return claim
 
-    def file_restore(self, ctx: "RestoreContext", file: "FileImage", remote: Any = None) -> "RestoredFd":
+    def file_restore(self, ctx: RestoreContext, file: FileImage, remote: Any = None) -> RestoredFd:
         res = self._call("criu_file_restore", ctx=ctx, file=file, remote=remote)
         if res is None:
             res = self._call("criu_ext_file_restore", ctx=ctx, file=file, remote=remote)
@@ -338,59 +350,59 @@ class PluginHost:
                                                 f"(type {file.entry.type}) of task {file.pid}")
         return res
 
-    def unix_sk_dump(self, ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None":
+    def unix_sk_dump(self, ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
         return self._call("criu_unix_sk_dump", ctx=ctx, sk=sk)
 
-    def unix_sk_restore(self, ctx: "RestoreContext", file: "FileImage") -> "RestoredFd | None":
+    def unix_sk_restore(self, ctx: RestoreContext, file: FileImage) -> RestoredFd | None:
         return self._call("criu_unix_sk_restore", ctx=ctx, file=file)
 
-    def inet_sk_dump(self, ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None":
+    def inet_sk_dump(self, ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
         return self._call("criu_inet_sk_dump", ctx=ctx, sk=sk)
 
-    def inet_sk_restore(self, ctx: "RestoreContext", file: "FileImage") -> "RestoredFd | None":
+    def inet_sk_restore(self, ctx: RestoreContext, file: FileImage) -> RestoredFd | None:
         return self._call("criu_inet_sk_restore", ctx=ctx, file=file)
 
     # devices
-    def devices_pause(self, ctx: "DumpContext", task: "Task") -> None:
+    def devices_pause(self, ctx: DumpContext, task: Task) -> None:
         self._call("criu_devices_pause", ctx=ctx, task=task)
 
-    def devices_checkpoint(self, ctx: "DumpContext", task: "Task") -> None:
+    def devices_checkpoint(self, ctx: DumpContext, task: Task) -> None:
         self._call("criu_devices_checkpoint", ctx=ctx, task=task)
 
-    def devices_dump_late(self, ctx: "DumpContext", task: "Task") -> None:
+    def devices_dump_late(self, ctx: DumpContext, task: Task) -> None:
         self._call("criu_devices_dump_late", ctx=ctx, task=task)
 
-    def devices_restore_init(self, ctx: "RestoreContext") -> None:
+    def devices_restore_init(self, ctx: RestoreContext) -> None:
         self._call("criu_devices_restore_init", ctx=ctx)
 
-    def devices_post_fork(self, ctx: "RestoreContext") -> None:
+    def devices_post_fork(self, ctx: RestoreContext) -> None:
         self._call("criu_devices_post_fork", ctx=ctx)
 
-    def devices_resume_late(self, ctx: "RestoreContext", task: "Task") -> None:
+    def devices_resume_late(self, ctx: RestoreContext, task: Task) -> None:
         self._call("criu_devices_resume_late", ctx=ctx, task=task)
 
     # namespaces
-    def netns_dump(self, ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
+    def netns_dump(self, ctx: DumpContext, ns: NamespaceInfo) -> Any:
         return self._call("criu_netns_dump", ctx=ctx, ns=ns)
 
-    def netns_restore(self, ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
+    def netns_restore(self, ctx: RestoreContext, ns: NamespaceInfo) -> Any:
         return self._call("criu_netns_restore", ctx=ctx, ns=ns)
 
-    def network_lock(self, ctx: "DumpContext") -> None:
+    def network_lock(self, ctx: DumpContext) -> None:
         self._call("criu_network_lock", ctx=ctx)
 
-    def network_unlock(self, ctx: "BaseContext") -> None:
+    def network_unlock(self, ctx: BaseContext) -> None:
         self._call("criu_network_unlock", ctx=ctx)
 
-    def ns_dump(self, ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
+    def ns_dump(self, ctx: DumpContext, ns: NamespaceInfo) -> Any:
         return self._call("criu_ns_dump", ctx=ctx, ns=ns)
 
-    def ns_restore(self, ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
+    def ns_restore(self, ctx: RestoreContext, ns: NamespaceInfo) -> Any:
         return self._call("criu_ns_restore", ctx=ctx, ns=ns)
 
     # ---------------------------------------------------------------------------------------------- helpers
 
-    def _note_claim(self, ctx: "BaseContext", plugin: str) -> None:
+    def _note_claim(self, ctx: BaseContext, plugin: str) -> None:
         info = self._info.get(plugin)
         if info is not None and not info.builtin and info.inventory_name:
             ctx.mark_plugin_used(info.inventory_name)

@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "FdInfo",
+    "FileClaim",
+    "FileImage",
+    "MappedVma",
+    "NamespaceInfo",
+    "RestoredFd",
+    "SocketInfo",
     "Task",
     "Vma",
-    "FdInfo",
-    "SocketInfo",
-    "NamespaceInfo",
     "VmaClaim",
-    "FileClaim",
     "VmaImage",
-    "FileImage",
-    "RestoredFd",
-    "MappedVma",
 ]
 
 

@@ -29,8 +29,8 @@ __all__ = [
     "FD_TIMERFD",
     "PLUGIN",
     "add_epoll_targets",
-    "open_file",
     "fini",
+    "open_file",
 ]
 
 PLUGIN = "builtin.fds_restore"

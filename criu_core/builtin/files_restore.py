@@ -18,7 +18,7 @@ from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource, U
 from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import FD_TYPE_REG, TaskState
 
-__all__ = ["PLUGIN", "open_file", "inherit_fds", "inherit_key", "install_fds", "open_reg", "restore_fs"]
+__all__ = ["PLUGIN", "inherit_fds", "inherit_key", "install_fds", "open_file", "open_reg", "restore_fs"]
 
 PLUGIN = "builtin.files_restore"
 FD_TYPE_INETSK, FD_TYPE_UNIXSK = 4, 5  # fdinfo.proto fd_types: offered to the socket hooks first

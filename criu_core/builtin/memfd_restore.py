@@ -20,7 +20,7 @@ from criu_core.resources import FileImage, RestoredFd
 from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 
-__all__ = ["FD_MEMFD", "PLUGIN", "apply_seals", "open_file", "fini", "memfd_object"]
+__all__ = ["FD_MEMFD", "PLUGIN", "apply_seals", "fini", "memfd_object", "open_file"]
 
 PLUGIN = "builtin.memfd_restore"
 FD_MEMFD = 18  # fdinfo.proto fd_types

@@ -15,10 +15,19 @@ from criu_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from criu_core.context import DumpContext
-    from criu_core.resources import (FdInfo, FileClaim, FileImage, MappedVma, RestoredFd, SocketInfo, Vma,
-                                     VmaClaim, VmaImage)
+    from criu_core.resources import (
+        FdInfo,
+        FileClaim,
+        FileImage,
+        MappedVma,
+        RestoredFd,
+        SocketInfo,
+        Vma,
+        VmaClaim,
+        VmaImage,
+    )
 
-__all__ = ["Fds", "Files", "FilesRestore", "Ghosts", "Memfd", "Memory", "MemRestore", "SkUnixRestore", "Sockets"]
+__all__ = ["Fds", "Files", "FilesRestore", "Ghosts", "MemRestore", "Memfd", "Memory", "SkUnixRestore", "Sockets"]
 
 
 def _fini(module: str, ctx: Any, stage: str, success: bool) -> None:

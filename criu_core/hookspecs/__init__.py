@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import pluggy
 
-__all__ = ["PROJECT", "hookspec", "hookimpl", "SPEC_MODULES"]
+__all__ = ["PROJECT", "SPEC_MODULES", "hookimpl", "hookspec"]
 
 PROJECT = "criu_core"
 hookspec = pluggy.HookspecMarker(PROJECT)

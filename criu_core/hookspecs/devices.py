@@ -11,17 +11,17 @@ if TYPE_CHECKING:
     from criu_core.resources import Task
 
 __all__ = [
-    "criu_devices_pause",
     "criu_devices_checkpoint",
     "criu_devices_dump_late",
-    "criu_devices_restore_init",
+    "criu_devices_pause",
     "criu_devices_post_fork",
+    "criu_devices_restore_init",
     "criu_devices_resume_late",
 ]
 
 
 @hookspec
-def criu_devices_pause(ctx: "DumpContext", task: "Task") -> None:
+def criu_devices_pause(ctx: DumpContext, task: Task) -> None:
     """Quiesce a task's devices before it is frozen (CRIU's PAUSE_DEVICES).
 
     Runs in the dumper once per process, while the process still runs, before it is seized. Honour
@@ -34,7 +34,7 @@ def criu_devices_pause(ctx: "DumpContext", task: "Task") -> None:
 
 
 @hookspec
-def criu_devices_checkpoint(ctx: "DumpContext", task: "Task") -> None:
+def criu_devices_checkpoint(ctx: DumpContext, task: Task) -> None:
     """Move a frozen task's device state where the dump can save it (CRIU's CHECKPOINT_DEVICES).
 
     Runs once per process after the whole tree is seized (and ``criu_tree_frozen``) and before any task's memory
@@ -51,7 +51,7 @@ def criu_devices_checkpoint(ctx: "DumpContext", task: "Task") -> None:
 
 
 @hookspec
-def criu_devices_dump_late(ctx: "DumpContext", task: "Task") -> None:
+def criu_devices_dump_late(ctx: DumpContext, task: Task) -> None:
     """Finish a task's devices once its descriptors are dumped (CRIU's DUMP_DEVICES_LATE): write the images that
     needed every descriptor, give the device back (KFD: UNPAUSE).
 
@@ -67,7 +67,7 @@ def criu_devices_dump_late(ctx: "DumpContext", task: "Task") -> None:
 
 
 @hookspec
-def criu_devices_restore_init(ctx: "RestoreContext") -> None:
+def criu_devices_restore_init(ctx: RestoreContext) -> None:
     """Prepare device restore before any task is created (CRIU's RESTORE_INIT): match GPUs, open devices.
 
     Broadcast: every implementation runs. Raising stops the restore before anything was created.
@@ -77,7 +77,7 @@ def criu_devices_restore_init(ctx: "RestoreContext") -> None:
 
 
 @hookspec
-def criu_devices_post_fork(ctx: "RestoreContext") -> None:
+def criu_devices_post_fork(ctx: RestoreContext) -> None:
     """Every task of the tree exists (CRIU's POST_FORKING): start work that overlaps the rest of the restore.
 
     Thread pools must come from ``ctx.executor()`` and be joined before ``criu_devices_resume_late`` needs
@@ -90,7 +90,7 @@ def criu_devices_post_fork(ctx: "RestoreContext") -> None:
 
 
 @hookspec
-def criu_devices_resume_late(ctx: "RestoreContext", task: "Task") -> None:
+def criu_devices_resume_late(ctx: RestoreContext, task: Task) -> None:
     """Resume a restored task's devices, after its registers are set and before it runs (RESUME_DEVICES_LATE).
 
     Runs once per process after every task is built and before any is detached, from the thread that traces

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 from criu_core.hookspecs import hookspec
 
 if TYPE_CHECKING:
-    from criu_core.ptrace import RemoteTask
     from criu_core.context import DumpContext, RestoreContext
+    from criu_core.ptrace import RemoteTask
     from criu_core.resources import FdInfo, FileClaim, FileImage, RestoredFd
 
-__all__ = ["criu_file_dump", "criu_file_restore", "criu_ext_file_dump", "criu_ext_file_restore"]
+__all__ = ["criu_ext_file_dump", "criu_ext_file_restore", "criu_file_dump", "criu_file_restore"]
 
 
 @hookspec(firstresult=True)
-def criu_file_dump(ctx: "DumpContext", fd: "FdInfo") -> "FileClaim | None":
+def criu_file_dump(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
     """Own one open descriptor of a frozen task and save its state.
 
     Runs in the dumper once per (task, fd) after the whole tree is seized; ``fd.local_fd`` is a copy of the
@@ -41,8 +41,8 @@ def criu_file_dump(ctx: "DumpContext", fd: "FdInfo") -> "FileClaim | None":
 
 @hookspec(firstresult=True)
 def criu_file_restore(
-    ctx: "RestoreContext", file: "FileImage", remote: "RemoteTask"
-) -> "RestoredFd | None":
+    ctx: RestoreContext, file: FileImage, remote: RemoteTask
+) -> RestoredFd | None:
     """Open one file of ``files.img`` in the restorer, so the task can pull it in.
 
     Runs in the restorer once per file entry a task uses, before the task's descriptors are installed, from
@@ -64,7 +64,7 @@ def criu_file_restore(
 
 
 @hookspec(firstresult=True)
-def criu_ext_file_dump(ctx: "DumpContext", fd: "FdInfo") -> "FileClaim | None":
+def criu_ext_file_dump(ctx: DumpContext, fd: FdInfo) -> FileClaim | None:
     """Dump a descriptor nobody else understands as an external file (CRIU's DUMP_EXT_FILE).
 
     Offered only after every ``criu_file_dump`` implementation declined. The claim's entry is an EXT
@@ -79,8 +79,8 @@ def criu_ext_file_dump(ctx: "DumpContext", fd: "FdInfo") -> "FileClaim | None":
 
 @hookspec(firstresult=True)
 def criu_ext_file_restore(
-    ctx: "RestoreContext", file: "FileImage", remote: "RemoteTask"
-) -> "RestoredFd | None":
+    ctx: RestoreContext, file: FileImage, remote: RemoteTask
+) -> RestoredFd | None:
     """Reopen an EXT file entry (CRIU's RESTORE_EXT_FILE).
 
     Offered only after every ``criu_file_restore`` implementation declined; ``remote`` as there.

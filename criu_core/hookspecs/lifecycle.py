@@ -10,8 +10,14 @@ if TYPE_CHECKING:
     from criu_core.context import BaseContext, CheckContext, RestoreContext
     from criu_core.options import OptionRegistry, Options
 
-__all__ = ["criu_addoption", "criu_configure", "criu_init", "criu_fini", "criu_inventory_check",
-           "criu_check_features"]
+__all__ = [
+    "criu_addoption",
+    "criu_check_features",
+    "criu_configure",
+    "criu_fini",
+    "criu_init",
+    "criu_inventory_check",
+]
 
 # ----------------------------------------------------------------------------------------------------------
 # setup
@@ -19,7 +25,7 @@ __all__ = ["criu_addoption", "criu_configure", "criu_init", "criu_fini", "criu_i
 
 
 @hookspec(historic=True)
-def criu_addoption(parser: "OptionRegistry") -> None:
+def criu_addoption(parser: OptionRegistry) -> None:
     """Declare the plugin's own command-line options.
 
     Runs once when the host loads plugins (historic: a plugin registered later still gets the call). Options
@@ -33,7 +39,7 @@ def criu_addoption(parser: "OptionRegistry") -> None:
 
 
 @hookspec(historic=True)
-def criu_configure(options: "Options") -> None:
+def criu_configure(options: Options) -> None:
     """See the parsed options before any stage starts; raise a UsageError for a bad combination.
 
     :param options: every option's value, the plugin's own included.
@@ -48,7 +54,7 @@ def criu_configure(options: "Options") -> None:
 
 
 @hookspec
-def criu_init(ctx: "BaseContext", stage: str) -> None:
+def criu_init(ctx: BaseContext, stage: str) -> None:
     """Start a stage (CRIU's INIT hook).
 
     Runs in the dumper/restorer after options are parsed and before any task is touched. ``stage`` is
@@ -66,7 +72,7 @@ def criu_init(ctx: "BaseContext", stage: str) -> None:
 
 
 @hookspec
-def criu_fini(ctx: "BaseContext", stage: str, success: bool) -> None:
+def criu_fini(ctx: BaseContext, stage: str, success: bool) -> None:
     """End a stage (CRIU's FINI hook); runs after success and after failure.
 
     On a failed or ``--leave-running`` dump, a plugin undoes what it did to the tasks (unlock devices...). At
@@ -85,7 +91,7 @@ def criu_fini(ctx: "BaseContext", stage: str, success: bool) -> None:
 
 
 @hookspec
-def criu_inventory_check(ctx: "RestoreContext", inventory: Any) -> None:
+def criu_inventory_check(ctx: RestoreContext, inventory: Any) -> None:
     """Vet the images' inventory before a restore touches anything.
 
     Runs right after the inventory is read and the plugins it names are found. Raise a CriuError to refuse
@@ -101,7 +107,7 @@ def criu_inventory_check(ctx: "RestoreContext", inventory: Any) -> None:
 
 
 @hookspec
-def criu_check_features(ctx: "CheckContext") -> list[tuple[str, bool, str]] | None:
+def criu_check_features(ctx: CheckContext) -> list[tuple[str, bool, str]] | None:
     """Add feature probes to ``criu-py check``.
 
     :param ctx: the check's context.

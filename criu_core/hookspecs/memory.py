@@ -10,11 +10,11 @@ if TYPE_CHECKING:
     from criu_core.context import DumpContext, RestoreContext
     from criu_core.resources import MappedVma, Vma, VmaClaim, VmaImage
 
-__all__ = ["criu_vma_dump", "criu_vma_restore", "criu_vma_pages_restore"]
+__all__ = ["criu_vma_dump", "criu_vma_pages_restore", "criu_vma_restore"]
 
 
 @hookspec(firstresult=True)
-def criu_vma_dump(ctx: "DumpContext", vma: "Vma") -> "VmaClaim | None":
+def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
     """Own one mapping of a frozen task (CRIU's HANDLE_DEVICE_VMA).
 
     Runs in the dumper once per VMA of every process, before pages are chosen. The built-in handler claims
@@ -33,7 +33,7 @@ def criu_vma_dump(ctx: "DumpContext", vma: "Vma") -> "VmaClaim | None":
 
 
 @hookspec(firstresult=True)
-def criu_vma_restore(ctx: "RestoreContext", vma: "VmaImage", remote: Any) -> "MappedVma | None":
+def criu_vma_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> MappedVma | None:
     """Map one VMA of the images into the task being restored (CRIU's UPDATE_VMA_MAP for device mappings).
 
     Runs in the restorer, in address order, after the seed is cleaned and ``PR_SET_MM_MAP`` is applied.
@@ -53,7 +53,7 @@ def criu_vma_restore(ctx: "RestoreContext", vma: "VmaImage", remote: Any) -> "Ma
 
 
 @hookspec
-def criu_vma_pages_restore(ctx: "RestoreContext", vma: "VmaImage", remote: Any) -> None:
+def criu_vma_pages_restore(ctx: RestoreContext, vma: VmaImage, remote: Any) -> None:
     """The pages of a VMA are written; a plugin may add content the core does not hold (device memory).
 
     :param ctx: the restore's context.

@@ -11,20 +11,20 @@ if TYPE_CHECKING:
     from criu_core.resources import NamespaceInfo
 
 __all__ = [
+    "criu_ext_link_dump",
+    "criu_ext_mount_dump",
+    "criu_ext_mount_restore",
     "criu_netns_dump",
     "criu_netns_restore",
     "criu_network_lock",
     "criu_network_unlock",
     "criu_ns_dump",
     "criu_ns_restore",
-    "criu_ext_mount_dump",
-    "criu_ext_mount_restore",
-    "criu_ext_link_dump",
 ]
 
 
 @hookspec(firstresult=True)
-def criu_netns_dump(ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
+def criu_netns_dump(ctx: DumpContext, ns: NamespaceInfo) -> Any:
     """Save a network namespace the tree lives in (links, addresses, routes, rules, netfilter).
 
     :return: the netns id written to the images, or ``None`` if it is not yours.
@@ -36,7 +36,7 @@ def criu_netns_dump(ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
 
 
 @hookspec(firstresult=True)
-def criu_netns_restore(ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
+def criu_netns_restore(ctx: RestoreContext, ns: NamespaceInfo) -> Any:
     """Recreate a network namespace before the tasks that live in it; return an open fd of it.
 
     Stops at first non-None result.
@@ -46,7 +46,7 @@ def criu_netns_restore(ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
 
 
 @hookspec
-def criu_network_lock(ctx: "DumpContext") -> None:
+def criu_network_lock(ctx: DumpContext) -> None:
     """Stop traffic of the tree's connections (``--tcp-established``, ``--network-lock``) before they are dumped.
 
     Broadcast: every implementation runs.
@@ -56,7 +56,7 @@ def criu_network_lock(ctx: "DumpContext") -> None:
 
 
 @hookspec
-def criu_network_unlock(ctx: "RestoreContext | DumpContext") -> None:
+def criu_network_unlock(ctx: RestoreContext | DumpContext) -> None:
     """Let the traffic flow again: after a restore, or after a failed or ``--leave-running`` dump.
 
     Broadcast: every implementation runs.
@@ -66,7 +66,7 @@ def criu_network_unlock(ctx: "RestoreContext | DumpContext") -> None:
 
 
 @hookspec(firstresult=True)
-def criu_ns_dump(ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
+def criu_ns_dump(ctx: DumpContext, ns: NamespaceInfo) -> Any:
     """Save a namespace other than net (uts, ipc, mnt, pid, user, time, cgroup).
 
     Stops at first non-None result.
@@ -76,7 +76,7 @@ def criu_ns_dump(ctx: "DumpContext", ns: "NamespaceInfo") -> Any:
 
 
 @hookspec(firstresult=True)
-def criu_ns_restore(ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
+def criu_ns_restore(ctx: RestoreContext, ns: NamespaceInfo) -> Any:
     """Recreate a namespace other than net.
 
     Stops at first non-None result.
@@ -86,7 +86,7 @@ def criu_ns_restore(ctx: "RestoreContext", ns: "NamespaceInfo") -> Any:
 
 
 @hookspec(firstresult=True)
-def criu_ext_mount_dump(ctx: "DumpContext", mount: Any) -> Any:
+def criu_ext_mount_dump(ctx: DumpContext, mount: Any) -> Any:
     """Dump an external mount (CRIU's DUMP_EXT_MOUNT). Stops at first non-None result.
 
     .. versionadded:: 0.1
@@ -94,7 +94,7 @@ def criu_ext_mount_dump(ctx: "DumpContext", mount: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def criu_ext_mount_restore(ctx: "RestoreContext", mount: Any) -> Any:
+def criu_ext_mount_restore(ctx: RestoreContext, mount: Any) -> Any:
     """Restore an external mount (CRIU's RESTORE_EXT_MOUNT). Stops at first non-None result.
 
     .. versionadded:: 0.1
@@ -102,7 +102,7 @@ def criu_ext_mount_restore(ctx: "RestoreContext", mount: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def criu_ext_link_dump(ctx: "DumpContext", link: Any) -> Any:
+def criu_ext_link_dump(ctx: DumpContext, link: Any) -> Any:
     """Dump an external network link (CRIU's DUMP_EXT_LINK). Stops at first non-None result.
 
     .. versionadded:: 0.1

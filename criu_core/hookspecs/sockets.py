@@ -10,11 +10,11 @@ if TYPE_CHECKING:
     from criu_core.context import DumpContext, RestoreContext
     from criu_core.resources import FileClaim, FileImage, RestoredFd, SocketInfo
 
-__all__ = ["criu_unix_sk_dump", "criu_unix_sk_restore", "criu_inet_sk_dump", "criu_inet_sk_restore"]
+__all__ = ["criu_inet_sk_dump", "criu_inet_sk_restore", "criu_unix_sk_dump", "criu_unix_sk_restore"]
 
 
 @hookspec(firstresult=True)
-def criu_unix_sk_dump(ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None":
+def criu_unix_sk_dump(ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
     """Own a unix socket (CRIU's DUMP_UNIX_SK), e.g. one whose peer lives outside the tree.
 
     :return: a FileClaim, or ``None`` if it is not yours.
@@ -26,7 +26,7 @@ def criu_unix_sk_dump(ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None
 
 
 @hookspec(firstresult=True)
-def criu_unix_sk_restore(ctx: "RestoreContext", file: "FileImage") -> "RestoredFd | None":
+def criu_unix_sk_restore(ctx: RestoreContext, file: FileImage) -> RestoredFd | None:
     """Recreate a unix socket (CRIU's RESTORE_UNIX_SK).
 
     Stops at first non-None result.
@@ -36,7 +36,7 @@ def criu_unix_sk_restore(ctx: "RestoreContext", file: "FileImage") -> "RestoredF
 
 
 @hookspec(firstresult=True)
-def criu_inet_sk_dump(ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None":
+def criu_inet_sk_dump(ctx: DumpContext, sk: SocketInfo) -> FileClaim | None:
     """Own an AF_INET/AF_INET6 socket (TCP repair, UDP, raw).
 
     Stops at first non-None result.
@@ -46,7 +46,7 @@ def criu_inet_sk_dump(ctx: "DumpContext", sk: "SocketInfo") -> "FileClaim | None
 
 
 @hookspec(firstresult=True)
-def criu_inet_sk_restore(ctx: "RestoreContext", file: "FileImage") -> "RestoredFd | None":
+def criu_inet_sk_restore(ctx: RestoreContext, file: FileImage) -> RestoredFd | None:
     """Recreate an inet socket in the restorer (in the task's network namespace).
 
     Stops at first non-None result.

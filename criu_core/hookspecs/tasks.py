@@ -14,7 +14,7 @@ __all__ = ["criu_task_dump", "criu_task_restore", "criu_tree_frozen"]
 
 
 @hookspec
-def criu_tree_frozen(ctx: "DumpContext", tasks: "tuple[Task, ...]") -> None:
+def criu_tree_frozen(ctx: DumpContext, tasks: tuple[Task, ...]) -> None:
     """The whole tree is seized and stopped; nothing was read yet.
 
     :param ctx: the dump's context.
@@ -27,7 +27,7 @@ def criu_tree_frozen(ctx: "DumpContext", tasks: "tuple[Task, ...]") -> None:
 
 
 @hookspec
-def criu_task_dump(ctx: "DumpContext", task: "Task", remote: Any) -> None:
+def criu_task_dump(ctx: DumpContext, task: Task, remote: Any) -> None:
     """Save extra per-process state after the core saved its own.
 
     Runs in the dumper once per process of the tree, while it is stopped. ``remote`` is the leader's
@@ -44,7 +44,7 @@ def criu_task_dump(ctx: "DumpContext", task: "Task", remote: Any) -> None:
 
 
 @hookspec
-def criu_task_restore(ctx: "RestoreContext", task: "Task", remote: Any) -> None:
+def criu_task_restore(ctx: RestoreContext, task: Task, remote: Any) -> None:
     """Restore extra per-process state, after memory and descriptors, before registers are set.
 
     :param ctx: the restore's context.

@@ -7,7 +7,7 @@ import os
 
 from criu_core.errors import SyscallError
 
-__all__ = ["set_child_subreaper", "is_child_subreaper"]
+__all__ = ["is_child_subreaper", "set_child_subreaper"]
 
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 PR_GET_CHILD_SUBREAPER = 37

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
-__all__ = ["installed_plugin_names", "check_plugin", "ordinary_resources"]
+__all__ = ["check_plugin", "installed_plugin_names", "ordinary_resources"]
 
 
 def installed_plugin_names() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HookRecorder", "HookCall"]
+__all__ = ["HookCall", "HookRecorder"]
 
 
 @dataclass
@@ -21,7 +21,7 @@ class HookRecorder:
     calls: list[HookCall] = field(default_factory=list)
     _undo: Any = None
 
-    def attach(self, host: Any) -> "HookRecorder":
+    def attach(self, host: Any) -> HookRecorder:
         def before(hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
             if not self.calls or self.calls[-1].name != hook_name or self.calls[-1].kwargs is not kwargs:
                 self.calls.append(HookCall(hook_name, kwargs))

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(*args: str | Path, cwd: Path | None = None) -> str:
-    res = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600,
+    res = subprocess.run([str(a) for a in args], check=False, capture_output=True, text=True, cwd=cwd, timeout=600,
                          env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HOME": "/root"})
     assert res.returncode == 0, f"{args}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res.stdout
