@@ -1,6 +1,6 @@
 /* rseq.c: a thread that lives inside an rseq critical section.
  *
- * State: a worker thread uses glibc's registered rseq area (thread pointer + __rseq_offset) and arms
+ * State: a worker thread (a second thread, or with "leader" the main thread) uses glibc's registered rseq area (thread pointer + __rseq_offset) and arms
  * rseq->rseq_cs with a descriptor (flags 0) whose critical section is a one-instruction endless loop
  * (zdtm_rseq_start: jmp zdtm_rseq_start).  Its abort handler (the 4 bytes before it are the RSEQ signature
  * 0x53053053, as the ABI requires) increments zdtm_rseq_aborts, re-arms rseq_cs and falls into the section;
@@ -61,18 +61,24 @@ static void on_usr1(int sig)
 	(void)sig;
 }
 
-static void *worker(void *arg)
+/* The spinning thread ("worker", whichever thread it is): never returns. */
+static void spin(void)
 {
 	struct rseq *rs = my_area();
 	sigset_t set;
 
-	(void)arg;
 	sigemptyset(&set);
-	sigaddset(&set, SIGUSR2); /* the check request is for the main thread */
+	sigaddset(&set, SIGUSR2); /* the check request is for the other thread */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	worker_area = rs;
 	worker_tid = syscall(SYS_gettid);
 	zdtm_rseq_spin((volatile uint64_t *)&rs->rseq_cs, &zdtm_rseq_cs);
+}
+
+static void *spin_thread(void *arg)
+{
+	(void)arg;
+	spin();
 	return NULL;
 }
 
@@ -90,25 +96,10 @@ static int poke_abort(unsigned long than)
 	return 0;
 }
 
-int main(void)
+/* The other thread: reports, waits for the check request, verifies. */
+static void *checker(void *arg)
 {
-	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
-	pthread_t th;
-
-	zdtm_init();
-	if (__rseq_size == 0) {
-		zdtm_msg("SKIP: glibc did not register rseq (glibc.pthread.rseq=0?)");
-		return 0;
-	}
-	sigemptyset(&sa.sa_mask);
-	zdtm_setup(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction(SIGUSR1)");
-	zdtm_rseq_cs.version = 0;
-	zdtm_rseq_cs.flags = 0;
-	zdtm_rseq_cs.start_ip = (uintptr_t)zdtm_rseq_start;
-	zdtm_rseq_cs.post_commit_offset = (uintptr_t)zdtm_rseq_post - (uintptr_t)zdtm_rseq_start;
-	zdtm_rseq_cs.abort_ip = (uintptr_t)zdtm_rseq_abort;
-	errno = pthread_create(&th, NULL, worker, NULL);
-	zdtm_setup(errno == 0, "pthread_create");
+	(void)arg;
 	while (!worker_tid)
 		sched_yield();
 	if (!poke_abort(0))
@@ -123,9 +114,37 @@ int main(void)
 	if (!poke_abort(before))
 		zdtm_fail("the worker no longer aborts its rseq section (aborts stuck at %lu)", before);
 	if ((int)my_area()->cpu_id < 0)
-		zdtm_fail("main thread: rseq cpu_id %d (not registered)", (int)my_area()->cpu_id);
+		zdtm_fail("checking thread: rseq cpu_id %d (not registered)", (int)my_area()->cpu_id);
 	if ((int)worker_area->cpu_id < 0)
 		zdtm_fail("worker: rseq cpu_id %d (not registered)", (int)worker_area->cpu_id);
 	zdtm_msg("INFO: aborts %lu -> %lu", before, zdtm_rseq_aborts);
 	zdtm_pass();
+	return NULL;
+}
+
+/* argv[1]: "thread" (default: a second thread spins, the leader checks) or "leader" (the leader spins). */
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	int leader = argc > 1 && !strcmp(argv[1], "leader");
+	pthread_t th;
+
+	zdtm_init();
+	if (__rseq_size == 0) {
+		zdtm_msg("SKIP: glibc did not register rseq (glibc.pthread.rseq=0?)");
+		return 0;
+	}
+	sigemptyset(&sa.sa_mask);
+	zdtm_setup(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction(SIGUSR1)");
+	zdtm_rseq_cs.version = 0;
+	zdtm_rseq_cs.flags = 0;
+	zdtm_rseq_cs.start_ip = (uintptr_t)zdtm_rseq_start;
+	zdtm_rseq_cs.post_commit_offset = (uintptr_t)zdtm_rseq_post - (uintptr_t)zdtm_rseq_start;
+	zdtm_rseq_cs.abort_ip = (uintptr_t)zdtm_rseq_abort;
+	errno = pthread_create(&th, NULL, leader ? checker : spin_thread, NULL);
+	zdtm_setup(errno == 0, "pthread_create");
+	if (leader)
+		spin();
+	checker(NULL);
+	return 0;
 }
