@@ -97,9 +97,10 @@ def creds_fields(st: ProcStatus, secbits: int) -> dict[str, Any]:
 RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL = 1 << 1
 
 
-def rseq_fixup(task: RemoteTask, rseq_ptr: int, regs: dict[str, int]) -> int:
-    """A thread frozen inside an rseq critical section resumes at its abort handler, as the kernel would make it
-    on signal delivery (CRIU's fixup_thread_rseq). Returns the ``rseq_cs`` pointer found (0 when none).
+def read_rseq_cs(task: RemoteTask, rseq_ptr: int) -> tuple[int, tuple[int, int, int, int] | None]:
+    """``rseq->rseq_cs`` and the descriptor it points to: (pointer, (flags, start_ip, post_commit_offset,
+    abort_ip)), (0, None) when none. Must run before any syscall is injected into the thread: the kernel clears
+    ``rseq_cs`` on the way back to user space from one (the injection ip is outside the critical section).
 
     ``struct rseq`` (linux/rseq.h): u32 cpu_id_start, u32 cpu_id, u64 rseq_cs, ...; ``struct rseq_cs``: u32
     version, u32 flags, u64 start_ip, u64 post_commit_offset, u64 abort_ip.
@@ -107,13 +108,21 @@ def rseq_fixup(task: RemoteTask, rseq_ptr: int, regs: dict[str, int]) -> int:
     try:
         (cs_ptr,) = struct.unpack("<Q", task.read_mem(rseq_ptr + 8, 8))
         if not cs_ptr:
-            return 0
+            return 0, None
         _version, flags, start_ip, post_commit, abort_ip = struct.unpack("<IIQQQ", task.read_mem(cs_ptr, 32))
     except CriuError:
-        return 0
+        return 0, None
+    return cs_ptr, (flags, start_ip, post_commit, abort_ip)
+
+
+def rseq_fixup(desc: tuple[int, int, int, int] | None, regs: dict[str, int]) -> None:
+    """A thread frozen inside an rseq critical section resumes at its abort handler, as the kernel would make it
+    on signal delivery (CRIU's fixup_thread_rseq). Only the image's ``regs`` change, not the thread's."""
+    if desc is None:
+        return
+    flags, start_ip, post_commit, abort_ip = desc
     if start_ip <= regs["ip"] < start_ip + post_commit and not flags & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL:
         regs["ip"] = abort_ip
-    return cs_ptr
 
 
 def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadState:
@@ -127,6 +136,7 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     fp, xs = fpregs_fields(area)
     sigmask = task.get_sigmask()
     rseq_conf = task.get_rseq_config()
+    cs_ptr, cs_desc = read_rseq_cs(task, rseq_conf.rseq_abi_pointer) if rseq_conf.rseq_abi_pointer else (0, None)
     signals_p = task.peek_siginfo(shared=False)
 
     task.syscall("prctl", PR_GET_TID_ADDRESS, scratch)
@@ -137,6 +147,10 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     (pdeath,) = struct.unpack("<i", task.read_mem(scratch, 4))
     secbits = task.syscall("prctl", PR_GET_SECUREBITS)
     head, length = get_robust_list(tid)
+    if cs_ptr:
+        # The syscalls above made the kernel clear rseq->rseq_cs; put it back so that a thread left running
+        # (--leave-running, or a failed dump) is still inside an armed critical section.
+        task.write_mem(rseq_conf.rseq_abi_pointer + 8, struct.pack("<Q", cs_ptr))
 
     status = procfs.status(pid, tid)
     stat = procfs.stat(pid, tid)
@@ -146,7 +160,7 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     regs = regs_fields(raw)
     rseq = None
     if rseq_conf.rseq_abi_pointer:
-        cs_ptr = rseq_fixup(task, rseq_conf.rseq_abi_pointer, regs)
+        rseq_fixup(cs_desc, regs)
         rseq = (rseq_conf.rseq_abi_pointer, rseq_conf.rseq_abi_size, rseq_conf.signature, cs_ptr)
     filters: list[bytes] = []
     if status.seccomp == 2:
