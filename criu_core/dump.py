@@ -43,7 +43,7 @@ from criu_core.dumping.mm import (
 )
 from criu_core.dumping.pages import PAGE_SIZE, PE_PRESENT, PageRun, PageSelector, copy_pages
 from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
-from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread
+from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread, read_rseq_cs
 from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
@@ -365,9 +365,19 @@ class _Dumper:
         leader = tree.leader(pid)
         # the exe first: CRIU gives it the first file id of the process
         exe_id = self.path_file_id(f"/proc/{pid}/exe", procfs.exe(pid))
+        # rseq->rseq_cs before anything is injected: the kernel clears it on the way back from any syscall
+        pre = {}
+        for t in tree.threads(pid):
+            ptr = t.get_rseq_config().rseq_abi_pointer
+            pre[t.tid] = read_rseq_cs(t, ptr) if ptr else (0, None)
         with leader.scratch() as scratch:
-            threads = [collect_thread(t, scratch, procfs) for t in tree.threads(pid)]
+            threads = [collect_thread(t, scratch, procfs, pre[t.tid]) for t in tree.threads(pid)]
             proc = collect_process(leader, scratch, procfs)
+        # Every injected syscall made the kernel clear rseq->rseq_cs (the ip was outside the section); arm it again
+        # so a thread left running (--leave-running, a failed dump) is still inside its critical section.
+        for t, th in zip(tree.threads(pid), threads):
+            if th.rseq and th.rseq[3]:
+                t.write_mem(th.rseq[0] + 8, th.rseq[3].to_bytes(8, "little"))
         if leader.group_stop_sig:
             proc.extra["stop_signo"] = leader.group_stop_sig
         self.ctx.host.task_dump(self.ctx, task, leader)

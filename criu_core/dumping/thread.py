@@ -125,7 +125,7 @@ def rseq_fixup(desc: tuple[int, int, int, int] | None, regs: dict[str, int]) -> 
         regs["ip"] = abort_ip
 
 
-def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadState:
+def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS, rseq_cs: tuple | None = None) -> ThreadState:
     """Read one frozen thread. ``scratch`` is a page of the process's memory for injected results.
 
     Must run before anything else modifies the thread's registers (it reads them raw first).
@@ -136,7 +136,10 @@ def collect_thread(task: RemoteTask, scratch: int, procfs: ProcFS) -> ThreadStat
     fp, xs = fpregs_fields(area)
     sigmask = task.get_sigmask()
     rseq_conf = task.get_rseq_config()
-    cs_ptr, cs_desc = read_rseq_cs(task, rseq_conf.rseq_abi_pointer) if rseq_conf.rseq_abi_pointer else (0, None)
+    if rseq_cs is not None:
+        cs_ptr, cs_desc = rseq_cs
+    else:
+        cs_ptr, cs_desc = read_rseq_cs(task, rseq_conf.rseq_abi_pointer) if rseq_conf.rseq_abi_pointer else (0, None)
     signals_p = task.peek_siginfo(shared=False)
 
     task.syscall("prctl", PR_GET_TID_ADDRESS, scratch)

@@ -14,8 +14,8 @@ So the image never holds an ip inside the section. A dump that happens to catch 
 itself: the worker is alive (a wrong ip or an rseq_cs whose abort_ip/signature check fails would kill it with
 SIGSEGV), still aborts its section on a signal (the abort counter grows), and both rseq registrations are back.
 
-The worker is a second thread, or (``leader``) the group leader itself; the leader case is an expected failure
-until the dump reads rseq_cs before injecting its scratch mapping into the leader (see LEADER_XFAIL).
+The worker is a second thread, or (``leader``) the group leader itself; the leader case works the same
+(the dump reads every thread's rseq_cs before it injects anything, its scratch mapping included, and arms it again after).
 
 A thread not in a critical section keeping its exact ip is covered elsewhere too: ``test_cpu.py::
 test_registers[gpr]`` (``targets/regs.c``: a busy asm loop, rseq registered by glibc with rseq_cs 0, whose
@@ -44,15 +44,7 @@ def _info(t: zdtmlib.Target) -> dict[str, int]:
     raise AssertionError("the target did not report its rseq addresses\n" + t.describe())
 
 
-LEADER_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="the dump injects its scratch mmap into the group leader before collect_thread reads rseq_cs, and the "
-    "kernel clears rseq_cs on the way back from it: read every thread's rseq_cs in dump_process before "
-    "leader.scratch() (criu_core/dump.py)",
-)
-
-
-@pytest.mark.parametrize("who", ["thread", pytest.param("leader", marks=LEADER_XFAIL)])
+@pytest.mark.parametrize("who", ["thread", "leader"])
 def test_rseq_cs_abort_ip(zdtm, who: str) -> None:
     """``who``: the thread caught in the section is a second thread, or the group leader (the one the dump
     also injects its scratch mapping into)."""
