@@ -234,8 +234,6 @@ def probe_timer_cr_ids() -> Result:
 
 def probe_mem_dirty_track() -> Result:
     """Soft-dirty bits (CONFIG_MEM_SOFT_DIRTY): clear_refs 4, touch a page, pagemap bit 55 must be set."""
-    import ctypes
-
     from criu_core.sys.probes import Buffer
 
     buf = Buffer(b"\0" * 8192)
@@ -245,7 +243,7 @@ def probe_mem_dirty_track() -> Result:
             f.write("4")
     except OSError as exc:
         return False, f"clear_refs: {exc.strerror}"
-    ctypes.memset(page, 1, 1)
+    buf.raw[page - buf.addr] = 1  # dirty the page
     with open("/proc/self/pagemap", "rb") as f:
         f.seek(page // 4096 * 8)
         entry = int.from_bytes(f.read(8), "little")

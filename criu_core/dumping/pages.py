@@ -17,7 +17,6 @@ then ``write`` to the image; ranges process_vm_readv cannot read (PROT_NONE, EFA
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from typing import BinaryIO
 from criu_core.errors import SyscallError
 from criu_core.progress import Progress
 from criu_core.ptrace import RemoteTask
-from criu_core.sys.memory import IOV_MAX, process_vm_readv
+from criu_core.sys.memory import IOV_MAX, buffer_address, process_vm_readv
 from criu_core.sys.pagemap import (
     PAGE_IS_FILE,
     PAGE_IS_PFNZERO,
@@ -75,7 +74,7 @@ def zero_pfn() -> int:
         m = mmap.mmap(-1, PAGE_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         try:
             _ = m[0]
-            addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+            addr = buffer_address(m)
             fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 (entry,) = read_pagemap(fd, addr, 1)
@@ -145,9 +144,9 @@ def _append(out: list[PageRun], s: int, e: int, flags: int, readable: bool) -> N
 
 def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO, progress: Progress | None = None) -> int:
     """Copy ``runs`` of ``task``'s process into ``out`` in order; returns the number of pages written."""
-    buf = ctypes.create_string_buffer(_BOUNCE)
-    base = ctypes.addressof(buf)
-    view = memoryview(buf).cast("B")
+    buf = bytearray(_BOUNCE)
+    base = buffer_address(buf)
+    view = memoryview(buf)
     pending: list[tuple[int, int]] = []
     filled = 0
     written = 0

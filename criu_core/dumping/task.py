@@ -5,7 +5,6 @@ What only the task can tell is asked with injected syscalls into the leader (ref
 
 from __future__ import annotations
 
-import ctypes
 import struct
 from dataclasses import dataclass, field
 
@@ -58,7 +57,7 @@ def collect_process(leader: RemoteTask, scratch: int, procfs: ProcFS) -> Process
     acts: dict[int, tuple[int, int, int, int]] = {}
     # Every disposition, as CRIU: a SIG_DFL one may still carry flags, a mask and a restorer that the task set
     # (sigaction(sig, {SIG_DFL, flags, mask})). One injected call per signal into its own slot, one read.
-    size = ctypes.sizeof(KernelSigaction)
+    size = len(bytes(KernelSigaction()))
     for i, sig in enumerate(SIGACTION_SIGNALS):
         leader.syscall("rt_sigaction", sig, 0, scratch + i * size, 8)
     raw = leader.read_mem(scratch, size * len(SIGACTION_SIGNALS))

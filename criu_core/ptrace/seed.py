@@ -7,7 +7,6 @@ and rebuilds with injected syscalls. ``PTRACE_O_EXITKILL`` makes seeds die if th
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
@@ -89,8 +88,9 @@ def inject_clone3(
         if set_tid:
             args.set_tid = addr + 128
             args.set_tid_size = len(set_tid)
-        task.write_mem(addr, bytes(args) + b"\0" * (128 - ctypes.sizeof(args)) + tids)
-        return task.syscall("clone3", addr, ctypes.sizeof(args), check=False)
+        raw = bytes(args)
+        task.write_mem(addr, raw + b"\0" * (128 - len(raw)) + tids)
+        return task.syscall("clone3", addr, len(raw), check=False)
 
     if scratch is not None:
         ret = run(scratch)
