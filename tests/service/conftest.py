@@ -235,10 +235,14 @@ int main(int argc, char **argv)
     long i = 0;
 
     for (;;) {
-        int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        /* no O_TRUNC: a reader never sees an empty file; the number only grows, so no stale tail is left */
+        int fd = open(argv[1], O_WRONLY | O_CREAT, 0644);
 
         if (fd >= 0) {
-            dprintf(fd, "%ld\n", ++i);
+            char buf[32];
+            int n = snprintf(buf, sizeof(buf), "%ld\n", ++i);
+
+            pwrite(fd, buf, n, 0);
             close(fd);
         }
         nanosleep(&tick, NULL);

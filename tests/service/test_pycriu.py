@@ -156,6 +156,14 @@ except CRIUException as e:
 """
 
 
+def _wait_count_above(d: Path, n: int, timeout: float = 10.0) -> None:
+    """Poll the counter's file (written every 100 ms) until it passes ``n``."""
+    deadline = time.monotonic() + timeout
+    while (got := _count(d)) <= n:
+        assert time.monotonic() < deadline, f"the counter stayed at {got} (needed more than {n})"
+        time.sleep(0.02)
+
+
 def _count(tmp_path: Path) -> int:
     text = (tmp_path / "count").read_text().strip()
     return int(text) if text else 0
@@ -174,7 +182,7 @@ def test_dump_and_restore_a_counter(criu_bin, tmp_path, subreaper, counter):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     proc = counter(tmp_path / "count")
-    time.sleep(0.5)
+    _wait_count_above(tmp_path, 0)  # running
     out = _pycriu(_DUMP_RESTORE, str(criu_bin), str(imgs), str(proc.pid), cwd=tmp_path)
     assert out == {"restored": False}, (imgs / "dump.log").read_text()
     assert (imgs / "inventory.img").exists()
@@ -182,7 +190,5 @@ def test_dump_and_restore_a_counter(criu_bin, tmp_path, subreaper, counter):
     _wait_gone(proc.pid)
     out = _pycriu(_RESTORE, str(criu_bin), str(imgs), cwd=tmp_path)
     assert out.get("pid") == proc.pid, (imgs / "restore.log").read_text()
-    before = _count(tmp_path)
-    time.sleep(0.5)
+    _wait_count_above(tmp_path, _count(tmp_path))  # it goes on counting where it stopped
     assert Path(f"/proc/{proc.pid}/comm").read_text() == "counter\n"
-    assert _count(tmp_path) > before  # it goes on counting where it stopped

@@ -33,6 +33,15 @@ def _count(path: Path) -> int:
     return int(text) if text else 0
 
 
+def _wait_count_above(path: Path, n: int, timeout: float = 10.0) -> int:
+    """Poll the counter file until it passes ``n`` (the counter writes every 100 ms)."""
+    deadline = time.monotonic() + timeout
+    while (got := _count(path)) <= n:
+        assert time.monotonic() < deadline, f"the counter stayed at {got} (needed more than {n})"
+        time.sleep(0.02)
+    return got
+
+
 def _converse(client, req, *, refuse=(), on_notify=None):
     """Send ``req``; ack every notification (refusing those in ``refuse``); return (names, pids, final)."""
     client.send(req)
@@ -61,7 +70,7 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
     imgs.mkdir()
     count = tmp_path / "count"
     proc = counter(count)
-    time.sleep(0.3)
+    _wait_count_above(count, 0)  # running
     dfd = os.open(imgs, os.O_DIRECTORY)
     try:
         # A refused post-dump fails the dump and leaves the task running, as CRIU does.
@@ -74,9 +83,8 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
         assert final.type == rpc.DUMP and not final.success
         assert final.cr_errmsg.endswith("RPC client reported script error")
         assert s.wait() == 1
-        before = _count(count)
-        time.sleep(0.3)
-        assert proc.poll() is None and _count(count) > before
+        _wait_count_above(count, _count(count))
+        assert proc.poll() is None
 
         # The real dump: frozen (ptrace-stopped) while the client holds post-dump, killed after.
         states: list[str] = []
@@ -102,9 +110,8 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
         assert s.wait() == 0
     finally:
         os.close(dfd)
-    time.sleep(0.5)
+    _wait_count_above(count, dumped_at)  # it carries on from where it stopped
     assert Path(f"/proc/{proc.pid}/comm").read_text() == "counter\n"
-    assert _count(count) > dumped_at  # it carries on from where it stopped
     assert (imgs / "dump.log").exists() and (imgs / "restore.log").exists()
 
 
@@ -146,6 +153,5 @@ def test_service_dump_with_work_dir_fd_leave_running(rpc_env, tmp_path, counter)
     assert resp.type == rpc.DUMP and resp.success, resp.cr_errmsg
     assert (work / "dump.log").exists() and not (imgs / "dump.log").exists()
     assert (imgs / "inventory.img").exists()
-    before = _count(count)
-    time.sleep(0.3)
-    assert proc.poll() is None and _count(count) > before  # leave_running: it goes on
+    _wait_count_above(count, _count(count))  # leave_running: it goes on
+    assert proc.poll() is None

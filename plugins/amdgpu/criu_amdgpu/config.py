@@ -16,7 +16,7 @@ from typing import Any
 
 from criu_core.errors import UsageError
 
-__all__ = ["ENGINES", "ENV", "AmdgpuConfig", "add_options"]
+__all__ = ["ENGINES", "ENV", "AmdgpuConfig", "add_options", "maps_dev"]
 
 ENV = {
     "kfd_path": "CRIU_AMDGPU_KFD_PATH",
@@ -96,3 +96,11 @@ class AmdgpuConfig:
             if stat.S_ISCHR(st.st_mode) or stat.S_ISREG(st.st_mode):
                 render[(st.st_dev, st.st_ino)] = int(p.name[7:])
         return kfd, render
+
+
+def maps_dev(dev: str | int) -> int:
+    """A device number: st_dev as is, or /proc/PID/maps' ``major:minor`` in hex."""
+    if isinstance(dev, int):
+        return dev
+    major, _, minor = dev.partition(":")
+    return os.makedev(int(major, 16), int(minor or "0", 16))

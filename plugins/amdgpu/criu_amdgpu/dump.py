@@ -22,6 +22,7 @@ from criu_core.resources import FileClaim, VmaClaim
 
 from criu_amdgpu import abi, kfd, proto
 from criu_amdgpu.bo_restore import dump_contents
+from criu_amdgpu.config import maps_dev
 from criu_amdgpu.images import (
     kfd_image_name,
     render_image_name,
@@ -50,17 +51,10 @@ FD_TYPE_EXT = 16  # fdinfo.proto fd_types EXT
 SHM_NAME = "hsakmt_shared_mem"
 
 
-def _maps_dev(dev: str | int) -> int:
-    if isinstance(dev, int):
-        return dev
-    major, _, minor = dev.partition(":")
-    return os.makedev(int(major, 16), int(minor or "0", 16))
-
-
 def classify(run: AmdgpuRun, dev: str | int, ino: int, path: str | None) -> tuple[str, int] | None:
     """("kfd", 0), ("render", minor) or None for a file identified by (st_dev, st_ino) or by its path."""
     kfd_id, render = run.identities()
-    ident = (_maps_dev(dev), ino)
+    ident = (maps_dev(dev), ino)
     if kfd_id is not None and ident == kfd_id:
         return ("kfd", 0)
     if ident in render:

@@ -48,9 +48,17 @@ def _run(ctx: Any) -> Any:
 
 
 def _existing_run(ctx: Any) -> Any:
-    from criu_amdgpu.state import RUN
+    from criu_amdgpu.keys import RUN
 
     return ctx.stash.get(RUN, None)
+
+
+def _images_need_us(ctx: Any) -> bool:
+    """At restore: images whose inventory does not name the plugin hold nothing of ours."""
+    inv = getattr(ctx, "inventory", None)
+    if inv is None or not inv.HasField("plugins_entry"):
+        return inv is None
+    return CRIU_INVENTORY_NAME in inv.plugins_entry.plugins
 
 __all__ = [
     "CRIU_INVENTORY_NAME",
@@ -80,17 +88,24 @@ def criu_addoption(parser: Any) -> None:
 
 @hookimpl
 def criu_init(ctx: Any, stage: str) -> None:
-    run = _run(ctx)
-    ctx.log.debug("amdgpu: %s with KFD %s, topology under %s", stage, run.config.kfd_path, run.config.topology_root)
+    ctx.log.debug("amdgpu: %s", stage)  # the device state is set up when a device is met
 
 
 @hookimpl
 def criu_vma_dump(ctx: Any, vma: Any) -> Any:
+    from criu_amdgpu.keys import maybe_device
+
+    if not maybe_device(ctx, vma.dev, vma.inode, vma.path or vma.name):
+        return None
     return _dump().claim_vma(_run(ctx), vma)
 
 
 @hookimpl
 def criu_file_dump(ctx: Any, fd: Any) -> Any:
+    from criu_amdgpu.keys import maybe_device
+
+    if not maybe_device(ctx, fd.dev, fd.ino, fd.link):
+        return None
     run = _run(ctx)
     kind = _dump().classify(run, fd.dev, fd.ino, fd.link)
     if kind is None:
@@ -109,16 +124,21 @@ def criu_devices_dump_late(ctx: Any, task: Any) -> None:
 
 @hookimpl
 def criu_devices_restore_init(ctx: Any) -> None:
-    _restore().plan(ctx, _run(ctx))
+    if _images_need_us(ctx):
+        _restore().plan(ctx, _run(ctx))
 
 
 @hookimpl
 def criu_vma_restore(ctx: Any, vma: Any, remote: Any) -> Any:
+    if not _images_need_us(ctx):
+        return None
     return _restore().map_vma(ctx, _run(ctx), vma, remote)
 
 
 @hookimpl
 def criu_ext_file_restore(ctx: Any, file: Any, remote: Any) -> Any:
+    if not _images_need_us(ctx):
+        return None
     return _restore().restore_file(ctx, _run(ctx), file, remote)
 
 

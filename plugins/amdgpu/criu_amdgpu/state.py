@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from criu_core.stash import StashKey
-
 from criu_amdgpu.bo_restore import BoRestorer
 from criu_amdgpu.config import AmdgpuConfig
+from criu_amdgpu.keys import PROVIDER, RUN
 from criu_amdgpu.kfd import BoBucket, KfdDevice
 from criu_amdgpu.provider import DeviceProvider, RealProvider, TaskSide
 from criu_amdgpu.topology import GpuMap, Topology
@@ -83,8 +82,6 @@ class AmdgpuRun:
         return self.topology
 
 
-RUN: StashKey[AmdgpuRun] = StashKey("amdgpu.run")
-PROVIDER: StashKey[DeviceProvider] = StashKey("amdgpu.provider")  # set by tests/benchmarks before a run
 
 
 def get_run(ctx: Any) -> AmdgpuRun:
