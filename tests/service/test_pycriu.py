@@ -157,7 +157,8 @@ except CRIUException as e:
 
 
 def _wait_count_above(d: Path, n: int, timeout: float = 10.0) -> None:
-    """Poll the counter's file (written every 100 ms) until it passes ``n``."""
+    path = tmp_path / "count"
+    text = path.read_text().strip() if path.exists() else ""
     deadline = time.monotonic() + timeout
     while (got := _count(d)) <= n:
         assert time.monotonic() < deadline, f"the counter stayed at {got} (needed more than {n})"
