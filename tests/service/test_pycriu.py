@@ -157,8 +157,7 @@ except CRIUException as e:
 
 
 def _wait_count_above(d: Path, n: int, timeout: float = 10.0) -> None:
-    path = tmp_path / "count"
-    text = path.read_text().strip() if path.exists() else ""
+    """Poll the counter's file (written every 100 ms) until it passes ``n``."""
     deadline = time.monotonic() + timeout
     while (got := _count(d)) <= n:
         assert time.monotonic() < deadline, f"the counter stayed at {got} (needed more than {n})"
@@ -166,7 +165,8 @@ def _wait_count_above(d: Path, n: int, timeout: float = 10.0) -> None:
 
 
 def _count(tmp_path: Path) -> int:
-    text = (tmp_path / "count").read_text().strip()
+    path = tmp_path / "count"
+    text = path.read_text().strip() if path.exists() else ""
     return int(text) if text else 0
 
 
