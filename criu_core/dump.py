@@ -32,12 +32,6 @@ from criu_core.dumping.mm import (
     MAP_SHARED,
     PROT_READ,
     PSEUDO_NO_PAGES,
-    VMA_ANON_PRIVATE,
-    VMA_ANON_SHARED,
-    VMA_AREA_MEMFD,
-    VMA_AREA_VDSO,
-    VMA_FILE_PRIVATE,
-    VMA_FILE_SHARED,
     madv_bits,
     to_vmas,
 )
@@ -48,6 +42,14 @@ from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
 from criu_core.images.pagemap import make_entry, make_head
+from criu_core.images.vma import (
+    VMA_ANON_PRIVATE,
+    VMA_ANON_SHARED,
+    VMA_AREA_MEMFD,
+    VMA_AREA_VDSO,
+    VMA_FILE_PRIVATE,
+    VMA_FILE_SHARED,
+)
 from criu_core.procfs import ProcFS
 from criu_core.progress import Progress
 from criu_core.ptrace import FrozenTree, seize_tree

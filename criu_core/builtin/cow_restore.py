@@ -19,15 +19,13 @@ import os
 from typing import Any
 
 from criu_core.images.pagemap import PAGE_SIZE
-from criu_core.ptrace.restore_scratch import TASK_SIZE
-from criu_core.restore_plan import (
+from criu_core.images.vma import (
     VMA_ANON_PRIVATE,
     VMA_AREA_VDSO,
     VMA_AREA_VVAR,
-    PageRun,
-    TaskState,
-    is_special_vma,
 )
+from criu_core.ptrace.restore_scratch import TASK_SIZE
+from criu_core.restore_plan import PageRun, TaskState, is_special_vma
 
 __all__ = ["inherit_memory", "write_pages_cow"]
 

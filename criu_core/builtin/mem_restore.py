@@ -18,11 +18,7 @@ from criu_core.builtin.ghost_restore import opened_path
 from criu_core.builtin.memfd_restore import memfd_object
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.images.pagemap import PAGE_SIZE
-from criu_core.progress import Progress
-from criu_core.ptrace.restore_scratch import SCRATCH_SIZE, SYSCALL_TRAMPOLINE, TASK_SIZE, Scratch, find_free_area
-from criu_core.resources import MappedVma, VmaImage
-from criu_core.restore_plan import (
-    PLAN_KEY,
+from criu_core.images.vma import (
     VMA_ANON_PRIVATE,
     VMA_ANON_SHARED,
     VMA_AREA_MEMFD,
@@ -31,6 +27,12 @@ from criu_core.restore_plan import (
     VMA_AREA_VVAR,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
+)
+from criu_core.progress import Progress
+from criu_core.ptrace.restore_scratch import SCRATCH_SIZE, SYSCALL_TRAMPOLINE, TASK_SIZE, Scratch, find_free_area
+from criu_core.resources import MappedVma, VmaImage
+from criu_core.restore_plan import (
+    PLAN_KEY,
     PageRun,
     TaskState,
     is_special_vma,

@@ -16,11 +16,15 @@ import pytest
 from criu_core.context import RestoreContext
 from criu_core.errors import CriuError, MissingPluginError, PidInUse
 from criu_core.images.framing import read_image, write_image
+from criu_core.images.vma import (
+    VMA_AREA_REGULAR,
+    VMA_AREA_VVAR,
+)
 from criu_core.options import Options
 from criu_core.plugins import PluginHost
 from criu_core.ptrace import make_seed
 from criu_core.restore import run
-from criu_core.restore_plan import VMA_AREA_REGULAR, VMA_AREA_VVAR, load_plan
+from criu_core.restore_plan import load_plan
 
 GOLDEN = Path("/work/shared/fixtures/criu-4.2")
 
