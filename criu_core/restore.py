@@ -260,17 +260,42 @@ def _kill_seeds(states: object) -> None:
         st.remote = None
 
 
-def _session(ctx: RestoreContext, st: TaskState) -> None:
-    """setsid/setpgid before anything else runs in the seed (P9: before it would fork its children)."""
+def _session(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
+    """setsid/setpgid before anything else runs in the seed (P9: before it would fork its children), except
+    a setsid that waits for the children that stayed in the root's earlier session (see _fork_children)."""
     p = st.plan
+    st.sid_now = None
     if p.sid == p.pid:
-        st.remote.syscall("setsid")
+        _setsid(ctx, st, states)
     elif ctx.options.shell_job:
         if p.pgid == p.pid:
             st.remote.syscall("setpgid", 0, 0)
     else:
         raise UnsupportedResource("session", msg=f"task {p.pid} belongs to session {p.sid}, whose leader is not in "
                                   "the images: restore with --shell-job")
+
+
+def _setsid(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
+    """setsid now, or once the children that stay in the task's present session are forked: a child made
+    before its parent's setsid keeps the parent's earlier session (P forks C, then setsid: C's sid is not P's
+    nor, after the setsid, its parent's), so it is forked from the seed before the seed's setsid."""
+    if any(_early(ctx, c, st, states) for c in states.values() if c.plan.ppid == st.plan.pid):
+        st.setsid_pending = True
+        ctx.log.info("task %d: setsid after forking the children that stay in session %s", st.plan.pid,
+                     st.sid_now if st.sid_now is not None else "of criu-py")
+        return
+    st.remote.syscall("setsid")
+    st.sid_now = st.plan.pid
+
+
+def _early(ctx: RestoreContext, child: TaskState, st: TaskState, states: dict[int, TaskState]) -> bool:
+    """``child`` stays in the session its parent ``st`` is in before the parent's own setsid."""
+    c, p = child.plan, st.plan
+    if c.sid in (c.pid, p.sid) or p.sid != p.pid:
+        return False
+    if st.sid_now is None:  # the root's earlier session is criu-py's: only with --shell-job, as the root's own
+        return ctx.options.shell_job and c.sid not in states
+    return c.sid == st.sid_now
 
 
 def _create_threads(st: TaskState) -> None:
@@ -291,7 +316,7 @@ def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     The scratch area it maps is inherited by every task forked below it, so it avoids every task's VMAs.
     """
     mem_restore.clean_seed(st, [(v.entry.start, v.entry.end) for s in states.values() for v in s.plan.vmas])
-    _session(ctx, st)
+    _session(ctx, st, states)
     if plan.timens is not None:
         timens_restore.enter_timens(st, plan.timens)
 
@@ -299,23 +324,40 @@ def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
 def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
     """Fork the children of ``st`` from it once its memory is built, so they inherit its private anonymous
     memory copy-on-write (cow_restore), with its session, time namespace and scratch area; then each child's
-    own session or group (P9: before it forks its own children)."""
+    own session or group (P9: before it forks its own children). Children that stay in the session ``st``
+    had before its own setsid are forked first, then ``st`` calls setsid, then the others."""
     p = st.plan
     # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
     children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
+    early = [c for c in children if st.setsid_pending and _early(ctx, c, st, states)]
+    for child in early:
+        _fork_child(ctx, st, child, states, early=True)
+    if st.setsid_pending:
+        st.remote.syscall("setsid")
+        st.sid_now, st.setsid_pending = p.pid, False
+        ctx.log.info("task %d: setsid", p.pid)
     for child in children:
-        c = child.plan
-        if c.pgid not in (c.pid, st.plan.pgid) and c.pgid not in states and not _pid_exists(c.pgid):
-            _group_helper(ctx, st, c.pgid)
-        st.scratch.reset()
-        child.remote = fork_child_in(st.remote, child.plan.pid, flags=_shared_with_parent(child, st),
-                                     scratch=st.scratch.alloc(256, 64))
-        child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
-        child.remote.syscall_ip = child.scratch.syscall_ip
-        child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
-        child.sigactions_now = dict(st.sigactions_now)
-        ctx.log.info("task %d forked from %d", child.plan.pid, p.pid)
-        _child_session(child, st)
+        if child not in early:
+            _fork_child(ctx, st, child, states, early=False)
+
+
+def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState],
+                early: bool) -> None:
+    p, c = st.plan, child.plan
+    outside = early and st.sid_now is None  # stays in criu-py's session (--shell-job), and in its group
+    if (not outside and c.pgid not in (c.pid, p.pgid) and c.pgid not in states
+            and not _pid_exists(c.pgid)):
+        _group_helper(ctx, st, c.pgid)
+    st.scratch.reset()
+    child.remote = fork_child_in(st.remote, c.pid, flags=_shared_with_parent(child, st),
+                                 scratch=st.scratch.alloc(256, 64))
+    child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
+    child.remote.syscall_ip = child.scratch.syscall_ip
+    child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
+    child.sigactions_now = dict(st.sigactions_now)
+    child.sid_now = st.sid_now
+    ctx.log.info("task %d forked from %d%s", c.pid, p.pid, " before its setsid" if early else "")
+    _child_session(ctx, child, st, states, early, outside)
 
 
 def _pid_exists(pid: int) -> bool:
@@ -347,10 +389,16 @@ def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
     return parent is not None and getattr(st.plan.ids, what) == getattr(parent.plan.ids, what)
 
 
-def _child_session(child: TaskState, parent: TaskState) -> None:
+def _child_session(ctx: RestoreContext, child: TaskState, parent: TaskState, states: dict[int, TaskState],
+                   early: bool, outside: bool) -> None:
     c, p = child.plan, parent.plan
     if c.sid == c.pid:
-        child.remote.syscall("setsid")
+        _setsid(ctx, child, states)
+    elif early:  # in the parent's earlier session, where the parent's group is not (yet) p.pgid
+        if c.pgid == c.pid:
+            child.remote.syscall("setpgid", 0, 0)
+        elif not outside:
+            child.remote.syscall("setpgid", 0, c.pgid)
     elif c.sid != p.sid:
         raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, its parent {p.pid} in "
                                   f"{p.sid}: sessions inherited from outside the parent are not supported")

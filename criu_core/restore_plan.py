@@ -460,6 +460,8 @@ class TaskState:
     pages_compared: int = 0  # pages of a child compared with its parent's (copy-on-write sharing)
     pages_skipped_cow: int = 0  # ... and left shared, not written
     next_fd: int = -1  # alloc_fd()'s next candidate
+    sid_now: int | None = None  # the session the seed is in now (None: the one criu-py was started in)
+    setsid_pending: bool = False  # its setsid waits until the children that stay in its earlier session exist
 
     def alloc_fd(self) -> int:
         """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""

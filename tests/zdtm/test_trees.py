@@ -197,3 +197,32 @@ def test_tree_restore_options(zdtm, opt: str) -> None:
         ppid = int(Path(f"/proc/{t.pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert ppid == os.getpid(), f"the restored root's parent is {ppid}, not criu-py's parent {os.getpid()}"
     t.check()
+
+
+def _ids(pid: int) -> tuple[int, int, int]:
+    """(ppid, pgrp, session) from /proc/PID/stat."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[1]), int(f[2]), int(f[3])
+
+
+@pytest.mark.parametrize("mode", ["oldsid", "rootsid"])
+def test_session_left_behind(zdtm, mode: str) -> None:
+    """A parent forks a child, then calls setsid(): the child stays in the parent's earlier session (the
+    root's, or with --shell-job the outside one), which is neither its own nor its parent's. After restore
+    every pid, ppid, pgid and sid is as before and the processes check themselves and each other."""
+    shell = mode == "rootsid"
+    t = zdtm.start("sessions", mode, **({"setsid": False} if shell else {}))
+    tree = _tree(t.pid)
+    ids = {pid: _ids(pid) for pid in [t.pid, *(k for kids in tree.values() for k in kids)]}
+    if not shell:
+        (p,) = tree[t.pid]
+        (c,) = tree[p]
+        assert ids[p][1:] == (p, p) and ids[c] == (p, t.pid, t.pid), ids
+    args = ["--shell-job"] if shell else []
+    zdtm.cycle(t, dump_args=args, restore_args=args)
+    assert _tree(t.pid) == tree, "the tree did not come back with its PIDs and parents"
+    after = {pid: _ids(pid) for pid in ids}
+    if shell:  # the root's parent and the outside session are criu-py's (--shell-job), as with CRIU
+        after[t.pid], ids[t.pid] = after[t.pid][1:], ids[t.pid][1:]
+    assert after == ids, f"ids (ppid, pgrp, sid) before {ids}, after {after}"
+    t.check()

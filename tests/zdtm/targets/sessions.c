@@ -21,6 +21,12 @@
  *          must not be missed or half-restored; after restore it keeps creating threads
  * shmem    MAP_SHARED|MAP_ANONYMOUS memory shared with a child: after restore a write by the child (on the
  *          parent's request) is seen by the parent, and the content written before the dump is there
+ * oldsid   the root (session leader R) forks P, P forks C and then calls setsid(): P leads session P, C is
+ *          still in session R and group R, its parent in another session; after restore the root reads
+ *          P's and C's ppid, pgrp and session in /proc, and P checks its own and sees C alive
+ * rootsid  (started outside a session of its own, dumped and restored with --shell-job) the root forks C,
+ *          then calls setsid(): C stays in the outside session and group; after restore the root checks
+ *          its own ids and C's ppid, and that C is in another session than its own
  * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
@@ -253,6 +259,60 @@ int main(int argc, char **argv)
 		kill(c, SIGKILL);
 		while (wait(NULL) > 0)
 			;
+	} else if (!strcmp(mode, "oldsid")) {
+		pid_t p, c, me = getpid();
+		int pg, sid, pfd[2], st;
+
+		zdtm_setup(!pipe(pfd), "pipe");
+		zdtm_setup((p = fork()) >= 0, "fork");
+		if (!p) {
+			zdtm_setup((c = fork()) >= 0, "fork C");
+			if (!c)
+				sleeper();
+			zdtm_setup(setsid() == getpid(), "setsid P");
+			zdtm_setup(write(pfd[1], &c, sizeof(c)) == sizeof(c), "write");
+			zdtm_wait_check();
+			if (getsid(0) != getpid() || getpgid(0) != getpid() || getppid() != me)
+				_exit(1);
+			proc_ids(c, &pg, &sid);
+			if (pg != me || sid != me || kill(c, 0))
+				_exit(2);
+			kill(c, SIGKILL);
+			waitpid(c, NULL, 0);
+			_exit(0);
+		}
+		zdtm_setup(read(pfd[0], &c, sizeof(c)) == sizeof(c), "read");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (getsid(0) != me || getpgid(0) != me)
+			zdtm_fail("root: sid %d pgid %d", getsid(0), getpgid(0));
+		proc_ids(p, &pg, &sid);
+		if (pg != p || sid != p)
+			zdtm_fail("P: pgrp %d sid %d, expected %d %d", pg, sid, p, p);
+		proc_ids(c, &pg, &sid);
+		if (pg != me || sid != me)
+			zdtm_fail("C: pgrp %d sid %d, expected %d %d", pg, sid, me, me);
+		kill(p, SIGUSR2);
+		if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st))
+			zdtm_fail("P: its own check failed (status %#x)", st);
+	} else if (!strcmp(mode, "rootsid")) {
+		pid_t c, me = getpid();
+		int pg, sid, pg0 = getpgid(0), sid0 = getsid(0);
+
+		zdtm_setup((child = fork()) >= 0, "fork");
+		if (!child)
+			sleeper();
+		c = child;
+		zdtm_setup(setsid() == me, "setsid root");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (getsid(0) != me || getpgid(0) != me)
+			zdtm_fail("root: sid %d pgid %d", getsid(0), getpgid(0));
+		proc_ids(c, &pg, &sid);
+		if (sid == me || pg == me || getsid(c) != sid)
+			zdtm_fail("C: pgrp %d sid %d, was %d %d before the dump", pg, sid, pg0, sid0);
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
 	} else if (!strcmp(mode, "forker")) {
 		unsigned long forks = 0, at_check;
 
