@@ -293,8 +293,9 @@ def _early(ctx: RestoreContext, child: TaskState, st: TaskState, states: dict[in
     c, p = child.plan, st.plan
     if c.sid in (c.pid, p.sid) or p.sid != p.pid:
         return False
-    if st.sid_now is None:  # the root's earlier session is criu-py's: only with --shell-job, as the root's own
-        return ctx.options.shell_job and c.sid not in states
+    if st.sid_now is None:  # the root's earlier session: criu-py's, with --shell-job, if it was the same one
+        # (another session whose leader is not in the images is a dead one: a session helper makes it)
+        return ctx.options.shell_job and c.sid not in states and c.sid == os.getsid(0)
     return c.sid == st.sid_now
 
 
@@ -336,27 +337,76 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         st.remote.syscall("setsid")
         st.sid_now, st.setsid_pending = p.pid, False
         ctx.log.info("task %d: setsid", p.pid)
+    session_helpers: dict[int, object] = {}
     for child in children:
-        if child not in early:
+        if child in early:
+            continue
+        c = child.plan
+        if c.sid in (c.pid, p.sid) or c.sid in states:
             _fork_child(ctx, st, child, states, early=False)
+            continue
+        _check_session_helper(child, st)
+        if c.sid not in session_helpers:
+            session_helpers[c.sid] = _session_helper(ctx, st, c.sid)
+        _fork_child(ctx, st, child, states, early=False, via=session_helpers[c.sid])
+
+
+def _check_session_helper(child: TaskState, st: TaskState) -> None:
+    c, p = child.plan, st.plan
+    why = None
+    if not p.core.tc.child_subreaper:
+        why = f"its parent {p.pid} is not a child subreaper, which the member of a session helper reparents to"
+    elif c.dead:
+        why = "it is a zombie"
+    elif _shared_with_parent(child, st):
+        why = "it shares its parent's descriptor table or fs info"
+    if why:
+        raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, whose leader is not in "
+                                  f"the images and not its parent's earlier session ({p.pid} is in {p.sid}); a "
+                                  f"helper cannot make it: {why}")
+
+
+def _session_helper(ctx: RestoreContext, st: TaskState, sid: int) -> object:
+    """A session whose leader is gone: as CRIU, a helper with the leader's PID calls setsid and forks the
+    members; it exits once every task exists, and its children reparent to ``st``, a child subreaper (made
+    one now, before the helper ends; restore_task_misc sets it again later)."""
+    st.remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    st.scratch.reset()
+    helper = fork_child_in(st.remote, sid, scratch=st.scratch.alloc(256, 64))
+    st.helpers.append(helper)
+    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
+    helper.syscall("setsid")
+    ctx.log.info("helper %d forked from %d for session %d", sid, st.plan.pid, sid)
+    return helper
 
 
 def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState],
-                early: bool) -> None:
+                early: bool, via: object = None) -> None:
     p, c = st.plan, child.plan
     outside = early and st.sid_now is None  # stays in criu-py's session (--shell-job), and in its group
-    if (not outside and c.pgid not in (c.pid, p.pgid) and c.pgid not in states
+    if (via is None and not outside and c.pgid not in (c.pid, p.pgid) and c.pgid not in states
             and not _pid_exists(c.pgid)):
         _group_helper(ctx, st, c.pgid)
     st.scratch.reset()
-    child.remote = fork_child_in(st.remote, c.pid, flags=_shared_with_parent(child, st),
-                                 scratch=st.scratch.alloc(256, 64))
+    if via is None:
+        child.remote = fork_child_in(st.remote, c.pid, flags=_shared_with_parent(child, st),
+                                     scratch=st.scratch.alloc(256, 64))
+    else:  # forked by a session helper, a copy of st (same memory, same scratch address)
+        scratch = Scratch(via, st.scratch.addr, st.scratch.size)
+        child.remote = fork_child_in(via, c.pid, scratch=scratch.alloc(256, 64))
     child.scratch = Scratch(child.remote, st.scratch.addr, st.scratch.size)
     child.remote.syscall_ip = child.scratch.syscall_ip
     child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
     child.sigactions_now = dict(st.sigactions_now)
-    child.sid_now = st.sid_now
-    ctx.log.info("task %d forked from %d%s", c.pid, p.pid, " before its setsid" if early else "")
+    child.sid_now = st.sid_now if via is None else c.sid
+    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else c.sid,
+                 " before its setsid" if early else "")
+    if via is not None:
+        if c.pgid == c.pid:
+            child.remote.syscall("setpgid", 0, 0)
+        elif c.pgid != c.sid:
+            child.remote.syscall("setpgid", 0, c.pgid)
+        return
     _child_session(ctx, child, st, states, early, outside)
 
 

@@ -27,6 +27,10 @@
  * rootsid  (started outside a session of its own, dumped and restored with --shell-job) the root forks C,
  *          then calls setsid(): C stays in the outside session and group; after restore the root checks
  *          its own ids and C's ppid, and that C is in another session than its own
+ * deadsid  the root (a child subreaper) forks A, which calls setsid(), forks C (in group A) and D (which
+ *          leads its own group) and exits: C and D, reparented to the root, are in session A whose leader is
+ *          gone; after restore (a helper with A's PID made the session, as CRIU does) the root reads their
+ *          ppid, pgrp and session in /proc and signals group A
  * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
@@ -70,6 +74,21 @@ static void proc_ids(pid_t pid, int *pgrp, int *sid)
 	fclose(f);
 	p = strrchr(buf, ')');
 	zdtm_setup(p && sscanf(p + 2, "%*c %*d %d %d", pgrp, sid) == 2, "parse stat");
+}
+
+static int zdtm_stat_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2, "%*c %d", &ppid);
+	if (f)
+		fclose(f);
+	return ppid;
 }
 
 int main(int argc, char **argv)
@@ -313,6 +332,47 @@ int main(int argc, char **argv)
 			zdtm_fail("C: pgrp %d sid %d, was %d %d before the dump", pg, sid, pg0, sid0);
 		kill(c, SIGKILL);
 		waitpid(c, NULL, 0);
+	} else if (!strcmp(mode, "deadsid")) {
+		pid_t a, cd[2] = { 0, 0 }, me = getpid();
+		int pg, sid, pfd[2], ppid;
+
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper");
+		zdtm_setup(!pipe(pfd), "pipe");
+		zdtm_setup((a = fork()) >= 0, "fork A");
+		if (!a) {
+			zdtm_setup(setsid() == getpid(), "setsid A");
+			zdtm_setup((cd[0] = fork()) >= 0, "fork C");
+			if (!cd[0])
+				sleeper();
+			zdtm_setup((cd[1] = fork()) >= 0, "fork D");
+			if (!cd[1]) {
+				setpgid(0, 0);
+				sleeper();
+			}
+			setpgid(cd[1], cd[1]);
+			zdtm_setup(write(pfd[1], cd, sizeof(cd)) == sizeof(cd), "write");
+			_exit(0);
+		}
+		zdtm_setup(read(pfd[0], cd, sizeof(cd)) == sizeof(cd), "read");
+		zdtm_setup(waitpid(a, &st, 0) == a, "reap A");
+		for (int i = 0; i < 2; i++) /* reparented to us once A is gone */
+			while (zdtm_stat_ppid(cd[i]) != me)
+				usleep(1000);
+		zdtm_ready();
+		zdtm_wait_check();
+		for (int i = 0; i < 2; i++) {
+			proc_ids(cd[i], &pg, &sid);
+			ppid = zdtm_stat_ppid(cd[i]);
+			if (ppid != me || sid != a || pg != (i ? cd[1] : a))
+				zdtm_fail("%c: ppid %d pgrp %d sid %d, expected %d %d %d", "CD"[i], ppid, pg, sid, me,
+					  i ? cd[1] : a, a);
+		}
+		if (kill(-a, 0))
+			zdtm_fail("group %d cannot be signalled: %s", a, strerror(errno));
+		kill(cd[0], SIGKILL);
+		kill(cd[1], SIGKILL);
+		while (wait(NULL) > 0)
+			;
 	} else if (!strcmp(mode, "forker")) {
 		unsigned long forks = 0, at_check;
 
