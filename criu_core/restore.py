@@ -337,6 +337,7 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         st.remote.syscall("setsid")
         st.sid_now, st.setsid_pending = p.pid, False
         ctx.log.info("task %d: setsid", p.pid)
+        _group_made(ctx, st)
     session_helpers: dict[int, object] = {}
     for child in children:
         if child in early:
@@ -405,9 +406,35 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
         if c.pgid == c.pid:
             child.remote.syscall("setpgid", 0, 0)
         elif c.pgid != c.sid:
-            child.remote.syscall("setpgid", 0, c.pgid)
-        return
-    _child_session(ctx, child, st, states, early, outside)
+            _join(ctx, child, states)
+    else:
+        _child_session(ctx, child, st, states, early, outside)
+    if c.pgid == c.pid and not child.setsid_pending:
+        _group_made(ctx, child)
+
+
+def _leader_pending(states: dict[int, TaskState], pgid: int) -> bool:
+    """The group's leader is a task of the tree not forked yet (it lives elsewhere in the tree)."""
+    leader = states.get(pgid)
+    return leader is not None and leader.remote is None
+
+
+def _join(ctx: RestoreContext, child: TaskState, states: dict[int, TaskState]) -> None:
+    """setpgid into the dumped group now, or once its leader, forked later, has made it (_group_made)."""
+    pgid = child.plan.pgid
+    if _leader_pending(states, pgid):
+        states[pgid].joiners.append(child)
+        ctx.log.info("task %d joins group %d once its leader is forked", child.plan.pid, pgid)
+    else:
+        child.remote.syscall("setpgid", 0, pgid)
+
+
+def _group_made(ctx: RestoreContext, leader: TaskState) -> None:
+    """The members forked before their group's leader join the group, now that it exists (still seeds)."""
+    for m in leader.joiners:
+        m.remote.syscall("setpgid", 0, leader.plan.pid)
+        ctx.log.info("task %d joined group %d", m.plan.pid, leader.plan.pid)
+    leader.joiners.clear()
 
 
 def _pid_exists(pid: int) -> bool:
@@ -448,14 +475,14 @@ def _child_session(ctx: RestoreContext, child: TaskState, parent: TaskState, sta
         if c.pgid == c.pid:
             child.remote.syscall("setpgid", 0, 0)
         elif not outside:
-            child.remote.syscall("setpgid", 0, c.pgid)
+            _join(ctx, child, states)
     elif c.sid != p.sid:
         raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, its parent {p.pid} in "
                                   f"{p.sid}: sessions inherited from outside the parent are not supported")
     elif c.pgid == c.pid:
         child.remote.syscall("setpgid", 0, 0)
-    elif c.pgid != p.pgid:
-        child.remote.syscall("setpgid", 0, c.pgid)
+    elif c.pgid != p.pgid or _leader_pending(states, c.pgid):
+        _join(ctx, child, states)
 
 
 def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:

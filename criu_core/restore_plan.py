@@ -461,6 +461,7 @@ class TaskState:
     pages_skipped_cow: int = 0  # ... and left shared, not written
     next_fd: int = -1  # alloc_fd()'s next candidate
     sid_now: int | None = None  # the session the seed is in now (None: the one criu-py was started in)
+    joiners: list[Any] = field(default_factory=list)  # tasks forked before it, waiting to join its group
     setsid_pending: bool = False  # its setsid waits until the children that stay in its earlier session exist
 
     def alloc_fd(self) -> int:

@@ -31,6 +31,9 @@
  *          leads its own group) and exits: C and D, reparented to the root, are in session A whose leader is
  *          gone; after restore (a helper with A's PID made the session, as CRIU does) the root reads their
  *          ppid, pgrp and session in /proc and signals group A
+ * lateleader  the root forks X and Y; X forks M, Y forks L, which leads its own group; M joins L's group:
+ *          the leader lives in another subtree, forked after the member on restore; after restore the root
+ *          reads M's and L's pgrp and session in /proc and signals group L
  * cow      64 MiB of private memory written before fork() and never touched again: parent and child still
  *          read the pattern (the test also checks, in smaps, that the pages are still shared between them)
  */
@@ -89,6 +92,25 @@ static int zdtm_stat_ppid(pid_t pid)
 	if (f)
 		fclose(f);
 	return ppid;
+}
+
+static pid_t first_child(pid_t pid)
+{
+	char path[80];
+	pid_t c = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	for (;;) {
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%d", &c) == 1) {
+			fclose(f);
+			return c;
+		}
+		if (f)
+			fclose(f);
+		usleep(1000);
+	}
 }
 
 int main(int argc, char **argv)
@@ -371,6 +393,56 @@ int main(int argc, char **argv)
 			zdtm_fail("group %d cannot be signalled: %s", a, strerror(errno));
 		kill(cd[0], SIGKILL);
 		kill(cd[1], SIGKILL);
+		while (wait(NULL) > 0)
+			;
+	} else if (!strcmp(mode, "lateleader")) {
+		pid_t x, y, m, l, me = getpid();
+		int pg, sid, pfd[2];
+
+		zdtm_setup(!pipe(pfd), "pipe");
+		zdtm_setup((x = fork()) >= 0, "fork X");
+		if (!x) {
+			zdtm_setup((m = fork()) >= 0, "fork M");
+			if (!m) {
+				zdtm_setup(read(pfd[0], &l, sizeof(l)) == sizeof(l), "read L");
+				zdtm_setup(!setpgid(0, l), "M joins group L");
+				sleeper();
+			}
+			sleeper();
+		}
+		zdtm_setup((y = fork()) >= 0, "fork Y");
+		if (!y) {
+			zdtm_setup((l = fork()) >= 0, "fork L");
+			if (!l) {
+				setpgid(0, 0);
+				sleeper();
+			}
+			setpgid(l, l);
+			zdtm_setup(write(pfd[1], &l, sizeof(l)) == sizeof(l), "write L");
+			sleeper();
+		}
+		m = first_child(x);
+		l = first_child(y);
+		do {
+			usleep(1000);
+			proc_ids(m, &pg, &sid);
+		} while (pg != l);
+		zdtm_ready();
+		zdtm_wait_check();
+		proc_ids(m, &pg, &sid);
+		if (pg != l || sid != me)
+			zdtm_fail("M: pgrp %d sid %d, expected %d %d", pg, sid, l, me);
+		proc_ids(l, &pg, &sid);
+		if (pg != l || sid != me)
+			zdtm_fail("L: pgrp %d sid %d, expected %d %d", pg, sid, l, me);
+		if (zdtm_stat_ppid(m) != x || zdtm_stat_ppid(l) != y)
+			zdtm_fail("M's parent %d, L's %d", zdtm_stat_ppid(m), zdtm_stat_ppid(l));
+		if (kill(-l, 0))
+			zdtm_fail("group %d cannot be signalled: %s", l, strerror(errno));
+		kill(m, SIGKILL);
+		kill(l, SIGKILL);
+		kill(x, SIGKILL);
+		kill(y, SIGKILL);
 		while (wait(NULL) > 0)
 			;
 	} else if (!strcmp(mode, "forker")) {
