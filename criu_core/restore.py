@@ -8,7 +8,10 @@ and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has 
    unsupported state are checked; ``init``, ``devices_restore_init``;
 2. create the root seed (``clone3`` with ``set_tid``: the PID must be free; with ``--restore-sibling`` a child
    of our parent, seized), empty it, give it its session and the time namespace of the dump's clocks, then
-   fork each child from its clean parent seed (injected clone3, P9); ``devices_post_fork``;
+   fork each child from its clean parent seed (injected clone3, P9); a child left in its parent's earlier
+   session is forked before the parent's setsid, the members of a session whose leader is gone by a helper
+   with the leader's PID, and a member forked before its group's leader joins the group once it exists
+   (CRIU's helpers and create_children_and_session); ``devices_post_fork``;
 3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
    memfds and deleted files included), pages, protections; descriptors (sockets to the socket hooks, then
    ``file_restore``, claimants first; ``--inherit-fd`` replacements), cwd/root/umask; signals, timers, limits;
