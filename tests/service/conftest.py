@@ -279,3 +279,31 @@ def counter(counter_exe: Path, subreaper: list[int]) -> Any:
         return proc
 
     return start
+
+
+@pytest.fixture
+def converse() -> Any:
+    """``names, pids, final = converse(client, req, acks={...}, on_notify=fn)`` sends ``req`` and answers every
+    notification until the final response: ``acks[name]`` False refuses it, a list answers query-ext-files with
+    those externals; ``on_notify(name)`` runs before each ack (while criu-py waits for it)."""
+
+    def run(client: Any, req: Any, acks: dict[str, Any] | None = None, on_notify: Any = None) -> Any:
+        acks = acks or {}
+        client.send(req)
+        names, pids = [], {}
+        while True:
+            resp = client.recv()
+            if resp.type != rpc.NOTIFY:
+                return names, pids, resp
+            names.append(resp.notify.script)
+            if resp.notify.HasField("pid"):
+                pids[resp.notify.script] = resp.notify.pid
+            if on_notify is not None:
+                on_notify(resp.notify.script)
+            answer = acks.get(resp.notify.script, True)
+            if isinstance(answer, list):
+                client.ack(True, opts=rpc.criu_opts(images_dir_fd=-1, external=answer))
+            else:
+                client.ack(bool(answer))
+
+    return run

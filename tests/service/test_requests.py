@@ -33,25 +33,6 @@ def dirs(tmp_path: Path):
     os.close(wfd)
 
 
-def run_to_end(client, req, acks=None):
-    """Send ``req``, ack every notification (``acks[name]`` False refuses it); return (names, pids, final)."""
-    acks = acks or {}
-    client.send(req)
-    names, pids = [], {}
-    while True:
-        resp = client.recv()
-        if resp.type != rpc.NOTIFY:
-            return names, pids, resp
-        names.append(resp.notify.script)
-        if resp.notify.HasField("pid"):
-            pids[resp.notify.script] = resp.notify.pid
-        answer = acks.get(resp.notify.script, True)
-        if isinstance(answer, list):
-            client.ack(True, opts=opts(external=answer))
-        else:
-            client.ack(bool(answer))
-
-
 # ------------------------------------------------------------------------------------------------ dump
 
 
@@ -301,27 +282,27 @@ def _restore_with_points(ctx):
     return 0
 
 
-def test_dump_notifications_in_order_then_the_answer(in_process, engines, tmp_path):
+def test_dump_notifications_in_order_then_the_answer(in_process, engines, tmp_path, converse):
     engines["dump"] = _dump_with_points
     w = in_process()
     req = rpc.criu_req(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=7, notify_scripts=True))
-    names, pids, final = run_to_end(w.client, req, acks={"query-ext-files": ["unix[123]"]})
+    names, pids, final = converse(w.client, req, acks={"query-ext-files": ["unix[123]"]})
     assert names == ["pre-dump", "query-ext-files", "post-dump"] and pids == {}
     assert final.type == rpc.DUMP and final.success
     assert engines["ctx"].options.external == ["unix[123]"]  # added by the client's answer to query-ext-files
 
 
-def test_restore_notifications_carry_the_pid_on_post_restore_only(in_process, engines, tmp_path):
+def test_restore_notifications_carry_the_pid_on_post_restore_only(in_process, engines, tmp_path, converse):
     engines["restore"] = _restore_with_points
     w = in_process()
     req = rpc.criu_req(type=rpc.RESTORE, opts=opts(images_dir=str(tmp_path), notify_scripts=True))
-    names, pids, final = run_to_end(w.client, req)
+    names, pids, final = converse(w.client, req)
     assert names == ["pre-restore", "post-restore", "pre-resume", "post-resume"]
     assert pids == {"post-restore": 5555}
     assert final.type == rpc.RESTORE and final.success and final.restore.pid == 5555
 
 
-def test_refused_ack_fails_the_request(in_process, engines, tmp_path):
+def test_refused_ack_fails_the_request(in_process, engines, tmp_path, converse):
     seen = []
 
     def dump(ctx):
@@ -334,7 +315,7 @@ def test_refused_ack_fails_the_request(in_process, engines, tmp_path):
     engines["dump"] = dump
     w = in_process()
     req = rpc.criu_req(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=7, notify_scripts=True))
-    names, _, final = run_to_end(w.client, req, acks={"post-dump": False})
+    names, _, final = converse(w.client, req, acks={"post-dump": False})
     assert names == ["pre-dump", "query-ext-files", "post-dump"]
     assert final.type == rpc.DUMP and not final.success
     assert final.cr_errmsg.endswith("RPC client reported script error")
@@ -342,11 +323,11 @@ def test_refused_ack_fails_the_request(in_process, engines, tmp_path):
     assert w.wait() == 1
 
 
-def test_refused_post_resume_is_logged_not_fatal(in_process, engines, tmp_path):
+def test_refused_post_resume_is_logged_not_fatal(in_process, engines, tmp_path, converse):
     engines["restore"] = _restore_with_points
     w = in_process()
     req = rpc.criu_req(type=rpc.RESTORE, opts=opts(images_dir=str(tmp_path), notify_scripts=True))
-    _, _, final = run_to_end(w.client, req, acks={"post-resume": False})
+    _, _, final = converse(w.client, req, acks={"post-resume": False})
     assert final.success and final.restore.pid == 5555  # the tasks already run
 
 
@@ -360,10 +341,10 @@ def test_an_ack_of_the_wrong_type_is_a_script_error(in_process, engines, tmp_pat
     assert final.type == rpc.DUMP and not final.success and "script error" in final.cr_errmsg
 
 
-def test_no_notifications_without_notify_scripts(in_process, engines, tmp_path):
+def test_no_notifications_without_notify_scripts(in_process, engines, tmp_path, converse):
     engines["dump"] = _dump_with_points
     w = in_process()
-    names, _, final = run_to_end(w.client, rpc.criu_req(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=7)))
+    names, _, final = converse(w.client, rpc.criu_req(type=rpc.DUMP, opts=opts(images_dir=str(tmp_path), pid=7)))
     assert names == [] and final.success
 
 

@@ -42,22 +42,6 @@ def _wait_count_above(path: Path, n: int, timeout: float = 10.0) -> int:
     return got
 
 
-def _converse(client, req, *, refuse=(), on_notify=None):
-    """Send ``req``; ack every notification (refusing those in ``refuse``); return (names, pids, final)."""
-    client.send(req)
-    names, pids = [], {}
-    while True:
-        resp = client.recv()
-        if resp.type != rpc.NOTIFY:
-            return names, pids, resp
-        names.append(resp.notify.script)
-        if resp.notify.HasField("pid"):
-            pids[resp.notify.script] = resp.notify.pid
-        if on_notify is not None:
-            on_notify(resp.notify.script)
-        client.ack(resp.notify.script not in refuse)
-
-
 def _state(pid: int) -> str:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("State:"):
@@ -65,7 +49,7 @@ def _state(pid: int) -> str:
     return "?"
 
 
-def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper):
+def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper, converse):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     count = tmp_path / "count"
@@ -76,7 +60,7 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
         # A refused post-dump fails the dump and leaves the task running, as CRIU does.
         s = swrk()
         o = rpc.criu_opts(images_dir_fd=dfd, pid=proc.pid, notify_scripts=True, log_file="dump1.log", log_level=4)
-        names, _, final = _converse(s.client, rpc.criu_req(type=rpc.DUMP, opts=o), refuse=("post-dump",))
+        names, _, final = converse(s.client, rpc.criu_req(type=rpc.DUMP, opts=o), acks={"post-dump": False})
         if not names:
             pytest.skip("the engines do not call ctx.notify yet")
         assert names == ["pre-dump", "query-ext-files", "post-dump"]
@@ -90,7 +74,7 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
         states: list[str] = []
         s = swrk()
         o = rpc.criu_opts(images_dir_fd=dfd, pid=proc.pid, notify_scripts=True, log_file="dump.log", log_level=4)
-        names, _, final = _converse(
+        names, _, final = converse(
             s.client,
             rpc.criu_req(type=rpc.DUMP, opts=o),
             on_notify=lambda name: states.append(_state(proc.pid)) if name == "post-dump" else None,
@@ -103,7 +87,7 @@ def test_dump_and_restore_with_notifications(swrk, tmp_path, counter, subreaper)
 
         s = swrk()
         o = rpc.criu_opts(images_dir_fd=dfd, notify_scripts=True, rst_sibling=True, log_file="restore.log", log_level=4)
-        names, pids, final = _converse(s.client, rpc.criu_req(type=rpc.RESTORE, opts=o))
+        names, pids, final = converse(s.client, rpc.criu_req(type=rpc.RESTORE, opts=o))
         assert final.type == rpc.RESTORE and final.success, final.cr_errmsg
         assert names == ["pre-restore", "post-restore", "pre-resume", "post-resume"]
         assert pids == {"post-restore": proc.pid} and final.restore.pid == proc.pid

@@ -88,15 +88,7 @@ def restart_fixup(regs: Any) -> Any:
 
     Modifies and returns ``regs`` (pass a copy to keep the raw registers).
     """
-    if in_syscall(regs):
-        ret = signed(regs.rax)
-        if ret in (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND):
-            regs.rax = regs.orig_rax
-            regs.rip = unsigned(regs.rip - 2)
-        elif ret == -ERESTART_RESTARTBLOCK:
-            regs.rax = unsigned(-errno.EINTR)
-    regs.orig_rax = unsigned(-1)
-    return regs
+    return _restart(regs, block_restarts=False)
 
 
 NR_RESTART_SYSCALL = 219
@@ -111,13 +103,22 @@ def kernel_restart(regs: Any) -> Any:
     syscall would return -ERESTART* to user space. -ERESTART_RESTARTBLOCK becomes ``restart_syscall`` (the
     task's restart block is still the kernel's), the others re-execute the syscall. Modifies and returns ``regs``.
     """
+    return _restart(regs, block_restarts=True)
+
+
+def _restart(regs: Any, *, block_restarts: bool) -> Any:
+    """The two rewrites share everything but -ERESTART_RESTARTBLOCK: CRIU turns it into EINTR (the restart block
+    is lost with the dump), the live kernel into a ``restart_syscall`` (it still holds the block)."""
     if in_syscall(regs):
         ret = signed(regs.rax)
         if ret in (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND):
             regs.rax = regs.orig_rax
             regs.rip = unsigned(regs.rip - 2)
         elif ret == -ERESTART_RESTARTBLOCK:
-            regs.rax = NR_RESTART_SYSCALL
-            regs.rip = unsigned(regs.rip - 2)
+            if block_restarts:
+                regs.rax = NR_RESTART_SYSCALL
+                regs.rip = unsigned(regs.rip - 2)
+            else:
+                regs.rax = unsigned(-errno.EINTR)
     regs.orig_rax = unsigned(-1)
     return regs
