@@ -34,12 +34,17 @@ class BoRestoreFailed(CriuError):
 
 @dataclass(frozen=True)
 class BoCopy:
-    """One BO's share of a pages file: ``offset`` into the content (after the 8-byte header)."""
+    """One BO's share of a pages file: ``offset`` into the content (after the 8-byte header).
+
+    ``fd`` reaches the BO: its dmabuf (``fd_offset`` 0) or, where the kernel handed out none, a render-node file at
+    the BO's mmap offset (``fd_offset``); -1 when there is neither.
+    """
 
     addr: int
     size: int
     offset: int
-    dmabuf_fd: int = -1
+    fd: int = -1
+    fd_offset: int = 0
 
 
 @dataclass
@@ -57,9 +62,15 @@ class GpuJob:
         return sum(b.size for b in self.bos)
 
 
+DeviceFile = Callable[[BoBucket], "tuple[int, int] | None"]
+
+
 def plan_jobs(file_id: int, images_dir: Path, bos: Iterable[BoBucket],
-              user_to_local: dict[int, int] | None = None) -> list[GpuJob]:
-    """Group the VRAM/GTT BOs by GPU in bucket order; each GPU's offsets start at 0 in its own file."""
+              user_to_local: dict[int, int] | None = None, device_file: DeviceFile | None = None) -> list[GpuJob]:
+    """Group the VRAM/GTT BOs by GPU in bucket order; each GPU's offsets start at 0 in its own file.
+
+    A BO without a dmabuf is reached through ``device_file(bo)``: (fd, offset) of a render-node file, or None.
+    """
     jobs: dict[int, GpuJob] = {}
     for b in bos:
         if not b.has_content:
@@ -69,8 +80,10 @@ def plan_jobs(file_id: int, images_dir: Path, bos: Iterable[BoBucket],
             worker = (user_to_local or {}).get(b.gpu_id, b.gpu_id)
             job = jobs[b.gpu_id] = GpuJob(file_id, b.gpu_id, Path(images_dir) / pages_image_name(file_id, b.gpu_id),
                                           worker=worker)
-        fd = -1 if b.dmabuf_fd in (-1, 0xFFFFFFFF) else b.dmabuf_fd
-        job.bos.append(BoCopy(b.addr, b.size, job.total, fd))
+        fd, fd_offset = (-1, 0) if b.dmabuf_fd in (-1, 0xFFFFFFFF) else (b.dmabuf_fd, 0)
+        if fd < 0 and device_file is not None:
+            fd, fd_offset = device_file(b) or (-1, 0)
+        job.bos.append(BoCopy(b.addr, b.size, job.total, fd, fd_offset))
     return list(jobs.values())
 
 
@@ -82,16 +95,17 @@ def _block_sigchld() -> None:
 
 
 def run_job(job: GpuJob, engine: CopyEngine) -> None:
-    """Copy one job's BOs from its pages file into their dmabufs; closes the dmabuf fds whatever happens."""
+    """Copy one job's BOs from its pages file into the BOs; closes the BOs' fds whatever happens."""
     _block_sigchld()
     try:
         fd = PagesFile(job.path).open_checked(job.total)
         try:
             for bo in job.bos:
-                if bo.dmabuf_fd < 0:
-                    raise BoRestoreFailed(f"BO {bo.addr:#x} on GPU {job.gpu_id:04x} has no dmabuf to restore into")
+                if bo.fd < 0:
+                    raise BoRestoreFailed(f"BO {bo.addr:#x} on GPU {job.gpu_id:04x} has neither a dmabuf nor a "
+                                          "render node to restore into")
                 try:
-                    engine.write_bo(fd, HEADER.size + bo.offset, bo.size, bo.dmabuf_fd)
+                    engine.write_bo(fd, HEADER.size + bo.offset, bo.size, bo.fd, bo.fd_offset, job.worker)
                 except CriuError as exc:
                     raise BoRestoreFailed(f"{job.path.name}: BO {bo.addr:#x} ({bo.size} bytes at offset {bo.offset})"
                                           f": {exc}") from None
@@ -102,8 +116,8 @@ def run_job(job: GpuJob, engine: CopyEngine) -> None:
             os.close(fd)
     finally:
         for bo in job.bos:
-            if bo.dmabuf_fd >= 0:
-                os.close(bo.dmabuf_fd)
+            if bo.fd >= 0:
+                os.close(bo.fd)
 
 
 class BoRestorer:
@@ -143,15 +157,26 @@ class BoRestorer:
 
 
 def dump_contents(file_id: int, images_dir: Path, bos: list[BoBucket], engine: CopyEngine,
-                  executor: Callable[[int, str], ThreadPoolExecutor] | None = None) -> list[GpuJob]:
-    """Write each GPU's VRAM/GTT BOs into its pages file (one thread per GPU when ``executor`` is given)."""
-    jobs = plan_jobs(file_id, images_dir, bos)
+                  executor: Callable[[int, str], ThreadPoolExecutor] | None = None,
+                  device_file: DeviceFile | None = None, user_to_local: dict[int, int] | None = None) -> list[GpuJob]:
+    """Write each GPU's VRAM/GTT BOs into its pages file (one thread per GPU when ``executor`` is given).
+
+    The BOs' fds stay the caller's. A BO neither a dmabuf nor ``device_file`` reaches fails the dump (its contents
+    would be lost).
+    """
+    jobs = plan_jobs(file_id, images_dir, bos, user_to_local, device_file)
+    for job in jobs:
+        for bo in job.bos:
+            if bo.fd < 0:
+                raise CriuError(f"amdgpu: BO {bo.addr:#x} on GPU {job.gpu_id:04x}: the kernel handed out no dmabuf "
+                                      "and the task has no render node of that GPU open: its contents cannot be "
+                                      "read")
 
     def one(job: GpuJob) -> None:
         fd = PagesFile(job.path).create(job.total)
         try:
             for bo in job.bos:
-                engine.read_bo(bo.dmabuf_fd, bo.size, fd, HEADER.size + bo.offset)
+                engine.read_bo(bo.fd, bo.fd_offset, bo.size, fd, HEADER.size + bo.offset, job.worker)
         finally:
             os.close(fd)
 

@@ -72,7 +72,8 @@ def claim_vma(run: AmdgpuRun, vma: Any) -> VmaClaim | None:
     """Mappings of the KFD device or of a render node: mapped by us at restore, no pages dumped (HANDLE_DEVICE_VMA)."""
     if classify(run, vma.dev, vma.inode, vma.path or vma.name) is None:
         return None
-    return VmaClaim(plugin=PLUGIN, skip_content=True, status=VMA_EXT_PLUGIN)
+    # pgoff is the BO's mmap offset at checkpoint: UPDATE_VMA_MAP finds the BO by (start, pgoff) at restore
+    return VmaClaim(plugin=PLUGIN, skip_content=True, status=VMA_EXT_PLUGIN, entry_updates={"pgoff": vma.pgoff})
 
 
 def ext_file_entry(file_id: int) -> Any:
@@ -137,7 +138,27 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
         for b in cp.bos:
             msg.bo_entries.add(addr=b.addr, size=b.size, offset=b.offset, alloc_flags=b.alloc_flags, gpu_id=b.gpu_id,
                                handle=0xFFFFFFFF)
-        jobs = dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor)
+        user_to_actual = {u: a for a, u in record.actual_to_user.items()}
+        render_files: dict[int, int] | None = None
+
+        def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
+            # No dmabuf (an emulated device cannot install one in our fd table): read the BO through the task's
+            # own render node at its mmap offset, as the task itself maps it.
+            nonlocal render_files
+            node = topo.gpu(user_to_actual.get(b.gpu_id, -1))
+            if node is None:
+                return None
+            if render_files is None:
+                render_files = run.provider.task_render_files(fd.pid)
+            got = render_files.get(node.render_minor)
+            return (got, b.offset) if got is not None else None
+
+        try:
+            jobs = dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor, device_file,
+                                 user_to_actual)
+        finally:
+            for copy_fd in (render_files or {}).values():
+                os.close(copy_fd)
         record.gpu_ids = [j.gpu_id for j in jobs]
         write_message(ctx.images_dir, kfd_image_name(file_id), msg)
     finally:

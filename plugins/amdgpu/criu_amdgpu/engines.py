@@ -25,31 +25,42 @@ CHUNK = 8 << 20
 
 @runtime_checkable
 class CopyEngine(Protocol):
+    """Moves BO contents between a BO and a pages file.
+
+    A BO is reached through ``bo_fd`` at ``bo_offset``: the dmabuf fd CHECKPOINT/RESTORE handed out (offset 0), or,
+    where the kernel gave none, the task's render-node file at the BO's mmap offset (the DRM fake offset). ``gpu``
+    is the local gpu_id whose worker runs the copy (an engine that needs the GPU's device uses it).
+    """
+
     name: str
 
-    def read_bo(self, dmabuf_fd: int, size: int, out_fd: int, out_offset: int) -> None:
-        """Dump: copy ``size`` bytes of the BO behind ``dmabuf_fd`` to ``out_fd`` at ``out_offset``."""
+    def read_bo(self, bo_fd: int, bo_offset: int, size: int, out_fd: int, out_offset: int, gpu: int = 0) -> None:
+        """Dump: copy ``size`` bytes of the BO to ``out_fd`` at ``out_offset``."""
 
-    def write_bo(self, in_fd: int, in_offset: int, size: int, dmabuf_fd: int) -> None:
-        """Restore: copy ``size`` bytes at ``in_offset`` of ``in_fd`` into the BO behind ``dmabuf_fd``."""
+    def write_bo(self, in_fd: int, in_offset: int, size: int, bo_fd: int, bo_offset: int, gpu: int = 0) -> None:
+        """Restore: copy ``size`` bytes at ``in_offset`` of ``in_fd`` into the BO."""
 
 
 class PlainEngine:
-    """CPU copies through an mmap of the dmabuf."""
+    """CPU copies through a shared mapping of the BO (its dmabuf, or the render node at the BO's offset).
+
+    Writes are flushed with ``msync(MS_SYNC)`` before the mapping goes: for a dmabuf it costs nothing, for a file
+    whose pages live in the page cache (the FUSE-emulated render node) it is what hands the bytes to the device.
+    """
 
     name = "plain"
 
-    def _map(self, dmabuf_fd: int, size: int, write: bool) -> mmap.mmap:
+    def _map(self, fd: int, offset: int, size: int, write: bool) -> mmap.mmap:
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if write else 0)
         try:
-            return mmap.mmap(dmabuf_fd, size, mmap.MAP_SHARED, prot)
+            return mmap.mmap(fd, size, mmap.MAP_SHARED, prot, offset=offset)
         except OSError as exc:
-            raise SyscallError(exc.errno or 0, "mmap(dmabuf)", None,
-                               "the BO is not CPU-visible: the plain copy engine needs GTT or host-visible VRAM"
-                               ) from None
+            raise SyscallError(exc.errno or 0, "mmap(BO)", None,
+                               f"{size} bytes at offset {offset:#x}: the BO is not CPU-visible, and the plain copy "
+                               "engine needs GTT or host-visible VRAM") from None
 
-    def read_bo(self, dmabuf_fd: int, size: int, out_fd: int, out_offset: int) -> None:
-        with self._map(dmabuf_fd, size, False) as mm:
+    def read_bo(self, bo_fd: int, bo_offset: int, size: int, out_fd: int, out_offset: int, gpu: int = 0) -> None:
+        with self._map(bo_fd, bo_offset, size, False) as mm:
             view = memoryview(mm)
             try:
                 pos = 0
@@ -58,8 +69,8 @@ class PlainEngine:
             finally:
                 view.release()
 
-    def write_bo(self, in_fd: int, in_offset: int, size: int, dmabuf_fd: int) -> None:
-        with self._map(dmabuf_fd, size, True) as mm:
+    def write_bo(self, in_fd: int, in_offset: int, size: int, bo_fd: int, bo_offset: int, gpu: int = 0) -> None:
+        with self._map(bo_fd, bo_offset, size, True) as mm:
             view = memoryview(mm)
             try:
                 pos = 0
@@ -70,6 +81,11 @@ class PlainEngine:
                     pos += n
             finally:
                 view.release()
+            try:
+                mm.flush()
+            except OSError as exc:
+                raise SyscallError(exc.errno or 0, "msync(BO)", None, f"{size} bytes at offset {bo_offset:#x}"
+                                   ) from None
 
 
 class SdmaEngine:
@@ -101,13 +117,13 @@ class SimulatedCostEngine:
     def _cost(self, size: int) -> None:
         time.sleep(self.per_bo + self.per_mib * size / (1 << 20))
 
-    def read_bo(self, dmabuf_fd: int, size: int, out_fd: int, out_offset: int) -> None:
+    def read_bo(self, bo_fd: int, bo_offset: int, size: int, out_fd: int, out_offset: int, gpu: int = 0) -> None:
         self._cost(size)
-        self.inner.read_bo(dmabuf_fd, size, out_fd, out_offset)
+        self.inner.read_bo(bo_fd, bo_offset, size, out_fd, out_offset, gpu)
 
-    def write_bo(self, in_fd: int, in_offset: int, size: int, dmabuf_fd: int) -> None:
+    def write_bo(self, in_fd: int, in_offset: int, size: int, bo_fd: int, bo_offset: int, gpu: int = 0) -> None:
         self._cost(size)
-        self.inner.write_bo(in_fd, in_offset, size, dmabuf_fd)
+        self.inner.write_bo(in_fd, in_offset, size, bo_fd, bo_offset, gpu)
 
 
 def select_engine(name: str) -> CopyEngine:

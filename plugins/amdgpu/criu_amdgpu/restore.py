@@ -107,7 +107,14 @@ def restore_task(ctx: Any, run: AmdgpuRun, pid: int, remote: Any) -> RestoredTas
                 os.close(b.dmabuf_fd)
         raise
     rt.bos = out
-    jobs = plan_jobs(file_id, ctx.images_dir, out, gmap)
+
+    def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
+        # No dmabuf (an emulated device cannot install one): write through the render node RESTORE bound, at the
+        # BO's new offset (our copy of the task's descriptor: the same DRM file, so the same mapping rights).
+        task_fd = rt.render_fds.get(gmap.get(b.gpu_id, -1))
+        return (side.getfd(task_fd), b.restored_offset) if task_fd is not None else None
+
+    jobs = plan_jobs(file_id, ctx.images_dir, out, gmap, device_file)
     for job in jobs:
         run.bo.submit(job)  # type: ignore[union-attr]  # plan() made it
     for b in rt.bos:

@@ -62,13 +62,15 @@ def _env():
 
 @pytest.fixture
 def fuse_kfd(tmp_path):
-    """Serve the emulated KFD (one GPU, render minor 128) at <tmp>/mnt/kfd; yields (device path, log path)."""
+    """Serve the emulated KFD (one GPU, render minor 128) at <tmp>/mnt/kfd (render node <tmp>/mnt/dri/renderD128,
+    BO contents kept under <tmp>/store/<pid>/<addr hex>.bo); yields (device path, log path)."""
     if reason := fuse_missing():
         pytest.skip(reason)
     mnt, log = tmp_path / "mnt", tmp_path / "kfd.log"
     mnt.mkdir()
     server = subprocess.Popen([sys.executable, "-m", "criu_amdgpu.emu.fuse_kfd", str(mnt), "--gpu", f"{FUSE_GPU}:128",
-                               "--log", str(log)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--log", str(log), "--store", str(tmp_path / "store")], env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dev = mnt / "kfd"
     for _ in range(100):
         if dev.exists():

@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from criu_amdgpu.abi import AllocFlag
-from criu_amdgpu.bo_restore import BoRestoreFailed, BoRestorer, dump_contents, plan_jobs
+from criu_core.errors import CriuError
+
+from criu_amdgpu.bo_restore import BoRestoreFailed, BoRestorer, dump_contents, plan_jobs, run_job
 from criu_amdgpu.engines import PlainEngine, SimulatedCostEngine
 from criu_amdgpu.images import HEADER, PagesFile
 from criu_amdgpu.kfd import BoBucket
@@ -55,7 +57,7 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
-    def write_bo(self, in_fd, in_offset, size, dmabuf_fd):
+    def write_bo(self, in_fd, in_offset, size, bo_fd, bo_offset=0, gpu=0):
         self.calls.append((in_offset, size, threading.current_thread().name))
 
 
@@ -135,12 +137,12 @@ def test_failure_is_raised_after_every_job_stopped(tmp_path, executor):
     done = []
 
     class FailOnGpu0(PlainEngine):
-        def write_bo(self, in_fd, in_offset, size, dmabuf_fd):
-            if any(b.dmabuf_fd == dmabuf_fd and b.gpu_id == 0x100 for b in bos):
+        def write_bo(self, in_fd, in_offset, size, bo_fd, bo_offset=0, gpu=0):
+            if any(b.dmabuf_fd == bo_fd and b.gpu_id == 0x100 for b in bos):
                 raise OSError(5, "Input/output error")
             time.sleep(0.02)
-            done.append(dmabuf_fd)
-            super().write_bo(in_fd, in_offset, size, dmabuf_fd)
+            done.append(bo_fd)
+            super().write_bo(in_fd, in_offset, size, bo_fd, bo_offset, gpu)
 
     fds = [b.dmabuf_fd for b in bos]
     r = BoRestorer(FailOnGpu0(), executor)
@@ -165,3 +167,38 @@ def test_serial_mode_copies_inline(tmp_path, executor):
     assert {a: os.pread(fd, 4096, 0) for a, fd in readers.items()} == want
     for fd in readers.values():
         os.close(fd)
+
+
+def test_bos_without_a_dmabuf_go_through_the_device_file_at_their_offset(tmp_path):
+    """An emulated device hands out no dmabufs: the BO is read and written through a device file at its mmap
+    offset (a sparse file stands in for the render node here; the FUSE end-to-end test uses the real thing)."""
+    dev_path = tmp_path / "renderD128"
+    a, b = os.urandom(8192), os.urandom(4096)
+    with open(dev_path, "wb") as f:
+        f.seek(1 << 32)
+        f.write(a)
+        f.seek(2 << 32)
+        f.write(b)
+    bos = [BoBucket(0x1000, 8192, 1 << 32, VRAM, 0xA), BoBucket(0x9000, 4096, 2 << 32, AllocFlag.GTT, 0xA)]
+    dev = os.open(dev_path, os.O_RDWR)
+    try:
+        (job,) = dump_contents(5, tmp_path, bos, PlainEngine(), device_file=lambda bo: (dev, bo.offset))
+    finally:
+        os.close(dev)
+    assert job.path.read_bytes()[HEADER.size:] == a + b
+    with open(dev_path, "r+b") as f:  # the restored BOs live elsewhere and start zeroed
+        f.truncate(0)
+        f.truncate(8 << 32)
+    moved = [BoBucket(x.addr, x.size, x.offset, x.alloc_flags, x.gpu_id, restored_offset=x.offset + (1 << 33))
+             for x in bos]
+    (job,) = plan_jobs(5, tmp_path, moved, device_file=lambda bo: (os.open(dev_path, os.O_RDWR), bo.restored_offset))
+    run_job(job, PlainEngine())
+    with open(dev_path, "rb") as f:
+        assert os.pread(f.fileno(), 8192, (1 << 32) + (1 << 33)) == a
+        assert os.pread(f.fileno(), 4096, (2 << 32) + (1 << 33)) == b
+
+
+def test_a_bo_nothing_reaches_fails_the_dump(tmp_path):
+    bos = [BoBucket(0x1000, 4096, 1 << 32, VRAM, 0xA)]
+    with pytest.raises(CriuError, match=r"BO 0x1000 on GPU 000a: the kernel handed out no dmabuf"):
+        dump_contents(5, tmp_path, bos, PlainEngine(), device_file=lambda bo: None)

@@ -205,7 +205,7 @@ def test_restore_on_another_machine(host, tmp_path, image_dir):
 
 
 class _Broken(PlainEngine):
-    def write_bo(self, in_fd, in_offset, size, dmabuf_fd):
+    def write_bo(self, in_fd, in_offset, size, bo_fd, bo_offset=0, gpu=0):
         raise OSError(5, "Input/output error")
 
 

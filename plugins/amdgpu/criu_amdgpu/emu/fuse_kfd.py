@@ -6,12 +6,19 @@ server follows them itself with ``process_vm_readv/writev`` on the calling threa
 it is blocked in the ioctl, so its memory is stable). Each open creates (or joins) the KFD process of the opener's
 thread group; the emulated kernel's rules apply, the ptrace-parent-thread rule included (read from /proc).
 
-Limits: a server cannot install descriptors in its caller, so CHECKPOINT and RESTORE report no dmabuf fds
-(``KFD_INVALID_FD``) and BO contents cannot be copied through this device; mmap is not emulated (KFD offsets do
-not fit a file offset). It serves ioctl-level tests.
+It also serves ``dri/renderD<minor>`` for each GPU: reads and writes at a VRAM/GTT BO's mmap offset (the DRM fake
+offset ALLOC_MEMORY_OF_GPU and RESTORE hand out) reach that BO's memory, zeros elsewhere. The files are not
+``direct_io``, so the kernel serves them through the page cache and a process can ``mmap`` a BO the way a ROCm
+runtime maps it through its render node (``MAP_SHARED`` writes reach the emulator on writeback or ``msync``).
+The rule DRM applies to mmap (only a file that holds a handle to the BO) is not enforced: FUSE writeback may
+arrive with another opener's file handle.
 
-Run: ``python -m criu_amdgpu.emu.fuse_kfd MOUNTPOINT --gpu 0x70b3:128 [--gpu ...]`` (foreground; unmount with
-``fusermount3 -u MOUNTPOINT``).
+Limits: a server cannot install descriptors in its caller, so CHECKPOINT and RESTORE report no dmabuf fds
+(``KFD_INVALID_FD``): BO contents move through the render node instead. Doorbell/MMIO offsets of ``/dev/kfd``
+(bits 62-63 set) do not fit a file offset, so those mappings are not emulated.
+
+Run: ``python -m criu_amdgpu.emu.fuse_kfd MOUNTPOINT --gpu 0x70b3:128 [--gpu ...] [--store DIR]`` (foreground;
+unmount with ``fusermount3 -u MOUNTPOINT``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from criu_amdgpu.kfd import ProcessMemory
 __all__ = ["KfdFuse", "main", "start_time", "tgid_of"]
 
 DEVICE = "/kfd"
+DRI = "/dri"
+RENDER_SIZE = 1 << 62  # the largest offset a render node serves (DRM fake offsets are far below)
 
 
 def start_time(pid: int) -> int | None:
@@ -65,29 +74,37 @@ class KfdFuse(mfusepy.Operations):
         self.kfd = kfd
         self.log_path = log_path
         self.files: dict[int, FakeKfdFile] = {}
+        self.render: dict[int, int] = {}  # fh -> actual gpu_id of an open render node
+        self.minors = {f"{DRI}/renderD{g.render_minor}": g.gpu_id for g in kfd.gpus}
         self._next = 1
         self._lock = threading.Lock()
         self.log: list[tuple[int, int, int]] = []  # (caller tid, cmd, errno or 0)
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         now = 0
-        if path == "/":
+        if path in ("/", DRI):
             return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2, "st_atime": now, "st_mtime": now, "st_ctime": now}
-        if path == DEVICE:
-            return {"st_mode": stat.S_IFREG | 0o666, "st_nlink": 1, "st_size": 0, "st_atime": now, "st_mtime": now,
+        if path == DEVICE or path in self.minors:
+            size = RENDER_SIZE if path in self.minors else 0
+            return {"st_mode": stat.S_IFREG | 0o666, "st_nlink": 1, "st_size": size, "st_atime": now, "st_mtime": now,
                     "st_ctime": now}
         raise mfusepy.FuseOSError(errno.ENOENT)
 
     def readdir(self, path: str, fh: int) -> list[str]:
-        return [".", "..", DEVICE[1:]]
+        if path == DRI:
+            return [".", "..", *(p.rsplit("/", 1)[1] for p in self.minors)]
+        return [".", "..", DEVICE[1:], DRI[1:]]
 
     def open(self, path: str, flags: int) -> int:
-        if path != DEVICE:
+        if path != DEVICE and path not in self.minors:
             raise mfusepy.FuseOSError(errno.ENOENT)
         _, _, tid = mfusepy.fuse_get_context()
         with self._lock:
             fh = self._next
             self._next += 1
+            if path in self.minors:
+                self.render[fh] = self.minors[path]
+                return fh
             tgid = tgid_of(tid)
             self.files[fh] = self.kfd.open(tgid, start_time(tgid))
         return fh
@@ -95,13 +112,32 @@ class KfdFuse(mfusepy.Operations):
     def release(self, path: str, fh: int) -> int:
         with self._lock:
             self.files.pop(fh, None)
+            self.render.pop(fh, None)
         return 0
+
+    def _gpu_of(self, path: str) -> int:
+        gpu = self.minors.get(path)
+        if gpu is None:
+            raise mfusepy.FuseOSError(errno.EINVAL if path == DEVICE else errno.ENOENT)
+        return gpu
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        return self.kfd.read_device(self._gpu_of(path), offset, size)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        try:
+            return self.kfd.write_device(self._gpu_of(path), offset, bytes(data))
+        except OSError as exc:
+            raise mfusepy.FuseOSError(exc.errno or errno.EIO) from None
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        return 0  # O_TRUNC on a device means nothing
 
     def ioctl(self, path: str, cmd: int, arg: Any, fh: int, flags: int, data: Any) -> int:
         cmd &= 0xFFFFFFFF
         file = self.files.get(fh)
         if file is None:
-            raise mfusepy.FuseOSError(errno.EBADF)
+            raise mfusepy.FuseOSError(errno.ENOTTY if fh in self.render else errno.EBADF)
         _, _, tid = mfusepy.fuse_get_context()
         size = abi.ioc_size(cmd)
         addr = ctypes.cast(data, ctypes.c_void_p).value if data else None
@@ -139,9 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gpu", action="append", type=_gpu, default=[], help="GPU_ID[:RENDER_MINOR], repeatable")
     ap.add_argument("--version", default="1.17", help="what GET_VERSION reports")
     ap.add_argument("--log", help="append one line per ioctl to this file")
+    ap.add_argument("--store", help="keep BO contents as files <STORE>/<pid>/<addr hex>.bo")
     a = ap.parse_args(argv)
     major, minor = (int(x) for x in a.version.split("."))
-    kfd = FakeKfd(a.gpu or [FakeGpu(0x70B3, 128)], version=(major, minor))
+    store = os.path.abspath(a.store) if a.store else None
+    kfd = FakeKfd(a.gpu or [FakeGpu(0x70B3, 128)], version=(major, minor), store_dir=store)
     os.makedirs(a.mountpoint, exist_ok=True)
     log = os.path.abspath(a.log) if a.log else None  # libfuse may chdir("/") once mounted
     mfusepy.FUSE(KfdFuse(kfd, log), a.mountpoint, foreground=True, allow_other=True, nothreads=False)

@@ -64,8 +64,9 @@ class FakeBo:
     flags: int
     gpu_id: int  # actual gpu_id
     offset: int
-    memfd: int = -1  # content, for VRAM/GTT
+    memfd: int = -1  # content, for VRAM/GTT (a memfd, or a file of the store directory)
     mapped: list[int] = field(default_factory=list)
+    path: str = ""  # the content's file in the store directory
 
     def read(self) -> bytes:
         return os.pread(self.memfd, self.size, 0) if self.memfd >= 0 else b""
@@ -123,15 +124,18 @@ class FakeKfd:
     :param version: what GET_VERSION reports.
     :param max_gpu_instance: size of bo_priv's mapped_gpuids (16 or 64: blobs are kernel-build specific).
     :param tracer_of: ``pid -> tracer tid``; CRIU_OP from that thread is allowed on another process's fd.
+    :param store_dir: keep VRAM/GTT contents in files ``<store_dir>/<pid>/<addr hex>.bo`` (removed when the KFD
+        process goes) instead of memfds, so a test can look at the device's memory from outside the emulator.
     """
 
     def __init__(self, gpus: list[FakeGpu], *, version: tuple[int, int] = (1, 17), max_gpu_instance: int = 16,
-                 tracer_of: Callable[[int], int | None] = proc_tracer_of) -> None:
+                 tracer_of: Callable[[int], int | None] = proc_tracer_of, store_dir: str | None = None) -> None:
         self.gpus = list(gpus)
         self.version = version
         self.bo_priv = _bo_priv(max_gpu_instance)
         self.max_gpu_instance = max_gpu_instance
         self.tracer_of = tracer_of
+        self.store_dir = store_dir
         self.processes: dict[int, FakeProcess] = {}
         self.resumed: list[int] = []
         self._offsets = itertools.count(1)
@@ -167,6 +171,47 @@ class FakeKfd:
             for bo in proc.bos.values():
                 if bo.memfd >= 0:
                     os.close(bo.memfd)
+                if bo.path:
+                    os.unlink(bo.path)
+
+    # ------------------------------------------------------------------------------------------ BO memory
+    def bo_at(self, gpu_id: int, offset: int) -> FakeBo | None:
+        """The VRAM/GTT BO on GPU ``gpu_id`` (actual) whose mmap offset range holds ``offset`` (any process)."""
+        with self._lock:
+            for proc in self.processes.values():
+                for bo in proc.bos.values():
+                    if bo.memfd >= 0 and bo.gpu_id == gpu_id and bo.offset <= offset < bo.offset + bo.size:
+                        return bo
+        return None
+
+    def read_device(self, gpu_id: int, offset: int, size: int) -> bytes:
+        """A read of a render node at ``offset``: BO bytes where a BO is mapped there, zeros elsewhere (exactly
+        ``size`` bytes: FUSE takes a short read as end of file)."""
+        out = bytearray(size)
+        pos = 0
+        while pos < size:
+            bo = self.bo_at(gpu_id, offset + pos)
+            if bo is None:
+                pos = (offset + pos + 4096) // 4096 * 4096 - offset  # next page
+                continue
+            at = offset + pos - bo.offset
+            n = min(size - pos, bo.size - at)
+            out[pos:pos + n] = os.pread(bo.memfd, n, at)
+            pos += n
+        return bytes(out[:size])
+
+    def write_device(self, gpu_id: int, offset: int, data: bytes) -> int:
+        """A write to a render node at ``offset``: into the BOs mapped there (ENXIO where none is)."""
+        pos = 0
+        while pos < len(data):
+            bo = self.bo_at(gpu_id, offset + pos)
+            if bo is None:
+                raise OSError(errno.ENXIO, f"no BO at offset {offset + pos:#x}")
+            at = offset + pos - bo.offset
+            n = min(len(data) - pos, bo.size - at)
+            os.pwrite(bo.memfd, data[pos:pos + n], at)
+            pos += n
+        return len(data)
 
     def close(self) -> None:
         for pid in list(self.processes):
@@ -231,7 +276,13 @@ class FakeKfd:
             offset = addr  # USERPTR: the CPU address
         bo = FakeBo(handle, addr, size, flags, actual, offset)
         if flags & abi.CONTENT_FLAGS:
-            bo.memfd = os.memfd_create(f"fake-bo-{proc.pid}-{handle}", os.MFD_CLOEXEC)
+            if self.store_dir:
+                d = os.path.join(self.store_dir, str(proc.pid))
+                os.makedirs(d, exist_ok=True)
+                bo.path = os.path.join(d, f"{addr:x}.bo")
+                bo.memfd = os.open(bo.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            else:
+                bo.memfd = os.memfd_create(f"fake-bo-{proc.pid}-{handle}", os.MFD_CLOEXEC)
             os.ftruncate(bo.memfd, size)
         proc.bos[handle] = bo
         return bo
