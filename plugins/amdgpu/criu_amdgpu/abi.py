@@ -351,6 +351,36 @@ class DrmAmdgpuGemMmap(ctypes.Union):
     _fields_ = [("in_", _GemMmapIn), ("out", _GemMmapOut)]
 
 
+class DrmAmdgpuGemListHandles(ctypes.Structure):
+    """``struct drm_amdgpu_gem_list_handles`` (amdgpu_drm.h, upstream 6.17+), 16 bytes::
+
+        struct drm_amdgpu_gem_list_handles {
+            __u64 entries;      /* pointer to an array of drm_amdgpu_gem_list_handles_entry */
+            __u32 num_entries;  /* in: room in the array; out: number of BOs of the file */
+            __u32 padding;
+        };
+    """
+
+    _fields_ = [("entries", c_uint64), ("num_entries", c_uint32), ("padding", c_uint32)]
+
+
+class DrmAmdgpuGemListHandlesEntry(ctypes.Structure):
+    """``struct drm_amdgpu_gem_list_handles_entry`` (amdgpu_drm.h), 40 bytes::
+
+        struct drm_amdgpu_gem_list_handles_entry {
+            __u32 gem_handle;
+            __u32 flags;              /* AMDGPU_GEM_LIST_HANDLES_FLAG_IS_IMPORT (1 << 0) */
+            __u64 size;
+            __u64 preferred_domains;
+            __u64 alloc_flags;
+            __u64 alignment;
+        };
+    """
+
+    _fields_ = [("gem_handle", c_uint32), ("flags", c_uint32), ("size", c_uint64), ("preferred_domains", c_uint64),
+                ("alloc_flags", c_uint64), ("alignment", c_uint64)]
+
+
 # ---------------------------------------------------------------------------------------------- ioctl numbers
 
 AMDKFD_IOC_GET_VERSION = ior(AMDKFD_IOCTL_BASE, 0x01, KfdIoctlGetVersionArgs)
@@ -369,6 +399,10 @@ DRM_IOCTL_PRIME_HANDLE_TO_FD = iowr(DRM_IOCTL_BASE, 0x2D, DrmPrimeHandle)
 DRM_IOCTL_PRIME_FD_TO_HANDLE = iowr(DRM_IOCTL_BASE, 0x2E, DrmPrimeHandle)
 DRM_IOCTL_AMDGPU_GEM_CREATE = iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x00, DrmAmdgpuGemCreate)
 DRM_IOCTL_AMDGPU_GEM_MMAP = iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x01, DrmAmdgpuGemMmap)
+DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES = iowr(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x19, DrmAmdgpuGemListHandles)
+AMDGPU_GEM_LIST_HANDLES_FLAG_IS_IMPORT = 1 << 0
+AMDGPU_GEM_DOMAIN_GTT = 0x2
+AMDGPU_GEM_DOMAIN_VRAM = 0x4
 
 # ---------------------------------------------------------------------------------------------- values
 

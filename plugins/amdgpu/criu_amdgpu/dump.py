@@ -18,9 +18,10 @@ import struct
 from typing import Any
 
 from criu_core.errors import CriuError
+from criu_core.errors import UnsupportedResource
 from criu_core.resources import FileClaim, VmaClaim
 
-from criu_amdgpu import abi, kfd, proto
+from criu_amdgpu import abi, drm, kfd, proto
 from criu_amdgpu.bo_restore import dump_contents
 from criu_amdgpu.config import maps_dev
 from criu_amdgpu.images import (
@@ -35,7 +36,9 @@ from criu_amdgpu.topology import Topology, TopologyError
 __all__ = [
     "FD_TYPE_EXT",
     "PLUGIN",
+    "RenderBosNotSupported",
     "VMA_EXT_PLUGIN",
+    "check_render_bos",
     "claim_vma",
     "classify",
     "dump_kfd",
@@ -70,8 +73,11 @@ def classify(run: AmdgpuRun, dev: str | int, ino: int, path: str | None) -> tupl
 
 def claim_vma(run: AmdgpuRun, vma: Any) -> VmaClaim | None:
     """Mappings of the KFD device or of a render node: mapped by us at restore, no pages dumped (HANDLE_DEVICE_VMA)."""
-    if classify(run, vma.dev, vma.inode, vma.path or vma.name) is None:
+    kind = classify(run, vma.dev, vma.inode, vma.path or vma.name)
+    if kind is None:
         return None
+    if kind[0] == "render":
+        run.render_vmas.append((vma, kind[1]))  # each must be a KFD BO: checked at dump-late
     # pgoff is the BO's mmap offset at checkpoint: UPDATE_VMA_MAP finds the BO by (start, pgoff) at restore
     return VmaClaim(plugin=PLUGIN, skip_content=True, status=VMA_EXT_PLUGIN, entry_updates={"pgoff": vma.pgoff})
 
@@ -135,6 +141,7 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
                              num_of_bos=len(cp.bos), num_of_objects=info.num_objects, shared_mem_size=shm_size,
                              shared_mem_magic=shm_magic, priv_data=cp.priv_data)
         msg.device_entries.extend(topology_to_entries(sub, record.actual_to_user))
+        record.bo_keys = {(b.addr, b.offset) for b in cp.bos}
         for b in cp.bos:
             msg.bo_entries.add(addr=b.addr, size=b.size, offset=b.offset, alloc_flags=b.alloc_flags, gpu_id=b.gpu_id,
                                handle=0xFFFFFFFF)
@@ -173,7 +180,8 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
 
 def dump_render(ctx: Any, run: AmdgpuRun, fd: Any, minor: int) -> FileClaim:
     file_id = _file_id(fd)
-    rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id))
+    rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id), fd=fd.fd,
+                       device=run.provider.render_device(fd))
     run.render_fds.append(rec)
     return FileClaim(plugin=PLUGIN, entry=rec.entry, fd_type=FD_TYPE_EXT, data={"image": render_image_name(file_id)})
 
@@ -192,8 +200,41 @@ def _write_render(ctx: Any, run: AmdgpuRun, rec: DumpedRender) -> None:
     rec.written = True
 
 
+class RenderBosNotSupported(UnsupportedResource):
+    """A render node holds buffer objects of its own (GEM BOs): CRIU 4.2's amdgpu images cannot carry them."""
+
+
+_NOT_CARRIED = ("CRIU 4.2's amdgpu images record only the render node, so their contents and mappings would be "
+                "lost: dump refused")
+
+
+def check_render_bos(run: AmdgpuRun, pid: int) -> None:
+    """Refuse a render node of ``pid`` that holds GEM BOs (made, imported or userptr'd through it).
+
+    Asked with AMDGPU_GEM_LIST_HANDLES where the kernel has it; otherwise (and also) any mapping of the render node
+    that is no KFD BO of the task betrays one.
+    """
+    kfd_bos = set().union(*(k.bo_keys for k in run.kfd_fds if k.pid == pid))
+    recs = [r for r in run.render_fds if r.pid == pid]
+    for rec in recs:
+        handles = drm.list_handles(rec.device) if rec.device is not None else None
+        if handles:
+            raise RenderBosNotSupported(
+                f"task {pid} fd {rec.fd}", msg=f"amdgpu: task {pid} fd {rec.fd} (renderD{rec.minor}): {len(handles)} "
+                f"GEM buffer object(s) made through the render node; {_NOT_CARRIED}")
+    for vma, minor in run.render_vmas:
+        if vma.pid == pid and (vma.start, vma.pgoff) not in kfd_bos:
+            fds = [r.fd for r in recs if r.minor == minor]
+            where = f"fd {fds[0]}" if fds else "no open fd"
+            raise RenderBosNotSupported(
+                f"task {pid} {where}", msg=f"amdgpu: task {pid} {where} (renderD{minor}): mapping {vma.start:#x}-{vma.end:#x} at offset "
+                f"{vma.pgoff:#x} is no KFD buffer object (a GEM BO of the render node); {_NOT_CARRIED}")
+
+
 def dump_late(ctx: Any, run: AmdgpuRun, pid: int) -> None:
-    """After every descriptor of ``pid`` was dumped: render images (user ids now known), UNPAUSE."""
+    """After every descriptor of ``pid`` was dumped: refuse render-node GEM BOs, write the render images (user ids
+    now known), UNPAUSE."""
+    check_render_bos(run, pid)
     for rec in run.render_fds:
         if rec.pid == pid and not rec.written:
             _write_render(ctx, run, rec)
@@ -213,4 +254,7 @@ def unpause_all(ctx: Any, run: AmdgpuRun, pid: int | None = None) -> list[str]:
                 errors.append(str(exc))
                 ctx.log.error("amdgpu: %s", exc)
             rec.paused = False
+            close = getattr(rec.device, "close", None)
+            if close is not None:
+                close()
     return errors

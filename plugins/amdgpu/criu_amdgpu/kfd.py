@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import os
 from dataclasses import dataclass, field
 from typing import Protocol, Self, runtime_checkable
 
@@ -128,12 +129,21 @@ class KfdDevice(Protocol):
 
 
 class FdKfdDevice:
-    """A real (or FUSE-emulated) ``/dev/kfd`` descriptor of this process: ``fcntl.ioctl`` on ``fd``."""
+    """A real (or FUSE-emulated) ``/dev/kfd`` descriptor of this process: ``fcntl.ioctl`` on ``fd``.
 
-    def __init__(self, fd: int, pid: int | None = None) -> None:
+    With ``owned`` the descriptor is ours to :meth:`close`.
+    """
+
+    def __init__(self, fd: int, pid: int | None = None, owned: bool = False) -> None:
         self.fd = fd
         self.pid = pid
+        self.owned = owned
         self.mem: Memory = LocalMemory()
+
+    def close(self) -> None:
+        if self.owned and self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def ioctl(self, cmd: int, buf: bytearray) -> None:
         try:
@@ -148,7 +158,8 @@ def ioctl_name(cmd: int, buf: bytearray | bytes) -> str:
         op = int.from_bytes(buf[48:52], "little")
         return f"AMDKFD_IOC_CRIU_OP {abi.CriuOp.NAMES.get(op, op)}"
     for name in ("AMDKFD_IOC_GET_VERSION", "AMDKFD_IOC_ALLOC_MEMORY_OF_GPU", "AMDKFD_IOC_MAP_MEMORY_TO_GPU",
-                 "AMDKFD_IOC_GET_DMABUF_INFO", "AMDKFD_IOC_IMPORT_DMABUF"):
+                 "AMDKFD_IOC_GET_DMABUF_INFO", "AMDKFD_IOC_IMPORT_DMABUF", "DRM_IOCTL_AMDGPU_GEM_CREATE",
+                 "DRM_IOCTL_AMDGPU_GEM_MMAP", "DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES"):
         if getattr(abi, name) == cmd:
             return name
     return hex(cmd)

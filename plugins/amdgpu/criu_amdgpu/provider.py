@@ -59,6 +59,9 @@ class DeviceProvider(Protocol):
     def task_device(self, fd: Any) -> KfdDevice:
         """The dumpee's KFD descriptor (``fd.local_fd``, a pidfd_getfd copy) as a KfdDevice."""
 
+    def render_device(self, fd: Any) -> KfdDevice:
+        """The dumpee's render-node descriptor (``fd.local_fd``) for DRM queries (the same ioctl seam)."""
+
     def task_render_files(self, pid: int) -> dict[int, int]:
         """Copies in this process of the render-node descriptors the (seized) task ``pid`` holds: minor -> fd (the
         caller closes them). The same open file, so DRM lets us map what the task may map."""
@@ -174,6 +177,10 @@ class RealProvider:
         return FdKfdDevice(fd), fd
 
     def task_device(self, fd: Any) -> KfdDevice:
+        # our own copy: UNPAUSE may come after the core let go of its descriptor copies (a failed dump's fini)
+        return FdKfdDevice(os.dup(fd.local_fd), fd.pid, owned=True)
+
+    def render_device(self, fd: Any) -> KfdDevice:
         return FdKfdDevice(fd.local_fd, fd.pid)
 
     def task_render_files(self, pid: int) -> dict[int, int]:

@@ -26,6 +26,7 @@ class DumpedKfd:
     paused: bool = True
     entry: Any = None  # the file_entry we returned: the core may set its own id on it
     gpu_ids: list[int] = field(default_factory=list)  # user ids with a pages file
+    bo_keys: set[tuple[int, int]] = field(default_factory=set)  # (addr, mmap offset) of every KFD BO
 
 
 @dataclass
@@ -37,6 +38,8 @@ class DumpedRender:
     minor: int
     written: bool = False
     entry: Any = None
+    fd: int = -1  # the task's descriptor number
+    device: KfdDevice | None = None  # ioctls on our copy of it (the same DRM file)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class AmdgpuRun:
     # dump
     kfd_fds: list[DumpedKfd] = field(default_factory=list)
     render_fds: list[DumpedRender] = field(default_factory=list)
+    render_vmas: list[Any] = field(default_factory=list)  # claimed mappings of render nodes (Vma, minor)
     # restore
     kfd_images: dict[int, Any] = field(default_factory=dict)  # file_id -> criu_kfd
     render_images: dict[int, Any] = field(default_factory=dict)  # file_id -> criu_render_node

@@ -24,6 +24,7 @@ from criu_amdgpu import abi
     ("DRM_IOCTL_PRIME_FD_TO_HANDLE", 0xC00C642E),
     ("DRM_IOCTL_AMDGPU_GEM_CREATE", 0xC0206440),
     ("DRM_IOCTL_AMDGPU_GEM_MMAP", 0xC0086441),
+    ("DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES", 0xC0106459),
 ])
 def test_ioctl_numbers(name, number):
     assert getattr(abi, name) == number
@@ -34,6 +35,7 @@ def test_ioctl_numbers(name, number):
     (abi.KfdIoctlGetDmabufInfoArgs, 32), (abi.KfdIoctlImportDmabufArgs, 24), (abi.KfdIoctlCriuArgs, 56),
     (abi.KfdCriuDeviceBucket, 16), (abi.KfdCriuBoBucket, 48), (abi.DrmVersion, 64), (abi.DrmGemClose, 8),
     (abi.DrmPrimeHandle, 12), (abi.DrmAmdgpuGemCreate, 32), (abi.DrmAmdgpuGemMmap, 8),
+    (abi.DrmAmdgpuGemListHandles, 16), (abi.DrmAmdgpuGemListHandlesEntry, 40),
 ])
 def test_sizes(struct_, size):
     assert ctypes.sizeof(struct_) == size
@@ -60,6 +62,9 @@ def test_bucket_layouts():
 def test_drm_layouts():
     assert abi.DrmPrimeHandle.fd.offset == 8
     assert abi.DrmVersion.name_len.offset == 16 and abi.DrmVersion.desc.offset == 56
+    e = {n: getattr(abi.DrmAmdgpuGemListHandlesEntry, n).offset for n, _ in abi.DrmAmdgpuGemListHandlesEntry._fields_}
+    assert e == {"gem_handle": 0, "flags": 4, "size": 8, "preferred_domains": 16, "alloc_flags": 24, "alignment": 32}
+    assert abi.DrmAmdgpuGemListHandles.num_entries.offset == 8
 
 
 def test_alloc_flags_and_mmap_offsets():

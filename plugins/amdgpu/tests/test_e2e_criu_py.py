@@ -120,6 +120,31 @@ def test_dump_and_restore_of_a_kfd_process(fuse_kfd, target_bin, subreaper, tmp_
     assert os.readlink(f"/proc/{pid}/fd/{kv['render_fd']}") == render
 
 
+@pytest.mark.skipif(missing_engines() is not None, reason=missing_engines() or "")
+def test_a_render_node_with_gem_bos_is_refused_and_the_task_runs_on(fuse_kfd, target_bin, subreaper, tmp_path):
+    """CRIU 4.2 records a render node as its GPU only: a task that made a BO through the render node (GEM create,
+    mapped and filled) is not dumped, with one line naming the task and descriptor; it carries on unharmed."""
+    dev, log = fuse_kfd
+    opts = _machine(tmp_path, dev)
+    render = str(Path(dev).parent / "dri" / "renderD128")
+    out = tmp_path / "target.out"
+    proc, kv = _start(target_bin, dev, subreaper, out, extra=(render, str(tmp_path / "pattern.bin"), "gem"))
+    pid = proc.pid
+    assert "gem" in kv
+    images = tmp_path / "images"
+    images.mkdir()
+    res = criu_py(tmp_path, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v4", *opts)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"criu-py: amdgpu: task {pid} fd {kv['render_fd']} (renderD128): 1 GEM buffer object(s)"), res.stderr
+    assert proc.poll() is None
+    ops = [ln.split() for ln in log.read_text().splitlines() if ln.split()[3] == CRIU_OP and ln.split()[2] == str(pid)]
+    assert [o[4] for o in ops] == ["0", "1", "2"], "the failed dump UNPAUSEd what it paused"
+    assert _ask(pid, out, "probe") == f"4,{pid}"
+    assert [ln for ln in out.read_text().splitlines() if ln.startswith("verify=")][-1] == "verify=ok"
+
+
 @pytest.mark.device("/dev/kfd")
 @pytest.mark.skipif(missing_engines() is not None, reason=missing_engines() or "")
 def test_dump_and_restore_on_a_real_amd_gpu(target_bin, subreaper, tmp_path):

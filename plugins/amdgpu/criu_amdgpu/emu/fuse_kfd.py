@@ -34,7 +34,7 @@ from typing import Any
 import mfusepy
 
 from criu_amdgpu import abi
-from criu_amdgpu.emu.model import FakeGpu, FakeKfd, FakeKfdFile
+from criu_amdgpu.emu.model import FakeDrmFile, FakeGpu, FakeKfd, FakeKfdFile
 from criu_amdgpu.kfd import ProcessMemory
 
 __all__ = ["KfdFuse", "main", "start_time", "tgid_of"]
@@ -74,7 +74,7 @@ class KfdFuse(mfusepy.Operations):
         self.kfd = kfd
         self.log_path = log_path
         self.files: dict[int, FakeKfdFile] = {}
-        self.render: dict[int, int] = {}  # fh -> actual gpu_id of an open render node
+        self.render: dict[int, FakeDrmFile] = {}  # fh -> an open render node
         self.minors = {f"{DRI}/renderD{g.render_minor}": g.gpu_id for g in kfd.gpus}
         self._next = 1
         self._lock = threading.Lock()
@@ -102,17 +102,19 @@ class KfdFuse(mfusepy.Operations):
         with self._lock:
             fh = self._next
             self._next += 1
-            if path in self.minors:
-                self.render[fh] = self.minors[path]
-                return fh
             tgid = tgid_of(tid)
+            if path in self.minors:
+                self.render[fh] = self.kfd.open_render(tgid, self.minors[path])
+                return fh
             self.files[fh] = self.kfd.open(tgid, start_time(tgid))
         return fh
 
     def release(self, path: str, fh: int) -> int:
         with self._lock:
             self.files.pop(fh, None)
-            self.render.pop(fh, None)
+            drm = self.render.pop(fh, None)
+        if drm is not None:
+            self.kfd.close_render(drm)
         return 0
 
     def _gpu_of(self, path: str) -> int:
@@ -136,12 +138,21 @@ class KfdFuse(mfusepy.Operations):
     def ioctl(self, path: str, cmd: int, arg: Any, fh: int, flags: int, data: Any) -> int:
         cmd &= 0xFFFFFFFF
         file = self.files.get(fh)
-        if file is None:
-            raise mfusepy.FuseOSError(errno.ENOTTY if fh in self.render else errno.EBADF)
+        drm = self.render.get(fh)
+        if file is None and drm is None:
+            raise mfusepy.FuseOSError(errno.EBADF)
         _, _, tid = mfusepy.fuse_get_context()
         size = abi.ioc_size(cmd)
         addr = ctypes.cast(data, ctypes.c_void_p).value if data else None
         buf = bytearray(ctypes.string_at(addr, size)) if addr and size else bytearray(size)
+        if drm is not None:
+            try:
+                self.kfd.drm_ioctl(drm, cmd, buf, ProcessMemory(tid))
+            except OSError as exc:
+                raise mfusepy.FuseOSError(exc.errno or errno.EIO) from None
+            if addr and size and abi.ioc_dir(cmd) & abi.IOC_READ:
+                ctypes.memmove(addr, bytes(buf), size)
+            return 0
         op = int.from_bytes(buf[48:52], "little") if cmd == abi.AMDKFD_IOC_CRIU_OP and size >= 52 else -1
         try:
             self.kfd.ioctl(file, cmd, buf, ProcessMemory(tid), caller=tgid_of(tid), caller_tid=tid,
@@ -176,10 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--version", default="1.17", help="what GET_VERSION reports")
     ap.add_argument("--log", help="append one line per ioctl to this file")
     ap.add_argument("--store", help="keep BO contents as files <STORE>/<pid>/<addr hex>.bo")
+    ap.add_argument("--no-list-handles", action="store_true",
+                    help="render nodes refuse AMDGPU_GEM_LIST_HANDLES (EINVAL), as kernels before it do")
     a = ap.parse_args(argv)
     major, minor = (int(x) for x in a.version.split("."))
     store = os.path.abspath(a.store) if a.store else None
-    kfd = FakeKfd(a.gpu or [FakeGpu(0x70B3, 128)], version=(major, minor), store_dir=store)
+    kfd = FakeKfd(a.gpu or [FakeGpu(0x70B3, 128)], version=(major, minor), store_dir=store,
+                  list_handles=not a.no_list_handles)
     os.makedirs(a.mountpoint, exist_ok=True)
     log = os.path.abspath(a.log) if a.log else None  # libfuse may chdir("/") once mounted
     mfusepy.FUSE(KfdFuse(kfd, log), a.mountpoint, foreground=True, allow_other=True, nothreads=False)

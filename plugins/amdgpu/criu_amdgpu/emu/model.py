@@ -27,6 +27,8 @@ from criu_amdgpu.kfd import LocalMemory, Memory
 __all__ = [
     "KFD_CRIU_PRIV_VERSION",
     "FakeBo",
+    "FakeDrmDevice",
+    "FakeDrmFile",
     "FakeGpu",
     "FakeKfd",
     "FakeKfdDevice",
@@ -67,6 +69,7 @@ class FakeBo:
     memfd: int = -1  # content, for VRAM/GTT (a memfd, or a file of the store directory)
     mapped: list[int] = field(default_factory=list)
     path: str = ""  # the content's file in the store directory
+    gem_flags: int = 0  # a GEM BO's domain_flags (its ``flags`` hold the GEM domains)
 
     def read(self) -> bytes:
         return os.pread(self.memfd, self.size, 0) if self.memfd >= 0 else b""
@@ -105,6 +108,16 @@ class FakeKfdFile:
     process: FakeProcess
 
 
+@dataclass
+class FakeDrmFile:
+    """An open render node of GPU ``gpu_id`` (actual): the GEM BOs made through it, by handle."""
+
+    owner: int
+    gpu_id: int
+    handles: dict[int, FakeBo] = field(default_factory=dict)
+    _next: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
 def proc_tracer_of(pid: int) -> int | None:
     """The TracerPid of ``pid`` from /proc (what the kernel compares with the caller thread)."""
     try:
@@ -126,16 +139,20 @@ class FakeKfd:
     :param tracer_of: ``pid -> tracer tid``; CRIU_OP from that thread is allowed on another process's fd.
     :param store_dir: keep VRAM/GTT contents in files ``<store_dir>/<pid>/<addr hex>.bo`` (removed when the KFD
         process goes) instead of memfds, so a test can look at the device's memory from outside the emulator.
+    :param list_handles: whether render nodes answer AMDGPU_GEM_LIST_HANDLES (kernels before it say EINVAL).
     """
 
     def __init__(self, gpus: list[FakeGpu], *, version: tuple[int, int] = (1, 17), max_gpu_instance: int = 16,
-                 tracer_of: Callable[[int], int | None] = proc_tracer_of, store_dir: str | None = None) -> None:
+                 tracer_of: Callable[[int], int | None] = proc_tracer_of, store_dir: str | None = None,
+                 list_handles: bool = True) -> None:
         self.gpus = list(gpus)
         self.version = version
         self.bo_priv = _bo_priv(max_gpu_instance)
         self.max_gpu_instance = max_gpu_instance
         self.tracer_of = tracer_of
         self.store_dir = store_dir
+        self.list_handles = list_handles
+        self.drm_files: list[FakeDrmFile] = []
         self.processes: dict[int, FakeProcess] = {}
         self.resumed: list[int] = []
         self._offsets = itertools.count(1)
@@ -178,11 +195,71 @@ class FakeKfd:
     def bo_at(self, gpu_id: int, offset: int) -> FakeBo | None:
         """The VRAM/GTT BO on GPU ``gpu_id`` (actual) whose mmap offset range holds ``offset`` (any process)."""
         with self._lock:
-            for proc in self.processes.values():
-                for bo in proc.bos.values():
-                    if bo.memfd >= 0 and bo.gpu_id == gpu_id and bo.offset <= offset < bo.offset + bo.size:
-                        return bo
+            bos = [b for p in self.processes.values() for b in p.bos.values()]
+            bos += [b for f in self.drm_files for b in f.handles.values()]
+            for bo in bos:
+                if bo.memfd >= 0 and bo.gpu_id == gpu_id and bo.offset <= offset < bo.offset + bo.size:
+                    return bo
         return None
+
+    # ------------------------------------------------------------------------------------------ render nodes
+    def open_render(self, pid: int, gpu_id: int) -> FakeDrmFile:
+        with self._lock:
+            f = FakeDrmFile(pid, gpu_id)
+            self.drm_files.append(f)
+            return f
+
+    def close_render(self, f: FakeDrmFile) -> None:
+        """The last reference to the render file went: its GEM BOs go with it."""
+        with self._lock:
+            if f in self.drm_files:
+                self.drm_files.remove(f)
+            for bo in f.handles.values():
+                os.close(bo.memfd)
+                if bo.path:
+                    os.unlink(bo.path)
+
+    def drm_ioctl(self, f: FakeDrmFile, cmd: int, buf: bytearray, mem: Memory) -> None:
+        """The amdgpu DRM ioctls of a render node the emulator knows: GEM_CREATE, GEM_MMAP, GEM_LIST_HANDLES."""
+        cmd &= 0xFFFFFFFF
+        if cmd == abi.DRM_IOCTL_AMDGPU_GEM_CREATE:
+            a = abi.DrmAmdgpuGemCreate.from_buffer_copy(bytes(buf))
+            size, domains, flags = a.in_.bo_size, a.in_.domains, a.in_.domain_flags
+            if size == 0 or not domains & (abi.AMDGPU_GEM_DOMAIN_VRAM | abi.AMDGPU_GEM_DOMAIN_GTT):
+                raise OSError(errno.EINVAL, "GEM_CREATE: size 0 or no VRAM/GTT domain")
+            size = (size + 4095) // 4096 * 4096
+            with self._lock:
+                handle = next(f._next)
+                bo = FakeBo(handle, 0, size, domains, f.gpu_id, next(self._offsets) << 32)
+                bo.memfd = os.memfd_create(f"fake-gem-{f.owner}-{handle}", os.MFD_CLOEXEC)
+                os.ftruncate(bo.memfd, size)
+                bo.gem_flags = int(flags)
+                f.handles[handle] = bo
+            out = abi.DrmAmdgpuGemCreate()
+            out.out.handle = handle
+            buf[:] = bytes(out)
+        elif cmd == abi.DRM_IOCTL_AMDGPU_GEM_MMAP:
+            a = abi.DrmAmdgpuGemMmap.from_buffer_copy(bytes(buf))
+            bo = f.handles.get(a.in_.handle)
+            if bo is None:
+                raise OSError(errno.ENOENT, "no such GEM handle")
+            out = abi.DrmAmdgpuGemMmap()
+            out.out.addr_ptr = bo.offset
+            buf[:] = bytes(out)
+        elif cmd == abi.DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES:
+            if not self.list_handles:
+                raise OSError(errno.EINVAL, "this kernel has no AMDGPU_GEM_LIST_HANDLES")
+            a = abi.DrmAmdgpuGemListHandles.from_buffer_copy(bytes(buf))
+            with self._lock:
+                bos = list(f.handles.items())
+            if a.num_entries >= len(bos) and bos:
+                mem.write(a.entries, b"".join(
+                    bytes(abi.DrmAmdgpuGemListHandlesEntry(h, 0, bo.size, bo.flags, bo.gem_flags, 4096))
+                    for h, bo in bos))
+            a.num_entries = len(bos)
+            buf[:] = bytes(a)
+        else:
+            raise OSError(errno.ENOTTY, "DRM ioctl not emulated")
 
     def read_device(self, gpu_id: int, offset: int, size: int) -> bytes:
         """A read of a render node at ``offset``: BO bytes where a BO is mapped there, zeros elsewhere (exactly
@@ -445,6 +522,18 @@ class FakeKfdDevice:
     def ioctl(self, cmd: int, buf: bytearray) -> None:
         self.kfd.ioctl(self.file, cmd, buf, self.mem, caller=self.caller, caller_tid=self.caller_tid,
                        privileged=self.privileged)
+
+
+class FakeDrmDevice:
+    """The in-process seam for a render node: ioctls on a :class:`FakeDrmFile`, pointers in this process."""
+
+    def __init__(self, kfd: FakeKfd, file: FakeDrmFile, mem: Memory | None = None) -> None:
+        self.kfd, self.file = kfd, file
+        self.mem: Memory = mem or LocalMemory()
+        self.pid: int | None = file.owner
+
+    def ioctl(self, cmd: int, buf: bytearray) -> None:
+        self.kfd.drm_ioctl(self.file, cmd, buf, self.mem)
 
 
 def alloc_memory(dev, gpu_id: int, va_addr: int, size: int, flags: int) -> tuple[int, int]:

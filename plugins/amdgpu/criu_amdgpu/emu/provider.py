@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from criu_amdgpu.config import AmdgpuConfig
-from criu_amdgpu.emu.model import FakeKfd, FakeKfdDevice, FakeKfdFile
+from criu_amdgpu.emu.model import FakeDrmDevice, FakeDrmFile, FakeKfd, FakeKfdDevice, FakeKfdFile
 from criu_amdgpu.engines import CopyEngine, PlainEngine
 from criu_amdgpu.kfd import KfdDevice
 from criu_amdgpu.topology import Topology, parse_topology
@@ -63,10 +63,21 @@ class FakeProvider:
         self.kfd, self.config = kfd, config
         self._engine = engine
         self.dumper_files: dict[int, FakeKfdFile] = {}
+        self.dumper_render: dict[int, FakeDrmFile] = {}
         self.sides: dict[int, FakeTaskSide] = {}
 
     def attach(self, local_fd: int, file: FakeKfdFile) -> None:
         self.dumper_files[local_fd] = file
+
+    def attach_render(self, local_fd: int, file: FakeDrmFile) -> None:
+        """Which emulated render file a dumper-side descriptor copy refers to (else: one without GEM BOs)."""
+        self.dumper_render[local_fd] = file
+
+    def render_device(self, fd: Any) -> KfdDevice:
+        file = self.dumper_render.get(fd.local_fd)
+        if file is None:
+            file = FakeDrmFile(fd.pid, 0)
+        return FakeDrmDevice(self.kfd, file)
 
     def own_device(self) -> tuple[KfdDevice, int]:
         fd = os.open(self.config.kfd_path, os.O_RDWR | os.O_CLOEXEC)
