@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PLUGINS := plugins/amdgpu plugins/uprobes plugins/netns plugins/cuda_stub
-# Debian packages the tests use: crit and pycriu (criu), libfuse3 for the emulated /dev/kfd, iproute2 for netns.
-DEB_PKGS := criu fuse3 libfuse3-3 iproute2 gcc
+# Debian packages the tests use: crit and pycriu (criu), libfuse3 for the emulated /dev/kfd, iproute2 for netns,
+# libdrm-amdgpu1 for the amdgpu plugin's SDMA copy engine.
+DEB_PKGS := criu fuse3 libfuse3-3 iproute2 gcc libdrm-amdgpu1
 
 .PHONY: test demo venv deps protos lint bench clean
 

@@ -17,8 +17,7 @@ import os
 import struct
 from typing import Any
 
-from criu_core.errors import CriuError
-from criu_core.errors import UnsupportedResource
+from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.resources import FileClaim, VmaClaim
 
 from criu_amdgpu import abi, drm, kfd, proto
@@ -36,8 +35,8 @@ from criu_amdgpu.topology import Topology, TopologyError
 __all__ = [
     "FD_TYPE_EXT",
     "PLUGIN",
-    "RenderBosNotSupported",
     "VMA_EXT_PLUGIN",
+    "RenderBosNotSupported",
     "check_render_bos",
     "claim_vma",
     "classify",

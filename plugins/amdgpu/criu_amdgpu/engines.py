@@ -3,22 +3,23 @@
 * :class:`PlainEngine` maps the dmabuf and copies with ``preadv``/``pwrite`` (both release the GIL). It works for
   buffers the CPU can map: GTT and host-visible (``PUBLIC``) VRAM on real hardware, and the memfd stand-ins of the
   emulated device.
-* :class:`SdmaEngine` would drive the GPU's SDMA engine through libdrm_amdgpu (reference §1.9), as CRIU does for
-  VRAM the CPU cannot see. Not implemented yet: selecting it explains that.
+* :class:`~criu_amdgpu.sdma.SdmaEngine` drives the GPU's SDMA engine through libdrm_amdgpu (reference §1.9), as
+  CRIU does, for VRAM the CPU cannot see; :class:`AutoEngine` uses it per GPU where it initialises.
 * :class:`SimulatedCostEngine` wraps another engine and adds a fixed cost per BO and per byte, to measure overlap.
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import mmap
 import os
+import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from criu_core.errors import KernelFeatureMissing, SyscallError
+from criu_core.errors import CriuError, SyscallError
 
-__all__ = ["CHUNK", "CopyEngine", "PlainEngine", "SdmaEngine", "SimulatedCostEngine", "select_engine"]
+__all__ = ["CHUNK", "AutoEngine", "CopyEngine", "PlainEngine", "SimulatedCostEngine", "select_engine"]
 
 CHUNK = 8 << 20
 
@@ -88,25 +89,6 @@ class PlainEngine:
                                    ) from None
 
 
-class SdmaEngine:
-    """SDMA copies through libdrm_amdgpu (not implemented: refuses with the reason)."""
-
-    name = "sdma"
-
-    def __init__(self) -> None:
-        if ctypes.util.find_library("drm_amdgpu") is None:
-            raise KernelFeatureMissing("libdrm_amdgpu", "the SDMA copy engine needs libdrm_amdgpu.so.1")
-        raise KernelFeatureMissing("amdgpu SDMA copy engine",
-                                   "the SDMA copy engine is not implemented yet; use --amdgpu-copy-engine plain "
-                                   "(GTT and host-visible VRAM only)")
-
-    def read_bo(self, dmabuf_fd: int, size: int, out_fd: int, out_offset: int) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def write_bo(self, in_fd: int, in_offset: int, size: int, dmabuf_fd: int) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-
 class SimulatedCostEngine:
     """Another engine plus ``per_bo`` seconds and ``per_mib`` seconds per MiB (sleeping releases the GIL)."""
 
@@ -126,8 +108,56 @@ class SimulatedCostEngine:
         self.inner.write_bo(in_fd, in_offset, size, bo_fd, bo_offset, gpu)
 
 
-def select_engine(name: str) -> CopyEngine:
-    """``plain``, ``sdma`` or ``auto`` (plain until the SDMA engine exists)."""
+class AutoEngine:
+    """SDMA where the GPU has it, else the plain engine, decided once per GPU (``auto``).
+
+    A GPU whose render node libdrm_amdgpu cannot initialise (not a DRM character device, no AMD GPU, no library)
+    uses the plain engine, and ``fallbacks`` says why; so does a BO that came without a dmabuf (SDMA imports BOs by
+    dmabuf).
+    """
+
+    name = "auto"
+
+    def __init__(self, sdma: Callable[[], CopyEngine], plain: CopyEngine | None = None) -> None:
+        self._make_sdma = sdma
+        self._sdma: CopyEngine | None = None
+        self.plain = plain or PlainEngine()
+        self.fallbacks: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def _pick(self, gpu: int, bo_offset: int) -> CopyEngine:
+        if bo_offset:
+            return self.plain
+        with self._lock:
+            if gpu in self.fallbacks:
+                return self.plain
+            try:
+                if self._sdma is None:
+                    self._sdma = self._make_sdma()
+                self._sdma.device(gpu)  # type: ignore[attr-defined]
+            except CriuError as exc:
+                self.fallbacks[gpu] = str(exc)
+                return self.plain
+            return self._sdma
+
+    def read_bo(self, bo_fd: int, bo_offset: int, size: int, out_fd: int, out_offset: int, gpu: int = 0) -> None:
+        self._pick(gpu, bo_offset).read_bo(bo_fd, bo_offset, size, out_fd, out_offset, gpu)
+
+    def write_bo(self, in_fd: int, in_offset: int, size: int, bo_fd: int, bo_offset: int, gpu: int = 0) -> None:
+        self._pick(gpu, bo_offset).write_bo(in_fd, in_offset, size, bo_fd, bo_offset, gpu)
+
+
+def select_engine(name: str, render_path: Callable[[int], str] | None = None, max_buffer: int = 0) -> CopyEngine:
+    """``plain``; ``sdma`` (fails, with the reason, on the first copy of a GPU it cannot drive); ``auto`` (SDMA per
+    GPU where it initialises, plain elsewhere). ``render_path``: local gpu_id -> its render node."""
+    if name == "plain" or render_path is None:
+        return PlainEngine()
+
+    def sdma() -> CopyEngine:
+        from criu_amdgpu.sdma import SdmaEngine
+
+        return SdmaEngine(render_path, max_buffer=max_buffer)
+
     if name == "sdma":
-        return SdmaEngine()
-    return PlainEngine()
+        return sdma()
+    return AutoEngine(sdma)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from criu_core.errors import CriuError, SyscallError
+from criu_core.errors import CriuError, SyscallError, UsageError
 
 from criu_amdgpu.config import AmdgpuConfig
 from criu_amdgpu.engines import CopyEngine, select_engine
@@ -21,7 +21,7 @@ from criu_amdgpu.ioctl import pidfd_getfd
 from criu_amdgpu.kfd import FdKfdDevice, KfdDevice, KfdError, ioctl_name
 from criu_amdgpu.topology import Topology, parse_topology
 
-__all__ = ["DeviceProvider", "RealProvider", "RemoteKfdDevice", "RemoteMemory", "RemoteTaskSide", "TaskSide"]
+__all__ = ["DeviceProvider", "RealProvider", "RemoteKfdDevice", "RemoteMemory", "RemoteTaskSide", "TaskSide", "max_buffer_size"]
 
 AT_FDCWD = -100
 F_DUPFD_CLOEXEC = 1030
@@ -168,6 +168,8 @@ class RealProvider:
 
     def __init__(self, config: AmdgpuConfig) -> None:
         self.config = config
+        self._engine: CopyEngine | None = None
+        self._topology: Topology | None = None
 
     def own_device(self) -> tuple[KfdDevice, int]:
         try:
@@ -212,7 +214,30 @@ class RealProvider:
         return RemoteTaskSide(remote, fd_alloc)
 
     def engine(self) -> CopyEngine:
-        return select_engine(self.config.copy_engine)
+        if self._engine is None:
+            def render_path(gpu: int) -> str:
+                node = self.local_topology().gpu(gpu)
+                if node is None:
+                    raise CriuError(f"amdgpu: GPU {gpu:04x} is not in this machine's KFD topology")
+                return self.config.render_path(node.render_minor)
+
+            self._engine = select_engine(self.config.copy_engine, render_path,
+                                         max_buffer_size(self.config.env.get("KFD_MAX_BUFFER_SIZE", "")))
+        return self._engine
 
     def local_topology(self) -> Topology:
-        return parse_topology(self.config.topology_root)
+        if self._topology is None:
+            self._topology = parse_topology(self.config.topology_root)
+        return self._topology
+
+
+def max_buffer_size(text: str) -> int:
+    """CRIU's ``KFD_MAX_BUFFER_SIZE``: bytes, with an optional k/K, M or G suffix; empty or 0 = no limit."""
+    text = text.strip()
+    if not text:
+        return 0
+    mult = {"k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+    try:
+        return int(text[:-1] if mult > 1 else text, 0) * mult
+    except ValueError:
+        raise UsageError(f"KFD_MAX_BUFFER_SIZE={text}: expected a size such as 64M") from None

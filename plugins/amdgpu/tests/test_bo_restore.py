@@ -8,10 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from criu_amdgpu.abi import AllocFlag
 from criu_core.errors import CriuError
 
+from criu_amdgpu.abi import AllocFlag
 from criu_amdgpu.bo_restore import BoRestoreFailed, BoRestorer, dump_contents, plan_jobs, run_job
 from criu_amdgpu.engines import PlainEngine, SimulatedCostEngine
 from criu_amdgpu.images import HEADER, PagesFile
