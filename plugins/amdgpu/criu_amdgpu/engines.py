@@ -140,6 +140,10 @@ class AutoEngine:
                 return self.plain
             return self._sdma
 
+    def close(self) -> None:
+        if self._sdma is not None:
+            self._sdma.close()  # type: ignore[attr-defined]
+
     def read_bo(self, bo_fd: int, bo_offset: int, size: int, out_fd: int, out_offset: int, gpu: int = 0) -> None:
         self._pick(gpu, bo_offset).read_bo(bo_fd, bo_offset, size, out_fd, out_offset, gpu)
 

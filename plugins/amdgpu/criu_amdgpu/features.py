@@ -33,4 +33,12 @@ def probe(run: AmdgpuRun) -> list[tuple[str, bool, str]]:
                     ", ".join(f"{g.gpu_id:04x} (renderD{g.render_minor})" for g in gpus) or "no GPU nodes"))
     except CriuError as exc:
         out.append(("amdgpu: KFD topology", False, str(exc)))
+    try:
+        from criu_amdgpu.libdrm import load
+
+        load()
+        out.append(("amdgpu: SDMA copy engine", True, "libdrm_amdgpu loads (device initialised per GPU at first copy)"))
+    except CriuError as exc:
+        out.append(("amdgpu: SDMA copy engine", False, f"{exc}; BO contents are copied by the CPU (GTT and "
+                                                        "host-visible VRAM only)"))
     return out

@@ -7,7 +7,7 @@ criu_addoption                         ``--amdgpu-kfd-path``, ``--amdgpu-dev-roo
                                        ``--amdgpu-copy-engine``, ``--amdgpu-serial-bo-restore``
 criu_vma_dump (HANDLE_DEVICE_VMA)      claims mappings of the KFD device and render nodes (no pages dumped)
 criu_file_dump (DUMP_EXT_FILE)         checkpoints a KFD descriptor / records a render-node descriptor
-criu_devices_dump_late                 writes render-node images, UNPAUSEs the task's GPU queues
+criu_devices_dump_late                 refuses render nodes holding GEM BOs, writes render-node images, UNPAUSEs
 criu_devices_restore_init              reads the images, matches GPUs (fails before anything is created)
 criu_vma_restore (UPDATE_VMA_MAP)      RESTOREs the task's KFD process from inside it, maps device VMAs
 criu_ext_file_restore                  hands the core copies of the task's KFD/render descriptors (RESTOREs
@@ -169,6 +169,10 @@ def criu_fini(ctx: Any, stage: str, success: bool) -> None:
             run.bo.join()
         except Exception as exc:  # noqa: BLE001 - the restore already failed; say why the copies did too
             ctx.log.error("amdgpu: %s", exc)
+    release = getattr(run.provider, "release_engine", None)
+    if release is not None:
+        for line in release():  # the SDMA devices go; say where the auto engine fell back to plain copies
+            ctx.log.info("amdgpu: %s", line)
 
 
 @hookimpl

@@ -225,6 +225,17 @@ class RealProvider:
                                          max_buffer_size(self.config.env.get("KFD_MAX_BUFFER_SIZE", "")))
         return self._engine
 
+    def release_engine(self) -> list[str]:
+        """Close the copy engine's devices (SDMA); returns where ``auto`` fell back to plain copies, and why."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return []
+        notes = [f"GPU {gpu:04x}: plain copies ({why})" for gpu, why in getattr(engine, "fallbacks", {}).items()]
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
+        return notes
+
     def local_topology(self) -> Topology:
         if self._topology is None:
             self._topology = parse_topology(self.config.topology_root)
