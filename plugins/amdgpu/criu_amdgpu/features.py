@@ -39,6 +39,6 @@ def probe(run: AmdgpuRun) -> list[tuple[str, bool, str]]:
         load()
         out.append(("amdgpu: SDMA copy engine", True, "libdrm_amdgpu loads (device initialised per GPU at first copy)"))
     except CriuError as exc:
-        out.append(("amdgpu: SDMA copy engine", False, f"{exc}; BO contents are copied by the CPU (GTT and "
-                                                        "host-visible VRAM only)"))
+        why = f"{exc}; BO contents are copied by the CPU (GTT and host-visible VRAM only)"
+        out.append(("amdgpu: SDMA copy engine", False, why))
     return out
