@@ -762,20 +762,24 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
             dumper.dump_zombie(pid, stat)
         dumper.write_common()
         ctx.notify("post-dump")
-        close_fds(dumper.local_fds)
         dumper.result.frozen_time = int((time.monotonic() - t_frozen) * 1e6)
         dumper.write_stats()
     except BaseException:
-        close_fds(dumper.local_fds)
         try:
-            finish(False)
+            finish(False)  # the plugins' fini may still use the fd copies (FdInfo.local_fd): close them after
         finally:
-            tree.release()
+            try:
+                close_fds(dumper.local_fds)
+            finally:
+                tree.release()
         raise
     try:
         finish(True)
     finally:
-        _finish(ctx, tree)
+        try:
+            close_fds(dumper.local_fds)
+        finally:
+            _finish(ctx, tree)
     return dumper.result
 
 

@@ -51,6 +51,14 @@ def _window(ctx: Any, pid: int, tid: int, addr: int) -> tuple[int, ...]:
     return c0, c1, c2, c3, _counter(pid, addr)
 
 
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _moving(pid: int, addr: int) -> bool:
     c = _counter(pid, addr)
     time.sleep(0.1)
@@ -69,6 +77,8 @@ class DevicePlugin:
         self.file_ids: dict[int, int] = {}
         self.fini: tuple[str, bool] | None = None
         self.sequence: list[str] = []
+        self.local_fds: list[int] = []
+        self.fds_open_at_fini: list[bool] = []
 
     def _at(self, hook: str) -> None:
         if not self.sequence or self.sequence[-1] != hook:
@@ -89,6 +99,7 @@ class DevicePlugin:
     def criu_file_dump(self, ctx: Any, fd: Any) -> None:
         self._at("file_dump")
         self.file_ids[fd.fd] = fd.file_id
+        self.local_fds.append(fd.local_fd)
         if self.fail_file_dump:
             raise CriuError("the device refuses")
 
@@ -100,6 +111,7 @@ class DevicePlugin:
     def criu_fini(self, ctx: Any, stage: str, success: bool) -> None:
         self._at("fini")
         self.fini = (stage, success)
+        self.fds_open_at_fini = [_open(fd) for fd in self.local_fds]
         self.windows["fini"] = _window(ctx, self.pid, self.helper, self.addr)
 
 
@@ -148,6 +160,7 @@ def test_dump_device_hooks_run_seized_in_order_on_the_tracer_thread(helper, tmp_
     assert plugin.tracer == {"pause": 0, "checkpoint": me, "file_dump": me, "dump_late": me, "fini": me}
     assert plugin.threads == {me}, "hooks are called from the tracer thread only"
     assert plugin.fini == ("dump", True)
+    assert plugin.local_fds and all(plugin.fds_open_at_fini), "fini can still use the fd copies (FdInfo.local_fd)"
     # the helper thread ran inside ctx.thread_running and only there, at checkpoint and in fini
     assert _frozen_outside_moving_inside(plugin.windows["checkpoint"]), plugin.windows
     assert _frozen_outside_moving_inside(plugin.windows["fini"]), plugin.windows
@@ -165,6 +178,7 @@ def test_failed_dump_runs_fini_before_the_tree_is_released(helper, tmp_path):
     with pytest.raises(CriuError, match="the device refuses"):
         _dump(tmp_path, plugin, t.pid)
     assert plugin.fini == ("dump", False)
+    assert plugin.local_fds and all(plugin.fds_open_at_fini), "fini can still use the fd copies (FdInfo.local_fd)"
     assert plugin.tracer["fini"] == threading.get_native_id(), "fini can still talk to the traced task"
     assert _frozen_outside_moving_inside(plugin.windows["fini"]), plugin.windows
     assert "dump_late" not in plugin.tracer
