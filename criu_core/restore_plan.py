@@ -29,6 +29,7 @@ from criu_core.images.vma import (
     VMA_AREA_VVAR,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
+    anon_name_problem,
 )
 from criu_core.resources import VmaImage
 from criu_core.stash import StashKey
@@ -199,6 +200,8 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: bad prot {v.prot:#x}")
         if v.status & VMA_ANON_SHARED and not v.flags & 1:  # MAP_SHARED
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: shared anonymous but not MAP_SHARED")
+        if v.HasField("anon_name") and (why := anon_name_problem(v.anon_name)):
+            raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: anon_name {v.anon_name!r} {why}")
         if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
             f = files.get(v.shmid)
             kind = "memfd" if v.status & VMA_AREA_MEMFD else "reg"

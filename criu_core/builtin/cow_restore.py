@@ -20,22 +20,17 @@ from typing import Any
 
 from criu_core.images.pagemap import PAGE_SIZE
 from criu_core.images.vma import (
-    VMA_ANON_PRIVATE,
     VMA_AREA_VDSO,
     VMA_AREA_VVAR,
+    cow_key,
 )
 from criu_core.ptrace.restore_scratch import TASK_SIZE
-from criu_core.restore_plan import PageRun, TaskState, is_special_vma
+from criu_core.restore_plan import PageRun, TaskState
 
 __all__ = ["inherit_memory", "write_pages_cow"]
 
 PROT_WRITE = 2
 MADV_DONTNEED = 4
-_KIND = VMA_ANON_PRIVATE | (1 << 10) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17)
-
-
-def _key(e: Any) -> tuple[int, ...]:
-    return (e.start, e.end, e.prot, e.flags, e.status)
 
 
 def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
@@ -43,12 +38,11 @@ def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
     child has too, and make those writable where the child gets pages. Returns child VMA index → parent VMA
     index of the kept ones."""
     # only what the built-in handler mapped: a VMA a plugin claimed is offered to the plugins again
-    pvmas = {_key(v.entry): v for v in parent.plan.vmas
-             if v.index in parent.inheritable and not is_special_vma(v.entry)
-             and v.entry.status & _KIND == VMA_ANON_PRIVATE}
+    pvmas = {cow_key(v.entry): v for v in parent.plan.vmas if v.index in parent.inheritable}
+    pvmas.pop(None, None)
     kept: dict[int, int] = {}
     for v in st.plan.vmas:
-        pv = pvmas.get(_key(v.entry))
+        pv = pvmas.get(cow_key(v.entry))
         if pv is not None:
             kept[v.index] = pv.index
     keep = [(st.scratch.addr, st.scratch.addr + st.scratch.size)]

@@ -43,11 +43,15 @@ class Memory:
     @hookimpl(trylast=True)
     def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
         """Claim every mapping CRIU's own code handles; the status bits say what kind it is."""
-        from criu_core.dumping.mm import classify
+        from criu_core.dumping.mm import anon_name, classify
         from criu_core.resources import VmaClaim
 
         status = classify(vma)
-        return None if status is None else VmaClaim(plugin="builtin.memory", status=status)
+        if status is None:
+            return None
+        name = anon_name(vma.name)  # file mappings are named by their path, never "[anon:...]"
+        updates = {"anon_name": name} if name is not None else {}
+        return VmaClaim(plugin="builtin.memory", status=status, entry_updates=updates)
 
 
 class Files:
