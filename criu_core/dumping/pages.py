@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import mmap
 import os
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -40,7 +42,17 @@ from criu_core.sys.pagemap import (
     read_pagemap,
 )
 
-__all__ = ["PAGE_SIZE", "PE_LAZY", "PE_PRESENT", "PageRun", "PageSelector", "copy_pages", "zero_pfn"]
+__all__ = [
+    "PAGE_SIZE",
+    "PE_LAZY",
+    "PE_PRESENT",
+    "PageRun",
+    "PageSelector",
+    "PfnSnapshot",
+    "copy_pages",
+    "split_shared_with_parent",
+    "zero_pfn",
+]
 
 PAGE_SIZE = mmap.PAGESIZE
 PE_LAZY = 2
@@ -52,12 +64,14 @@ _CHUNK_PAGES = 1 << 16
 @dataclass(frozen=True)
 class PageRun:
     """``npages`` consecutive pages at ``start`` to dump with pagemap ``flags``; ``readable`` says whether
-    process_vm_readv can read them (else /proc/PID/mem is used)."""
+    process_vm_readv can read them (else /proc/PID/mem is used). ``in_parent`` runs are not copied: they are
+    the parent process's own pages (--dedup-cow-pages), written as ``in_parent_task`` pagemap entries."""
 
     start: int
     npages: int
     flags: int
     readable: bool = True
+    in_parent: bool = False
 
     @property
     def end(self) -> int:
@@ -140,6 +154,78 @@ def _append(out: list[PageRun], s: int, e: int, flags: int, readable: bool) -> N
         out[-1] = PageRun(prev.start, prev.npages + (e - s) // PAGE_SIZE, flags, readable)
     else:
         out.append(PageRun(s, (e - s) // PAGE_SIZE, flags, readable))
+
+
+class PfnSnapshot:
+    """The physical page numbers of some pages of a process (0: not present), read before its pages are copied.
+
+    Copying is what makes the snapshot necessary: process_vm_readv pins the pages it reads (FOLL_PIN), and
+    since Linux 5.19 pinning an anonymous page that is shared copy-on-write unshares it first (the pinned
+    task gets its own copy, same content). So after a parent's pages are dumped its child no longer shares
+    them; what they shared is only visible in PFNs read before.
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._pfns: list[array] = []
+
+    def add(self, fd: int, runs: Iterable[PageRun]) -> None:
+        """Record the PFNs of ``runs`` (in address order, after those already added) from pagemap ``fd``."""
+        for run in runs:
+            pfns = array("Q")
+            addr = run.start
+            while addr < run.end:
+                n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+                pfns.extend(pme & PM_PFN_MASK if pme & PM_PRESENT else 0 for pme in read_pagemap(fd, addr, n))
+                addr += n * PAGE_SIZE
+            self._starts.append(run.start)
+            self._pfns.append(pfns)
+
+    def pfns(self, start: int, npages: int) -> array:
+        """PFNs of ``npages`` pages from ``start``; 0 for a page not recorded."""
+        out = array("Q", bytes(8 * npages))
+        end = start + npages * PAGE_SIZE
+        i = max(0, bisect_right(self._starts, start) - 1)
+        while i < len(self._starts) and self._starts[i] < end:
+            s, pf = self._starts[i], self._pfns[i]
+            lo, hi = max(s, start), min(s + len(pf) * PAGE_SIZE, end)
+            if lo < hi:
+                a, b = (lo - s) // PAGE_SIZE, (hi - s) // PAGE_SIZE
+                out[(lo - start) // PAGE_SIZE : (hi - start) // PAGE_SIZE] = pf[a:b]
+            i += 1
+        return out
+
+
+def split_shared_with_parent(runs: Iterable[PageRun], fd: int, parent: PfnSnapshot) -> list[PageRun]:
+    """Mark ``in_parent`` the pages of ``runs`` that are the very same physical pages as the parent's at the same
+    addresses, i.e. still shared copy-on-write since fork(): same PFN in this process's pagemap (``fd``) as
+    in the parent's snapshot, taken before the parent's pages were copied (see :class:`PfnSnapshot`). Both
+    processes are frozen, so no write happened in between; PFNs read as 0 without CAP_SYS_ADMIN, and then
+    nothing is shared; a page swapped out in either is kept in the child's images.
+
+    CRIU 4.2 has no such thing: it stores each process's pages and finds the sharing again at restore by
+    comparing contents (restore_priv_vma_content); see builtin/cow_restore.py.
+    """
+    out: list[PageRun] = []
+
+    def add(addr: int, flags: int, readable: bool, in_parent: bool) -> None:
+        last = out[-1] if out else None
+        if last and last.end == addr and last.in_parent == in_parent and last.flags == flags:
+            out[-1] = PageRun(last.start, last.npages + 1, flags, readable, in_parent)
+        else:
+            out.append(PageRun(addr, 1, flags, readable, in_parent))
+
+    for run in runs:
+        addr = run.start
+        while addr < run.end:
+            n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+            theirs = parent.pfns(addr, n)
+            for i, pme in enumerate(read_pagemap(fd, addr, n)):
+                pfn = pme & PM_PFN_MASK if pme & PM_PRESENT else 0
+                shared = pfn != 0 and pfn == theirs[i]
+                add(addr + i * PAGE_SIZE, 0 if shared else run.flags, run.readable, shared)
+            addr += n * PAGE_SIZE
+    return out
 
 
 def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO, progress: Progress | None = None) -> int:
