@@ -42,6 +42,7 @@ from criu_core.dumping.pages import (
     PageSelector,
     PfnSnapshot,
     copy_pages,
+    read_shared_by_mem,
     split_shared_with_parent,
 )
 from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
@@ -462,6 +463,8 @@ class _Dumper:
         # before it) has it, and that are still the parent's own physical pages, are left to the parent.
         my_keys: set[Any] = set()
         my_pfns = PfnSnapshot()
+        # pages shared copy-on-write with another process of the tree are read so as to stay shared
+        forked = ppid in self.tree.processes or any(pp == pid for pp in self.tree.parents.values())
         parent_keys: set[Any] = set()
         parent_pfns = my_pfns
         if self.cow_pfns is not None and ppid in self.cow_pfns:
@@ -518,9 +521,10 @@ class _Dumper:
                         my_pfns.add(selector.fd, vruns)  # before any copy: see PfnSnapshot
                         if key in parent_keys:
                             vruns = split_shared_with_parent(vruns, selector.fd, parent_pfns)
-                    runs += vruns
+                    runs += read_shared_by_mem(vruns, selector.fd) if forked else vruns
                 elif status & VMA_FILE_PRIVATE:
-                    runs += selector.runs(vma.start, vma.end, anon=False, lazy=False, readable=readable)
+                    vruns = selector.runs(vma.start, vma.end, anon=False, lazy=False, readable=readable)
+                    runs += read_shared_by_mem(vruns, selector.fd) if forked else vruns
         finally:
             self.result.pages_scanned += selector.scanned
             selector.close()

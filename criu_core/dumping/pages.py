@@ -50,6 +50,7 @@ __all__ = [
     "PageSelector",
     "PfnSnapshot",
     "copy_pages",
+    "read_shared_by_mem",
     "split_shared_with_parent",
     "zero_pfn",
 ]
@@ -58,6 +59,7 @@ PAGE_SIZE = mmap.PAGESIZE
 PE_LAZY = 2
 PE_PRESENT = 4
 _BOUNCE = 4 << 20
+PM_MMAP_EXCLUSIVE = 1 << 56  # /proc/PID/pagemap: the page is mapped once (fs/proc/task_mmu.c)
 _CHUNK_PAGES = 1 << 16
 
 
@@ -159,10 +161,10 @@ def _append(out: list[PageRun], s: int, e: int, flags: int, readable: bool) -> N
 class PfnSnapshot:
     """The physical page numbers of some pages of a process (0: not present), read before its pages are copied.
 
-    Copying is what makes the snapshot necessary: process_vm_readv pins the pages it reads (FOLL_PIN), and
-    since Linux 5.19 pinning an anonymous page that is shared copy-on-write unshares it first (the pinned
-    task gets its own copy, same content). So after a parent's pages are dumped its child no longer shares
-    them; what they shared is only visible in PFNs read before.
+    Copying is why: process_vm_readv pins the pages it reads (FOLL_PIN), and since Linux 5.19 pinning an
+    anonymous page that is shared copy-on-write unshares it first (the pinned task gets its own copy, same
+    content). The dump reads such pages through /proc/PID/mem instead (:func:`read_shared_by_mem`), but the
+    sharing that counts is the one before any copy, whatever path the copy takes.
     """
 
     def __init__(self) -> None:
@@ -224,6 +226,45 @@ def split_shared_with_parent(runs: Iterable[PageRun], fd: int, parent: PfnSnapsh
                 pfn = pme & PM_PFN_MASK if pme & PM_PRESENT else 0
                 shared = pfn != 0 and pfn == theirs[i]
                 add(addr + i * PAGE_SIZE, 0 if shared else run.flags, run.readable, shared)
+            addr += n * PAGE_SIZE
+    return out
+
+
+def read_shared_by_mem(runs: Iterable[PageRun], fd: int) -> list[PageRun]:
+    """``runs`` with their pages mapped by more than one process (shared copy-on-write since a fork) marked
+    not ``readable``, so that copy_pages reads them through /proc/PID/mem.
+
+    process_vm_readv pins the pages it reads (FOLL_PIN), and since Linux 5.19 pinning an anonymous page that
+    is shared copy-on-write first unshares it: the dumped task gets a copy of its own. A tree left running
+    after the dump (or dumped twice) would lose its sharing and grow by as much, and every shared page would
+    be copied twice. /proc/PID/mem only takes references (FOLL_GET), which leaves the sharing alone. ``fd``
+    is the process's /proc/PID/pagemap.
+    """
+    out: list[PageRun] = []
+
+    def add(addr: int, n: int, run: PageRun, readable: bool) -> None:
+        last = out[-1] if out else None
+        if last and last.end == addr and last.readable == readable and last.flags == run.flags:
+            out[-1] = PageRun(last.start, last.npages + n, run.flags, readable, run.in_parent)
+        else:
+            out.append(PageRun(addr, n, run.flags, readable, run.in_parent))
+
+    for run in runs:
+        if not run.readable or run.in_parent:
+            out.append(run)
+            continue
+        addr = run.start
+        while addr < run.end:
+            n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+            pmes = read_pagemap(fd, addr, n)
+            i = 0
+            while i < n:
+                shared = pmes[i] & (PM_PRESENT | PM_MMAP_EXCLUSIVE) == PM_PRESENT
+                j = i + 1
+                while j < n and (pmes[j] & (PM_PRESENT | PM_MMAP_EXCLUSIVE) == PM_PRESENT) == shared:
+                    j += 1
+                add(addr + i * PAGE_SIZE, j - i, run, not shared)
+                i = j
             addr += n * PAGE_SIZE
     return out
 

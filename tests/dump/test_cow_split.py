@@ -7,7 +7,14 @@ import os
 import struct
 from pathlib import Path
 
-from criu_core.dumping.pages import PE_LAZY, PE_PRESENT, PageRun, PfnSnapshot, split_shared_with_parent
+from criu_core.dumping.pages import (
+    PE_LAZY,
+    PE_PRESENT,
+    PageRun,
+    PfnSnapshot,
+    read_shared_by_mem,
+    split_shared_with_parent,
+)
 
 PG = 4096
 BASE = 0x7F0000000000
@@ -70,3 +77,19 @@ def test_pages_the_parent_snapshot_does_not_cover_are_kept(tmp_path: Path) -> No
         (2, 2, True),
         (4, 2, False),
     ]
+
+
+def test_pages_mapped_by_other_processes_are_read_through_proc_mem(tmp_path: Path) -> None:
+    """read_shared_by_mem: pages not exclusively mapped (bit 56 clear) become not ``readable`` (copy_pages reads
+    them through /proc/PID/mem, which does not unshare them); exclusive or absent pages stay as they were."""
+    excl = 1 << 56
+    pages = {0: PRESENT | excl | 1, 1: PRESENT | 2, 2: PRESENT | 3, 3: PRESENT | excl | 4, 4: SWAP | 9}
+    fd = _pagemap(tmp_path, "task", pages)
+    try:
+        runs = [PageRun(BASE, 5, PE_LAZY | PE_PRESENT), PageRun(BASE + 8 * PG, 1, PE_PRESENT, readable=False)]
+        out = read_shared_by_mem(runs, fd)
+    finally:
+        os.close(fd)
+    got = [((r.start - BASE) // PG, r.npages, r.readable, r.flags) for r in out]
+    keep = PE_LAZY | PE_PRESENT
+    assert got == [(0, 1, True, keep), (1, 2, False, keep), (3, 2, True, keep), (8, 1, False, PE_PRESENT)]
