@@ -35,13 +35,22 @@ from criu_core.dumping.mm import (
     madv_bits,
     to_vmas,
 )
-from criu_core.dumping.pages import PAGE_SIZE, PE_PRESENT, PageRun, PageSelector, copy_pages
+from criu_core.dumping.pages import (
+    PAGE_SIZE,
+    PE_PRESENT,
+    PageRun,
+    PageSelector,
+    PfnSnapshot,
+    copy_pages,
+    read_shared_by_mem,
+    split_shared_with_parent,
+)
 from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
 from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread, read_rseq_cs
 from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
-from criu_core.images.pagemap import make_entry, make_head
+from criu_core.images.pagemap import IN_PARENT_TASK_INVENTORY_NAME, make_entry, make_head
 from criu_core.images.vma import (
     VMA_ANON_PRIVATE,
     VMA_ANON_SHARED,
@@ -49,6 +58,7 @@ from criu_core.images.vma import (
     VMA_AREA_VDSO,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
+    cow_key,
 )
 from criu_core.procfs import ProcFS
 from criu_core.progress import Progress
@@ -134,6 +144,10 @@ class _Dumper:
         self.ghosts: dict[tuple[int, int], int] = {}
         self.shmem: dict[int, list[Any]] = {}  # shmid → [path to the object, size]
         self.memfd_inodes: dict[tuple[int, int], tuple[int, Any]] = {}
+        # --dedup-cow-pages: pid -> (cow_key of each VMA a child may share with it, PFNs of its pages there)
+        self.cow_pfns: dict[int, tuple[set[Any], PfnSnapshot]] | None = (
+            {} if ctx.options.get("dedup_cow_pages") else None
+        )
 
     # -- files ----------------------------------------------------------------------------------------------
 
@@ -401,7 +415,7 @@ class _Dumper:
             )
         self.images.write_one("ids", _msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
 
-        vmas, runs = self.dump_mm(pid, proc, exe_id)
+        vmas, runs = self.dump_mm(pid, proc, exe_id, task.ppid)
         self.write_pages(pid, leader, runs)
         self.images.write_one(
             "mm",
@@ -439,10 +453,22 @@ class _Dumper:
         self.result.threads += len(threads)
         self.result.pids.append(pid)
 
-    def dump_mm(self, pid: int, proc: ProcessState, exe_id: int) -> tuple[list[Any], list[tuple[PageRun, ...]]]:
+    def dump_mm(
+        self, pid: int, proc: ProcessState, exe_id: int, ppid: int = 0
+    ) -> tuple[list[Any], list[tuple[PageRun, ...]]]:
         vmas_out: list[Any] = []
         runs: list[PageRun] = []
         selector = PageSelector(pid)
+        # --dedup-cow-pages: the pages of a private anonymous VMA the child has just as its parent (dumped
+        # before it) has it, and that are still the parent's own physical pages, are left to the parent.
+        my_keys: set[Any] = set()
+        my_pfns = PfnSnapshot()
+        # pages shared copy-on-write with another process of the tree are read so as to stay shared
+        forked = ppid in self.tree.processes or any(pp == pid for pp in self.tree.parents.values())
+        parent_keys: set[Any] = set()
+        parent_pfns = my_pfns
+        if self.cow_pfns is not None and ppid in self.cow_pfns:
+            parent_keys, parent_pfns = self.cow_pfns[ppid]
         try:
             for vma in to_vmas(pid, self.procfs.smaps(pid)):
                 claim = self.ctx.host.vma_dump(self.ctx, vma)
@@ -479,30 +505,48 @@ class _Dumper:
                     entry["pgoff"] = vma.pgoff
                     entry["shmid"] = self.shmem_object(map_file, vma.inode, vma.pgoff + vma.size)
                 entry.update(claim.entry_updates)
-                vmas_out.append(_msg("vma.vma_entry", **entry))
+                vmsg = _msg("vma.vma_entry", **entry)
+                vmas_out.append(vmsg)
+                key = cow_key(vmsg) if claim.plugin == "builtin.memory" else None
+                if key is not None:
+                    my_keys.add(key)
                 if claim.skip_content or vma.name in PSEUDO_NO_PAGES:
                     continue
                 readable = bool(vma.prot & PROT_READ)
                 if status & VMA_AREA_VDSO:
                     runs.append(PageRun(vma.start, vma.size // PAGE_SIZE, PE_PRESENT, readable))
                 elif status & VMA_ANON_PRIVATE:
-                    runs += selector.runs(vma.start, vma.end, anon=True, lazy=True, readable=readable)
+                    vruns = selector.runs(vma.start, vma.end, anon=True, lazy=True, readable=readable)
+                    if key is not None and self.cow_pfns is not None:
+                        my_pfns.add(selector.fd, vruns)  # before any copy: see PfnSnapshot
+                        if key in parent_keys:
+                            vruns = split_shared_with_parent(vruns, selector.fd, parent_pfns)
+                    runs += read_shared_by_mem(vruns, selector.fd) if forked else vruns
                 elif status & VMA_FILE_PRIVATE:
-                    runs += selector.runs(vma.start, vma.end, anon=False, lazy=False, readable=readable)
+                    vruns = selector.runs(vma.start, vma.end, anon=False, lazy=False, readable=readable)
+                    runs += read_shared_by_mem(vruns, selector.fd) if forked else vruns
         finally:
             self.result.pages_scanned += selector.scanned
             selector.close()
+        if self.cow_pfns is not None:
+            self.cow_pfns[pid] = (my_keys, my_pfns)
         return vmas_out, runs  # type: ignore[return-value]
 
     def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> None:
         t0 = time.monotonic()
         pages_id = self.images.next_pages_id()
-        total = sum(r.npages for r in runs) * PAGE_SIZE
+        stored = [r for r in runs if not r.in_parent]  # in_parent: the parent's pages (--dedup-cow-pages)
+        total = sum(r.npages for r in stored) * PAGE_SIZE
         with self.images.open_pages_writer(pages_id) as out, Progress(f"dumping pages of {pid}", total) as bar:
-            self.result.pages_written += copy_pages(leader, runs, out, bar)
-        self.images.write(
-            "pagemap", [make_head(pages_id), *(make_entry(r.start, r.npages, r.flags) for r in runs)], pid
-        )
+            self.result.pages_written += copy_pages(leader, stored, out, bar)
+        entries = [make_entry(r.start, r.npages, r.flags) for r in runs]
+        for r, e in zip(runs, entries):
+            if r.in_parent:
+                e.in_parent_task = True
+        if len(stored) != len(runs):
+            # CRIU 4.2 cannot restore such images: naming a plugin it does not have makes it refuse them
+            self.ctx.mark_plugin_used(IN_PARENT_TASK_INVENTORY_NAME)
+        self.images.write("pagemap", [make_head(pages_id), *entries], pid)
         self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
 
     # -- messages -------------------------------------------------------------------------------------------

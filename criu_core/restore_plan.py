@@ -18,7 +18,7 @@ from typing import Any
 
 from criu_core.errors import ImageFormatError, UnsupportedResource
 from criu_core.images.framing import read_image
-from criu_core.images.pagemap import PAGE_SIZE, PE_PRESENT, nr_pages
+from criu_core.images.pagemap import PAGE_SIZE, PE_PARENT, PE_PRESENT, nr_pages
 from criu_core.images.pagemap import flags as pe_flags
 from criu_core.images.vma import (
     VMA_ANON_SHARED,
@@ -29,6 +29,8 @@ from criu_core.images.vma import (
     VMA_AREA_VVAR,
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
+    anon_name_problem,
+    cow_key,
 )
 from criu_core.resources import VmaImage
 from criu_core.stash import StashKey
@@ -100,6 +102,9 @@ class TaskPlan:
     pages_path: Path | None
     fs: Any
     fds: tuple[FdPlan, ...]
+    # (vaddr, nr) of pages left to the parent task at dump (--dedup-cow-pages): the child keeps them as it
+    # inherits them from its restored parent (cow_restore)
+    parent_pages: tuple[tuple[int, int], ...] = ()
 
     @property
     def dead(self) -> bool:
@@ -199,6 +204,8 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: bad prot {v.prot:#x}")
         if v.status & VMA_ANON_SHARED and not v.flags & 1:  # MAP_SHARED
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: shared anonymous but not MAP_SHARED")
+        if v.HasField("anon_name") and (why := anon_name_problem(v.anon_name)):
+            raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: anon_name {v.anon_name!r} {why}")
         if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
             f = files.get(v.shmid)
             kind = "memfd" if v.status & VMA_AREA_MEMFD else "reg"
@@ -207,11 +214,14 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
         prev_end = v.end
 
 
-def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int) -> tuple[PageRun, ...]:
+def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int,
+               parent_pages: list[tuple[int, int]] | None = None) -> tuple[PageRun, ...]:
     """Pagemap entries as runs inside one VMA each; pages of special VMAs (the vdso) are skipped.
 
     A pagemap entry may span adjacent VMAs (CRIU merges contiguous runs), so each is cut at VMA boundaries;
-    every page must lie inside some VMA, and the present pages must fit in pages-N.img.
+    every page must lie inside some VMA, and the present pages must fit in pages-N.img. Entries marked
+    ``in_parent_task`` (criu-core's --dedup-cow-pages) go to ``parent_pages``, and must lie in one private
+    anonymous VMA each; where ``parent_pages`` is None (shared memory objects) they are refused.
     """
     runs: list[PageRun] = []
     offset = 0
@@ -226,6 +236,16 @@ def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int) 
             raise ImageFormatError(path, 0, f"pagemap entry {e.vaddr:#x} overlaps or is out of order")
         end = e.vaddr + n * PAGE_SIZE
         prev_end = end
+        if e.in_parent_task:
+            if parent_pages is None or fl & (PE_PRESENT | PE_PARENT):
+                raise ImageFormatError(path, 0, f"pagemap entry {e.vaddr:#x}: in_parent_task with flags {fl:#x}"
+                                       + ("" if parent_pages is not None else " in a shared memory object"))
+            v = next((v for v in vmas if v.start <= e.vaddr < v.end), None)
+            if v is None or end > v.end or cow_key(v) is None:
+                raise ImageFormatError(path, 0, f"pages at {e.vaddr:#x} x {n} left to the parent task are not "
+                                       "inside one private anonymous VMA")
+            parent_pages.append((e.vaddr, n))
+            continue
         if not fl & PE_PRESENT:
             raise UnsupportedResource(f"pagemap entry {e.vaddr:#x} with flags {fl:#x}",
                                       msg=f"{path}: pages at {e.vaddr:#x} are not in this image (flags {fl:#x}): "
@@ -316,7 +336,8 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
     head = pm.entries[0].msg
     pages_path = d / f"pages-{head.pages_id}.img"
     pages_size = pages_path.stat().st_size if pages_path.exists() else 0
-    runs = _page_runs([e.msg for e in pm.entries[1:]], vmas, str(pm_path), pages_size)
+    parent_pages: list[tuple[int, int]] = []
+    runs = _page_runs([e.msg for e in pm.entries[1:]], vmas, str(pm_path), pages_size, parent_pages)
     if runs and not pages_path.exists():
         raise ImageFormatError(str(pages_path), 0, "missing image")
 
@@ -332,7 +353,8 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
     return TaskPlan(pid=pid, ppid=ps.ppid, pgid=ps.pgid, sid=ps.sid, tids=tids, core=cores[pid],
                     thread_cores=cores, ids=ids, mm=mm,
                     vmas=tuple(VmaImage(pid, i, v) for i, v in enumerate(vmas)),
-                    pages=runs, pages_path=pages_path if runs else None, fs=fs, fds=fds)
+                    pages=runs, pages_path=pages_path if runs else None, fs=fs, fds=fds,
+                    parent_pages=tuple(parent_pages))
 
 
 def _load_memfd(d: Path, files: dict[int, Any]) -> dict[int, Any]:
@@ -405,6 +427,9 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
             raise ImageFormatError(str(d / "files.img"), ent.offset, f"duplicate file id {fe.id}")
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
+    if tasks[0].parent_pages:
+        raise ImageFormatError(str(d / f"pagemap-{tasks[0].pid}.img"), 0, "the root task has pages left to a "
+                               "parent task (in_parent_task), which is not in the images")
     dead = {t.pid for t in tasks if t.dead}
     for t in tasks:
         if t.ppid in dead:

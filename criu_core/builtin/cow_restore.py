@@ -7,9 +7,13 @@ flags and status: anonymous private), drops everything else, and writes only the
 from the parent's image (a page the parent has and the child does not is discarded with MADV_DONTNEED).
 
 This is what CRIU's restore does (mem.c, restore_priv_vma_content: it compares the child's pages with the
-inherited ones and counts ``pages_compared`` / ``pages_skipped_cow``). The images are not changed: CRIU 4.2
-stores every task's pages in its own pagemap, and a dump that left shared pages out would not restore with
-CRIU, so the sharing is found again here, by content.
+inherited ones and counts ``pages_compared`` / ``pages_skipped_cow``). CRIU 4.2 stores every task's pages in
+its own pagemap, so by default the sharing is found again here, by content.
+
+With criu-core's ``dump --dedup-cow-pages`` the child's pagemap marks ``in_parent_task`` the pages that were
+still the parent's own physical pages at dump: they are not in its pages image, and the child simply keeps
+what it inherited (no compare, no write). Such images name "criu-core-cow-pages" in the inventory, so CRIU 4.2
+refuses them rather than restoring those pages as zeros.
 """
 
 from __future__ import annotations
@@ -18,24 +22,20 @@ import mmap
 import os
 from typing import Any
 
+from criu_core.errors import CriuError
 from criu_core.images.pagemap import PAGE_SIZE
 from criu_core.images.vma import (
-    VMA_ANON_PRIVATE,
     VMA_AREA_VDSO,
     VMA_AREA_VVAR,
+    cow_key,
 )
 from criu_core.ptrace.restore_scratch import TASK_SIZE
-from criu_core.restore_plan import PageRun, TaskState, is_special_vma
+from criu_core.restore_plan import PageRun, TaskState
 
 __all__ = ["inherit_memory", "write_pages_cow"]
 
 PROT_WRITE = 2
 MADV_DONTNEED = 4
-_KIND = VMA_ANON_PRIVATE | (1 << 10) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17)
-
-
-def _key(e: Any) -> tuple[int, ...]:
-    return (e.start, e.end, e.prot, e.flags, e.status)
 
 
 def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
@@ -43,12 +43,11 @@ def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
     child has too, and make those writable where the child gets pages. Returns child VMA index → parent VMA
     index of the kept ones."""
     # only what the built-in handler mapped: a VMA a plugin claimed is offered to the plugins again
-    pvmas = {_key(v.entry): v for v in parent.plan.vmas
-             if v.index in parent.inheritable and not is_special_vma(v.entry)
-             and v.entry.status & _KIND == VMA_ANON_PRIVATE}
+    pvmas = {cow_key(v.entry): v for v in parent.plan.vmas if v.index in parent.inheritable}
+    pvmas.pop(None, None)
     kept: dict[int, int] = {}
     for v in st.plan.vmas:
-        pv = pvmas.get(_key(v.entry))
+        pv = pvmas.get(cow_key(v.entry))
         if pv is not None:
             kept[v.index] = pv.index
     keep = [(st.scratch.addr, st.scratch.addr + st.scratch.size)]
@@ -69,6 +68,7 @@ def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
             remote.syscall("mprotect", e.start, e.end - e.start, want)
         if has & PROT_WRITE:
             st.pages_vmas |= {ci}  # finish_vmas puts the dumped protection back
+    st.inheritable |= set(kept)  # built-in anonymous memory as well: a grandchild may keep it in turn
     return kept
 
 
@@ -83,6 +83,11 @@ def _pages_by_addr(runs: tuple[PageRun, ...], ranges: list[tuple[int, int]]) -> 
     return out
 
 
+def _addrs(spans: tuple[tuple[int, int], ...], ranges: list[tuple[int, int]]) -> set[int]:
+    """Every page address of the (vaddr, nr) ``spans`` that lies inside ``ranges``."""
+    return set(_pages_by_addr(tuple(PageRun(a, n, 0) for a, n in spans), ranges))
+
+
 def _map(path: Any) -> mmap.mmap | None:
     if path is None:
         return None
@@ -94,21 +99,31 @@ def _map(path: Any) -> mmap.mmap | None:
 def write_pages_cow(st: TaskState, parent: TaskState, kept: dict[int, int], write_runs: Any) -> tuple[int, int, int]:
     """Write the child's pages: all of them outside the kept VMAs, only those that differ inside.
 
-    Returns (bytes written, pages compared, pages left shared). ``write_runs(pid, path, runs)`` writes runs.
+    The child's ``parent_pages`` (--dedup-cow-pages) are left as inherited; each must be a page its parent has
+    in a VMA the child kept. Returns (bytes written, pages compared, pages left shared after comparing).
+    ``write_runs(pid, path, runs)`` writes runs.
     """
     ranges = sorted((st.plan.vmas[i].entry.start, st.plan.vmas[i].entry.end) for i in kept)
     inside = [r for r in st.plan.pages if any(s <= r.vaddr < e for s, e in ranges)]
     runs = [r for r in st.plan.pages if not any(s <= r.vaddr < e for s, e in ranges)]
     compared = same = 0
+    left = _addrs(st.plan.parent_pages, ranges)
+    if len(left) != sum(n for _, n in st.plan.parent_pages):
+        raise CriuError(f"task {st.plan.pid}: pages its dump left to its parent {parent.plan.pid} lie in a VMA it "
+                        "does not inherit from it as it was at dump", pid=st.plan.pid)
     if ranges:
         mine = _pages_by_addr(tuple(inside), ranges)
-        theirs = _pages_by_addr(parent.plan.pages, ranges)
+        theirs: dict[int, int | None] = dict(_pages_by_addr(parent.plan.pages, ranges))
+        theirs.update(dict.fromkeys(_addrs(parent.plan.parent_pages, ranges)))  # its own from its parent
+        if not left <= theirs.keys():
+            raise CriuError(f"task {st.plan.pid}: pages its dump left to its parent {parent.plan.pid} are not "
+                            "pages of the parent's images", pid=st.plan.pid)
         cbuf, pbuf = _map(st.plan.pages_path), _map(parent.plan.pages_path)
         try:
             for a in sorted(mine):
                 off = mine[a]
                 poff = theirs.get(a)
-                if poff is not None:
+                if poff is not None and pbuf is not None:
                     compared += 1
                     if cbuf[off:off + PAGE_SIZE] == pbuf[poff:poff + PAGE_SIZE]:
                         same += 1
@@ -118,7 +133,7 @@ def write_pages_cow(st: TaskState, parent: TaskState, kept: dict[int, int], writ
             for b in (cbuf, pbuf):
                 if b is not None:
                     b.close()
-        gone = sorted(a for a in theirs if a not in mine)
+        gone = sorted(a for a in theirs if a not in mine and a not in left)
         i = 0
         while i < len(gone):  # the parent's pages the child does not have: back to zero-fill
             j = i

@@ -49,6 +49,7 @@ __all__ = [
     "finish_vmas",
     "map_vma",
     "move_vdso",
+    "name_anon_vma",
     "open_in_task",
     "set_mm_map",
     "unmap_scratch",
@@ -64,6 +65,7 @@ MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE = 0x100, 0x2000, 0x4000
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 PR_SET_MM, PR_SET_MM_MAP = 35, 14
+PR_SET_VMA, PR_SET_VMA_ANON_NAME = 0x53564D41, 0
 RSEQ_FLAG_UNREGISTER = 1
 AT_FDCWD = -100
 _SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
@@ -71,6 +73,7 @@ _SPECIAL_NAMES = ("[vvar]", "[vvar_vclock]", "[vdso]")
 # uprobes. A plugin may claim them first; otherwise the restore stops naming the VMA.
 _UNHANDLED = (1 << 10) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17)
 _SHMEM: StashKey[dict[int, int]] = StashKey("restore.shmem")  # shmid -> the restorer's fd of the object
+_NO_VMA_NAMES: StashKey[bool] = StashKey("restore.no_anon_vma_name")  # the kernel refused a name once
 
 
 # ---------------------------------------------------------------------------------------------- the hook
@@ -375,7 +378,32 @@ def finish_vmas(ctx: Any, st: TaskState, host: Any) -> None:
             bit += 1
         if e.flags & MAP_LOCKED:
             remote.syscall("mlock", e.start, length)
+        if e.HasField("anon_name"):
+            name_anon_vma(ctx, st, e)
         host.vma_pages_restore(ctx, vma, remote)
+
+
+def name_anon_vma(ctx: Any, st: TaskState, e: Any) -> None:
+    """Give VMA ``e`` its ``[anon:NAME]`` again: an injected prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start,
+    len, name).
+
+    A kernel built without CONFIG_ANON_VMA_NAME answers EINVAL to every PR_SET_VMA (the name itself was
+    checked when the images were read). The name is cosmetic (only /proc/PID/maps and smaps show it), so
+    the restore warns once and goes on without names, as CRIU 4.2 restores such VMAs unnamed.
+    """
+    if ctx.stash.get(_NO_VMA_NAMES, False):
+        return
+    st.scratch.reset()
+    name = st.scratch.cstr(e.anon_name)
+    ret = st.remote.syscall("prctl", PR_SET_VMA, PR_SET_VMA_ANON_NAME, e.start, e.end - e.start, name, check=False)
+    if ret == -errno.EINVAL:
+        ctx.stash[_NO_VMA_NAMES] = True
+        ctx.log.warning("this kernel cannot name anonymous VMAs (PR_SET_VMA_ANON_NAME: EINVAL, no "
+                        "CONFIG_ANON_VMA_NAME): [anon:NAME] names are not restored, first %r of task %d",
+                        e.anon_name, st.plan.pid)
+    elif ret < 0:
+        raise CriuError(f"cannot name VMA {e.start:#x}-{e.end:#x} of task {st.plan.pid} [anon:{e.anon_name}]: "
+                        f"{errno.errorcode.get(-ret, -ret)}: {os.strerror(-ret)}", pid=st.plan.pid, errno=-ret)
 
 
 def unmap_scratch(st: TaskState) -> None:

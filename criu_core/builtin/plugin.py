@@ -40,14 +40,28 @@ class Memory:
     """builtin.memory: ordinary mappings (anonymous, file-backed, heap, stack, vdso/vvar, vsyscall)."""
 
     @staticmethod
+    @hookimpl
+    def criu_addoption(parser: Any) -> None:
+        parser.add_flag(
+            "dedup-cow-pages",
+            stages=("dump",),
+            help="store once the pages a child still shares copy-on-write with its parent (criu-core only: "
+            "CRIU 4.2 cannot restore such images)",
+        )
+
+    @staticmethod
     @hookimpl(trylast=True)
     def criu_vma_dump(ctx: DumpContext, vma: Vma) -> VmaClaim | None:
         """Claim every mapping CRIU's own code handles; the status bits say what kind it is."""
-        from criu_core.dumping.mm import classify
+        from criu_core.dumping.mm import anon_name, classify
         from criu_core.resources import VmaClaim
 
         status = classify(vma)
-        return None if status is None else VmaClaim(plugin="builtin.memory", status=status)
+        if status is None:
+            return None
+        name = anon_name(vma.name)  # file mappings are named by their path, never "[anon:...]"
+        updates = {"anon_name": name} if name is not None else {}
+        return VmaClaim(plugin="builtin.memory", status=status, entry_updates=updates)
 
 
 class Files:
@@ -74,6 +88,10 @@ class Sockets:
 
 class MemRestore:
     """builtin.mem_restore: map every ordinary VMA in the seed (:mod:`.mem_restore`)."""
+
+    # Images dumped with --dedup-cow-pages name this in inventory.plugins_entry (so that CRIU 4.2 refuses them);
+    # this restore handles their in_parent_task pages (cow_restore).
+    CRIU_INVENTORY_NAME = "criu-core-cow-pages"  # images.pagemap.IN_PARENT_TASK_INVENTORY_NAME
 
     @staticmethod
     @hookimpl(trylast=True)

@@ -34,6 +34,7 @@ __all__ = [
     "PROT_WRITE",
     "PSEUDO_NO_PAGES",
     "VMFLAG_MADV",
+    "anon_name",
     "classify",
     "madv_bits",
     "to_vmas",
@@ -48,6 +49,16 @@ VMFLAG_MADV = {"dd": 16, "dc": 10, "hg": 14, "nh": 15, "wf": 18, "mg": 12}
 
 # Mappings whose content is never dumped (kernel-provided).
 PSEUDO_NO_PAGES = ("[vvar]", "[vvar_vclock]", "[vsyscall]")
+
+
+def anon_name(name: str) -> str | None:
+    """The name given with prctl(PR_SET_VMA_ANON_NAME) to an anonymous mapping: maps shows it as ``[anon:NAME]``
+    (private) or ``[anon_shmem:NAME]`` (shared, Linux 6.2+). NAME may hold spaces but no brackets (the
+    kernel refuses them), so the final ``]`` closes it."""
+    for prefix in ("[anon:", "[anon_shmem:"):
+        if name.startswith(prefix) and name.endswith("]"):
+            return name[len(prefix) : -1]
+    return None
 
 
 def madv_bits(vmflags: frozenset[str] | tuple[str, ...]) -> int:
@@ -127,7 +138,7 @@ def classify(vma: Vma) -> int | None:
     if name.startswith("/memfd:"):
         kind = VMA_FILE_SHARED if vma.flags & MAP_SHARED else VMA_FILE_PRIVATE
         return VMA_AREA_REGULAR | VMA_AREA_MEMFD | kind
-    if name.startswith("/dev/zero") and vma.flags & MAP_SHARED:
+    if name.startswith(("/dev/zero", "[anon_shmem:")) and vma.flags & MAP_SHARED:
         return VMA_AREA_REGULAR | VMA_ANON_SHARED  # shared anonymous memory (a shmem object)
     if vma.path is None:
         return None  # SysV shm and other special files: not ordinary

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import mmap
 import os
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -40,24 +42,38 @@ from criu_core.sys.pagemap import (
     read_pagemap,
 )
 
-__all__ = ["PAGE_SIZE", "PE_LAZY", "PE_PRESENT", "PageRun", "PageSelector", "copy_pages", "zero_pfn"]
+__all__ = [
+    "PAGE_SIZE",
+    "PE_LAZY",
+    "PE_PRESENT",
+    "PageRun",
+    "PageSelector",
+    "PfnSnapshot",
+    "copy_pages",
+    "read_shared_by_mem",
+    "split_shared_with_parent",
+    "zero_pfn",
+]
 
 PAGE_SIZE = mmap.PAGESIZE
 PE_LAZY = 2
 PE_PRESENT = 4
 _BOUNCE = 4 << 20
+PM_MMAP_EXCLUSIVE = 1 << 56  # /proc/PID/pagemap: the page is mapped once (fs/proc/task_mmu.c)
 _CHUNK_PAGES = 1 << 16
 
 
 @dataclass(frozen=True)
 class PageRun:
     """``npages`` consecutive pages at ``start`` to dump with pagemap ``flags``; ``readable`` says whether
-    process_vm_readv can read them (else /proc/PID/mem is used)."""
+    process_vm_readv can read them (else /proc/PID/mem is used). ``in_parent`` runs are not copied: they are
+    the parent process's own pages (--dedup-cow-pages), written as ``in_parent_task`` pagemap entries."""
 
     start: int
     npages: int
     flags: int
     readable: bool = True
+    in_parent: bool = False
 
     @property
     def end(self) -> int:
@@ -140,6 +156,117 @@ def _append(out: list[PageRun], s: int, e: int, flags: int, readable: bool) -> N
         out[-1] = PageRun(prev.start, prev.npages + (e - s) // PAGE_SIZE, flags, readable)
     else:
         out.append(PageRun(s, (e - s) // PAGE_SIZE, flags, readable))
+
+
+class PfnSnapshot:
+    """The physical page numbers of some pages of a process (0: not present), read before its pages are copied.
+
+    Copying is why: process_vm_readv pins the pages it reads (FOLL_PIN), and since Linux 5.19 pinning an
+    anonymous page that is shared copy-on-write unshares it first (the pinned task gets its own copy, same
+    content). The dump reads such pages through /proc/PID/mem instead (:func:`read_shared_by_mem`), but the
+    sharing that counts is the one before any copy, whatever path the copy takes.
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._pfns: list[array] = []
+
+    def add(self, fd: int, runs: Iterable[PageRun]) -> None:
+        """Record the PFNs of ``runs`` (in address order, after those already added) from pagemap ``fd``."""
+        for run in runs:
+            pfns = array("Q")
+            addr = run.start
+            while addr < run.end:
+                n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+                pfns.extend(pme & PM_PFN_MASK if pme & PM_PRESENT else 0 for pme in read_pagemap(fd, addr, n))
+                addr += n * PAGE_SIZE
+            self._starts.append(run.start)
+            self._pfns.append(pfns)
+
+    def pfns(self, start: int, npages: int) -> array:
+        """PFNs of ``npages`` pages from ``start``; 0 for a page not recorded."""
+        out = array("Q", bytes(8 * npages))
+        end = start + npages * PAGE_SIZE
+        i = max(0, bisect_right(self._starts, start) - 1)
+        while i < len(self._starts) and self._starts[i] < end:
+            s, pf = self._starts[i], self._pfns[i]
+            lo, hi = max(s, start), min(s + len(pf) * PAGE_SIZE, end)
+            if lo < hi:
+                a, b = (lo - s) // PAGE_SIZE, (hi - s) // PAGE_SIZE
+                out[(lo - start) // PAGE_SIZE : (hi - start) // PAGE_SIZE] = pf[a:b]
+            i += 1
+        return out
+
+
+def split_shared_with_parent(runs: Iterable[PageRun], fd: int, parent: PfnSnapshot) -> list[PageRun]:
+    """Mark ``in_parent`` the pages of ``runs`` that are the very same physical pages as the parent's at the same
+    addresses, i.e. still shared copy-on-write since fork(): same PFN in this process's pagemap (``fd``) as
+    in the parent's snapshot, taken before the parent's pages were copied (see :class:`PfnSnapshot`). Both
+    processes are frozen, so no write happened in between; PFNs read as 0 without CAP_SYS_ADMIN, and then
+    nothing is shared; a page swapped out in either is kept in the child's images.
+
+    CRIU 4.2 has no such thing: it stores each process's pages and finds the sharing again at restore by
+    comparing contents (restore_priv_vma_content); see builtin/cow_restore.py.
+    """
+    out: list[PageRun] = []
+
+    def add(addr: int, flags: int, readable: bool, in_parent: bool) -> None:
+        last = out[-1] if out else None
+        if last and last.end == addr and last.in_parent == in_parent and last.flags == flags:
+            out[-1] = PageRun(last.start, last.npages + 1, flags, readable, in_parent)
+        else:
+            out.append(PageRun(addr, 1, flags, readable, in_parent))
+
+    for run in runs:
+        addr = run.start
+        while addr < run.end:
+            n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+            theirs = parent.pfns(addr, n)
+            for i, pme in enumerate(read_pagemap(fd, addr, n)):
+                pfn = pme & PM_PFN_MASK if pme & PM_PRESENT else 0
+                shared = pfn != 0 and pfn == theirs[i]
+                add(addr + i * PAGE_SIZE, 0 if shared else run.flags, run.readable, shared)
+            addr += n * PAGE_SIZE
+    return out
+
+
+def read_shared_by_mem(runs: Iterable[PageRun], fd: int) -> list[PageRun]:
+    """``runs`` with their pages mapped by more than one process (shared copy-on-write since a fork) marked
+    not ``readable``, so that copy_pages reads them through /proc/PID/mem.
+
+    process_vm_readv pins the pages it reads (FOLL_PIN), and since Linux 5.19 pinning an anonymous page that
+    is shared copy-on-write first unshares it: the dumped task gets a copy of its own. A tree left running
+    after the dump (or dumped twice) would lose its sharing and grow by as much, and every shared page would
+    be copied twice. /proc/PID/mem only takes references (FOLL_GET), which leaves the sharing alone. ``fd``
+    is the process's /proc/PID/pagemap.
+    """
+    out: list[PageRun] = []
+
+    def add(addr: int, n: int, run: PageRun, readable: bool) -> None:
+        last = out[-1] if out else None
+        if last and last.end == addr and last.readable == readable and last.flags == run.flags:
+            out[-1] = PageRun(last.start, last.npages + n, run.flags, readable, run.in_parent)
+        else:
+            out.append(PageRun(addr, n, run.flags, readable, run.in_parent))
+
+    for run in runs:
+        if not run.readable or run.in_parent:
+            out.append(run)
+            continue
+        addr = run.start
+        while addr < run.end:
+            n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
+            pmes = read_pagemap(fd, addr, n)
+            i = 0
+            while i < n:
+                shared = pmes[i] & (PM_PRESENT | PM_MMAP_EXCLUSIVE) == PM_PRESENT
+                j = i + 1
+                while j < n and (pmes[j] & (PM_PRESENT | PM_MMAP_EXCLUSIVE) == PM_PRESENT) == shared:
+                    j += 1
+                add(addr + i * PAGE_SIZE, j - i, run, not shared)
+                i = j
+            addr += n * PAGE_SIZE
+    return out
 
 
 def copy_pages(task: RemoteTask, runs: Iterable[PageRun], out: BinaryIO, progress: Progress | None = None) -> int:

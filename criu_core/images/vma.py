@@ -7,7 +7,10 @@ is listed, because crit names it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "ANON_NAME_MAX",
     "VMA_ANON_PRIVATE",
     "VMA_ANON_SHARED",
     "VMA_AREA_AIORING",
@@ -27,6 +30,8 @@ __all__ = [
     "VMA_FILE_SHARED",
     "VMA_STATUS_NAMES",
     "VMA_UNSUPP",
+    "anon_name_problem",
+    "cow_key",
 ]
 
 VMA_AREA_REGULAR = 1 << 0
@@ -52,3 +57,36 @@ VMA_UNSUPP = 1 << 31
 VMA_STATUS_NAMES: tuple[tuple[str, int], ...] = tuple(
     (name, value) for name, value in globals().items() if name.startswith(("VMA_AREA_", "VMA_FILE_", "VMA_ANON_"))
 ) + (("VMA_UNSUPP", VMA_UNSUPP),)
+
+# Status bits of private anonymous VMAs that are not plain memory (kernel, device or special mappings).
+_NOT_PLAIN_ANON = (VMA_AREA_VSYSCALL | VMA_AREA_VDSO | VMA_AREA_SYSVIPC | VMA_AREA_SOCKET | VMA_AREA_VVAR
+                   | VMA_AREA_AIORING | VMA_AREA_MEMFD | VMA_AREA_SHSTK | VMA_AREA_GUARD | VMA_AREA_UPROBES)
+
+
+def cow_key(entry: Any) -> tuple[Any, ...] | None:
+    """What must be equal for a child to keep, copy-on-write, the VMA it inherits from its parent at restore:
+    range, protection, flags, status and name of a plain private anonymous VMA; None for any other VMA.
+
+    The restore (builtin/cow_restore.py) keeps a child's VMA whose key equals its parent's, and the dump
+    (--dedup-cow-pages) leaves out of the images only pages that lie in such a VMA.
+    """
+    if entry.status & (VMA_ANON_PRIVATE | _NOT_PLAIN_ANON) != VMA_ANON_PRIVATE:
+        return None
+    name = entry.anon_name if entry.HasField("anon_name") else None
+    return (entry.start, entry.end, entry.prot, entry.flags, entry.status, name)
+
+
+# PR_SET_VMA_ANON_NAME (mm/madvise.c): at most 79 bytes (ANON_VMA_NAME_MAX_LEN 80 with the NUL), printable
+# ASCII without these characters.
+ANON_NAME_MAX = 79
+_ANON_NAME_BAD = set("\\`$[]")
+
+
+def anon_name_problem(name: str) -> str | None:
+    """Why the kernel would refuse ``name`` for PR_SET_VMA_ANON_NAME, or None if it is a valid VMA name."""
+    if len(name.encode()) > ANON_NAME_MAX:
+        return f"longer than {ANON_NAME_MAX} bytes"
+    for ch in name:
+        if not 0x20 <= ord(ch) < 0x7F or ch in _ANON_NAME_BAD:
+            return f"holds the character {ch!r}"
+    return None
