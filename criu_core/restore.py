@@ -42,7 +42,7 @@ from criu_core.builtin import (
     timens_restore,
     zombie_restore,
 )
-from criu_core.errors import CriuError, PidInUse, UnsupportedResource
+from criu_core.errors import CriuError, ImageFormatError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
 from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
@@ -50,7 +50,7 @@ from criu_core.ptrace.restore_scratch import Scratch
 from criu_core.ptrace.restore_seed import make_sibling_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
-from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskState, load_plan
+from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskPlan, TaskState, load_plan
 from criu_core.sys import ptrace as pt
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
-CLONE_FS, CLONE_FILES = 0x200, 0x400
+CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
 _ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
@@ -109,6 +109,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     if root.sid != root.pid and not opts.shell_job:
         raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
                                   "not in the images: restore with --shell-job")
+    _check_vm_sharing(plan)
     _check_pids_free(plan)
 
     def tracee(pid: int, tid: int) -> object:
@@ -184,6 +185,41 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     finally:
         ctx.tracee = None
         host.fini(ctx, "restore", success)
+
+
+def _check_vm_sharing(plan: RestorePlan) -> None:
+    """Processes that share one mm (equal vm_id: CLONE_VM without CLONE_THREAD) are made by clone3(CLONE_VM)
+    from their parent, so a sharer's parent must have that mm too; the images of one mm must agree."""
+    first: dict[int, TaskPlan] = {}
+    by_pid = {t.pid: t for t in plan.tasks}
+    for t in plan.tasks:
+        if t.dead:
+            continue
+        owner = first.setdefault(t.ids.vm_id, t)
+        if owner is t:
+            continue
+        parent = by_pid.get(t.ppid)
+        if parent is None or parent.dead or parent.ids.vm_id != t.ids.vm_id:
+            raise UnsupportedResource("address space", msg=f"task {t.pid} shares its address space with task "
+                                      f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
+                                      "not: such a tree cannot be restored")
+        if t.mm.SerializeToString() != owner.mm.SerializeToString() or t.pages != owner.pages:
+            raise ImageFormatError(str(plan.images_dir / f"mm-{t.pid}.img"), 0, f"task {t.pid} shares the mm of "
+                                   f"task {owner.pid} (same vm_id) but its mm or pagemap image differs")
+
+
+def _shares_vm(st: TaskState, states: dict[int, TaskState]) -> bool:
+    """``st`` lives in its parent's address space (CLONE_VM): nothing of its memory is built, the parent's is."""
+    parent = states.get(st.plan.ppid)
+    return (not st.plan.dead and parent is not None and not parent.plan.dead
+            and st.plan.ids.vm_id == parent.plan.ids.vm_id)
+
+
+def _last_of_mm(st: TaskState, states: dict[int, TaskState]) -> bool:
+    """``st`` is the last task built of those sharing its mm (it drops the scratch area they all use)."""
+    vm = st.plan.ids.vm_id
+    last = [s for s in states.values() if not s.plan.dead and s.plan.ids.vm_id == vm][-1]
+    return last is st
 
 
 def _check_pids_free(plan: RestorePlan) -> None:
@@ -363,7 +399,7 @@ def _check_session_helper(child: TaskState, st: TaskState) -> None:
     elif c.dead:
         why = "it is a zombie"
     elif _shared_with_parent(child, st):
-        why = "it shares its parent's descriptor table or fs info"
+        why = "it shares its parent's descriptor table, fs info or memory"
     if why:
         raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, whose leader is not in "
                                   f"the images and not its parent's earlier session ({p.pid} is in {p.sid}); a "
@@ -393,7 +429,7 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
         _group_helper(ctx, st, c.pgid)
     st.scratch.reset()
     if via is None:
-        child.remote = fork_child_in(st.remote, c.pid, flags=_shared_with_parent(child, st),
+        child.remote = fork_child_in(st.remote, c.pid, _exit_signal(c), flags=_shared_with_parent(child, st),
                                      scratch=st.scratch.alloc(256, 64))
     else:  # forked by a session helper, a copy of st (same memory, same scratch address)
         scratch = Scratch(via, st.scratch.addr, st.scratch.size)
@@ -414,6 +450,14 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
         _child_session(ctx, child, st, states, early, outside)
     if c.pgid == c.pid and not child.setsid_pending:
         _group_made(ctx, child)
+
+
+def _exit_signal(p: TaskPlan) -> int:
+    """The signal the parent gets when ``p`` ends: criu-core's extension field, else SIGCHLD (all CRIU knows).
+    Only a child forked by its own parent keeps it: the kernel resets it to SIGCHLD on reparenting, and the
+    root's parent is criu-py's, which forks it with SIGCHLD as CRIU does."""
+    tc = p.core.tc
+    return tc.exit_signal if tc.HasField("exit_signal") else int(signal.SIGCHLD)
 
 
 def _leader_pending(states: dict[int, TaskState], pgid: int) -> bool:
@@ -456,12 +500,14 @@ def _group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
 
 
 def _shared_with_parent(child: TaskState, parent: TaskState) -> int:
-    """CLONE_FILES / CLONE_FS where the dump saw the child share its parent's descriptor table or fs info
-    (equal ids, as CRIU derives its clone flags); the parent restores them, once, for both."""
+    """CLONE_FILES / CLONE_FS / CLONE_VM where the dump saw the child share its parent's descriptor table, fs
+    info or address space (equal ids, as CRIU derives its clone flags); the parent restores them, once, for
+    both."""
     c, p = child.plan, parent.plan
     if c.dead:
         return 0
-    return (CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+    return ((CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+            | (CLONE_VM if c.ids.vm_id == p.ids.vm_id else 0))
 
 
 def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
@@ -494,6 +540,13 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
+    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
+    if _shares_vm(st, states):  # made with CLONE_VM: the parent's memory, built already, is its own
+        parent = states[p.ppid]
+        st.inheritable, st.pages_vmas = set(parent.inheritable), parent.pages_vmas
+        log.info("task %d: shares the address space of its parent %d", p.pid, p.ppid)
+        core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
+        return
     with_pages = {r.vaddr for r in p.pages}
     st.pages_vmas = frozenset(v.index for v in p.vmas
                               if any(v.entry.start <= a < v.entry.end for a in with_pages))
@@ -515,7 +568,6 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
              len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
     # Signal actions before forking the children, which inherit them and set only theirs that differ. Not
     # SIGCHLD while a zombie child is to be made: ignoring it (or SA_NOCLDWAIT) would reap the zombie at once.
-    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
     core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
 
 
@@ -523,8 +575,9 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
-    mem_restore.finish_vmas(ctx, st, host)
     states = ctx.stash[TASKS_KEY]
+    if not _shares_vm(st, states):  # a shared mm is finished through the task that built it
+        mem_restore.finish_vmas(ctx, st, host)
     if not _shares(st, states, "files_id"):  # a shared table was filled through the parent
         files_restore.install_fds(ctx, st, host)
     if not _shares(st, states, "fs_id"):  # chroot again in a shared fs would resolve inside the new root
@@ -545,7 +598,12 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
         # the filter would apply to our own injected syscalls after it (P15)
         pt.setoptions(remote.tid, SEED_OPTIONS | pt.PTRACE_O_SUSPEND_SECCOMP)
     core_restore.restore_seccomp(st, plan.seccomp)
-    mem_restore.unmap_scratch(st)
+    if _last_of_mm(st, states):
+        mem_restore.unmap_scratch(st)
+    else:  # the others of its mm still need the scratch area: only stop using it
+        remote.trampoline = None
+        remote.syscall_ip = None
+        remote.syscall_ip = remote.find_syscall_ip("[vdso]")
     for tid, thread in st.threads.items():
         core_restore.restore_registers(st, thread, p.thread_cores[tid], leader=False)
     core_restore.restore_registers(st, remote, p.core, leader=True)

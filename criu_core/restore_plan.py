@@ -261,6 +261,8 @@ def _check_core(core: Any, path: str, leader: bool) -> None:
     if not leader and (core.HasField("tc") or core.HasField("ids")):
         raise ImageFormatError(path, 0, "Thread has optional fields present")
     if leader:
+        if core.tc.HasField("exit_signal") and core.tc.exit_signal > NR_SIGNALS:
+            raise ImageFormatError(path, 0, f"exit signal {core.tc.exit_signal} is not a signal")
         n = len(core.tc.sigactions)
         if n not in (0, NR_SIGNALS - 2):
             raise ImageFormatError(path, 0, f"Bad number of sigactions: {n}")

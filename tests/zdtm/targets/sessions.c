@@ -7,7 +7,6 @@
  * clonefiles  a child made by clone(CLONE_FILES|CLONE_FS) shares the parent's descriptor table and fs info:
  *          after restore kcmp says both are still shared, the fd opened before the dump is there, and a
  *          chdir and an open by the parent are seen by the child (/proc/CHILD/cwd, /proc/CHILD/fd)
- * vmshare  a child made by clone(CLONE_VM) without CLONE_THREAD (the dump refuses it: the test checks that)
  * orphangrp  the root (a child subreaper) forks A, which leads its own group, forks B into it and exits: B,
  *          reparented to the root, is in a group whose leader is gone; after restore B is still in group A
  *          (a helper with A's PID made it, as CRIU does) and the group can be signalled
@@ -183,9 +182,9 @@ int main(int argc, char **argv)
 			kill(b, SIGKILL);
 			waitpid(b, NULL, 0);
 		}
-	} else if (!strcmp(mode, "clonefiles") || !strcmp(mode, "vmshare")) {
+	} else if (!strcmp(mode, "clonefiles")) {
 		static char stack[64 << 10];
-		int vm = !strcmp(mode, "vmshare"), fd, fd2;
+		int fd, fd2;
 		char path[64], buf[256];
 		ssize_t n;
 
@@ -193,7 +192,7 @@ int main(int argc, char **argv)
 		zdtm_setup(fd >= 0 && dup2(fd, 40) == 40, "open /dev/null as fd 40");
 		close(fd);
 		child = clone((int (*)(void *))sleeper, stack + sizeof(stack),
-			      (vm ? CLONE_VM : CLONE_FILES | CLONE_FS) | SIGCHLD, NULL);
+			      CLONE_FILES | CLONE_FS | SIGCHLD, NULL);
 		zdtm_setup(child > 0, "clone");
 		zdtm_ready();
 		zdtm_wait_check();
