@@ -830,15 +830,17 @@ def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS, zombies: dict[int
             tids=tuple(tids),
             comm=stat.comm,
         )
-    if not ctx.options.get("shell_job"):
-        for task in tasks.values():
-            if task.sid not in tasks and task.sid not in zombies:
-                what = "root process" if task.pid == ctx.root_pid else "process"
-                raise CriuError(
-                    f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
-                    "outside the dumped tree. Consider using --shell-job option",
-                    pid=task.pid,
-                )
+    # As CRIU (pstree.c, dump_pstree): only the root must lead its session without --shell-job. Another task
+    # in a session whose leader is outside the tree is in a session the root (or an ancestor) left, or whose
+    # leader is gone: the restore makes those (a helper, or the task forked before its parent's setsid) or
+    # refuses them with the reason.
+    root = tasks.get(ctx.root_pid)
+    if root is not None and root.sid != root.pid and not ctx.options.get("shell_job"):
+        raise CriuError(
+            f"The root process {root.pid} is not a session leader and its session leader {root.sid} is "
+            "outside the dumped tree. Consider using --shell-job option",
+            pid=root.pid,
+        )
     return tasks
 
 

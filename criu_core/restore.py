@@ -110,6 +110,7 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
                                   "not in the images: restore with --shell-job")
     _check_vm_sharing(plan)
+    _plan_sessions(ctx, states)
     _check_pids_free(plan)
 
     def tracee(pid: int, tid: int) -> object:
@@ -136,10 +137,16 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
         log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
         _prepare_root(ctx, plan, root_st, states)
-        for st in states.values():  # pstree order: a parent's memory is built before it forks its children
-            if not st.plan.dead:
-                _build_memory(ctx, plan, st, states)
-                _fork_children(ctx, st, states)
+        # pstree order, but a task after the one that forks it: a parent's (or a session leader's, whose helper
+        # forks it) memory is built before it forks its children
+        todo = [st for st in states.values() if not st.plan.dead]
+        while todo:
+            st = next((s for s in todo if s.remote is not None), None)
+            if st is None:
+                raise CriuError(f"tasks {[s.plan.pid for s in todo][:10]} were never forked (restore bug)")
+            todo.remove(st)
+            _build_memory(ctx, plan, st, states)
+            _fork_children(ctx, st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
@@ -328,14 +335,84 @@ def _setsid(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) ->
 
 
 def _early(ctx: RestoreContext, child: TaskState, st: TaskState, states: dict[int, TaskState]) -> bool:
-    """``child`` stays in the session its parent ``st`` is in before the parent's own setsid."""
+    """``child`` is forked in the session its parent ``st`` is in before the parent's own setsid (its own
+    session, or the one a descendant of it stays in: ``born``, see _plan_sessions)."""
     c, p = child.plan, st.plan
-    if c.sid in (c.pid, p.sid) or p.sid != p.pid:
+    if p.sid != p.pid or child.forker:
         return False
-    if st.sid_now is None:  # the root's earlier session: criu-py's, with --shell-job, if it was the same one
-        # (another session whose leader is not in the images is a dead one: a session helper makes it)
-        return ctx.options.shell_job and c.sid not in states and c.sid == os.getsid(0)
-    return c.sid == st.sid_now
+    born = child.born if child.born is not None else (c.sid if c.sid != c.pid else None)
+    return born is not None and born != p.pid and born == st.born
+
+
+def _plan_sessions(ctx: RestoreContext, states: dict[int, TaskState]) -> None:
+    """Where each task is forked so that it ends in its session, before anything is created (CRIU's
+    prepare_pstree_ids). A task whose session is neither its own nor its parent's:
+
+    - if an ancestor leads that session, every task between them was forked before its own setsid, still in
+      it: they are marked ``born`` in it (a task marked with two sessions cannot be made: refused, as CRIU);
+      the root's earlier session is criu-py's, with --shell-job, when it is the same one;
+    - else if the leader is gone (not in the images), a helper with its PID forks it (_fork_children);
+    - else the leader lives elsewhere in the tree: as CRIU, a helper forked by the leader after its setsid
+      forks the task and exits, and the task is reparented to its parent, which must be the child subreaper
+      nearest to the leader (checked here; refused with the reason otherwise).
+    """
+    tasks = list(states.values())
+    root = tasks[0]
+    for st in tasks:
+        p = st.plan
+        if st is root or p.dead or p.sid == p.pid or states[p.ppid].plan.sid == p.sid:
+            continue
+        chain: list[TaskState] = []
+        a: TaskState | None = states[p.ppid]
+        found = False
+        while a is not None:
+            ap = a.plan
+            if p.sid in (ap.pid, ap.sid):
+                found = True
+                break
+            if ap.sid != ap.pid:
+                break  # a task that never called setsid forks its children in its own session only
+            chain.append(a)
+            a = states.get(ap.ppid) if a is not root else None
+        else:  # past the root: criu-py's session, which the root is in before its setsid
+            found = bool(ctx.options.shell_job) and p.sid not in states and p.sid == os.getsid(0)
+        if found:
+            for a in chain:
+                if a.born is not None and a.born != p.sid:
+                    raise UnsupportedResource("session", msg=f"Can't figure out which sid ({a.born} or {p.sid}) "
+                                              f"the process {a.plan.pid} was born with")
+                a.born = p.sid
+            continue
+        leader = states.get(p.sid)
+        if leader is None:
+            continue  # a session whose leader is gone: a helper with its PID (_check_session_helper)
+        why = _leader_helper_why(st, leader, states)
+        if why:
+            raise UnsupportedResource("session", msg=f"Can't find a session leader for {p.sid}: task {p.pid} is "
+                                      f"in session {p.sid}, whose leader is alive in the tree but not an ancestor "
+                                      f"of it, and a helper forked by {p.sid} cannot make it: {why}")
+        st.forker = leader.plan.pid
+
+
+def _leader_helper_why(st: TaskState, leader: TaskState, states: dict[int, TaskState]) -> str | None:
+    """Why a helper forked by the session ``leader`` cannot make ``st`` (None if it can): the helper's
+    orphans go to the nearest child subreaper above it, which must be ``st``'s parent."""
+    p = st.plan
+    parent = states[p.ppid]
+    if leader.plan.dead:
+        return "the leader is a zombie"
+    if not parent.plan.core.tc.child_subreaper:
+        return f"its parent {p.ppid} is not a child subreaper, which the helper's orphan would be reparented to"
+    if _shared_with_parent(st, parent):
+        return "it shares its parent's descriptor table, fs info or memory"
+    a: TaskState | None = leader
+    while a is not None and a is not parent:
+        if a.plan.core.tc.child_subreaper:
+            return f"task {a.plan.pid}, a child subreaper, would adopt it instead of its parent {p.ppid}"
+        a = states.get(a.plan.ppid)
+    if a is None:
+        return f"its parent {p.ppid} is not an ancestor of the leader"
+    return None
 
 
 def _create_threads(st: TaskState) -> None:
@@ -379,7 +456,7 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         _group_made(ctx, st)
     session_helpers: dict[int, object] = {}
     for child in children:
-        if child in early:
+        if child in early or child.forker:
             continue
         c = child.plan
         if c.sid in (c.pid, p.sid) or c.sid in states:
@@ -389,12 +466,19 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         if c.sid not in session_helpers:
             session_helpers[c.sid] = _session_helper(ctx, st, c.sid)
         _fork_child(ctx, st, child, states, early=False, via=session_helpers[c.sid])
+    adopted = [s for s in states.values() if s.forker == p.pid]
+    if adopted:
+        helper = _leader_helper(ctx, st, states, adopted)
+        for child in adopted:
+            _fork_child(ctx, st, child, states, early=False, via=helper)
 
 
 def _check_session_helper(child: TaskState, st: TaskState) -> None:
     c, p = child.plan, st.plan
     why = None
-    if not p.core.tc.child_subreaper:
+    if c.sid == os.getsid(0):
+        why = "it is criu-py's own session, which only --shell-job lets the root's children stay in"
+    elif not p.core.tc.child_subreaper:
         why = f"its parent {p.pid} is not a child subreaper, which the member of a session helper reparents to"
     elif c.dead:
         why = "it is a zombie"
@@ -420,6 +504,40 @@ def _session_helper(ctx: RestoreContext, st: TaskState, sid: int) -> object:
     return helper
 
 
+def _leader_helper(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState],
+                   adopted: list[TaskState]) -> object:
+    """A helper forked by the session leader ``st`` (after its setsid) with a PID no task of the images uses, as
+    CRIU's; it forks ``adopted`` in the session and exits once every task exists, and they are reparented to
+    their parent, a child subreaper (made one now; restore_task_misc sets it again later)."""
+    for child in adopted:
+        states[child.plan.ppid].remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    used = {t for s in states.values() for t in (*s.plan.tids, s.plan.pgid, s.plan.sid)}
+    pid = max(used) + 1
+    while True:
+        pid = pid + 1 if pid + 1 < _pid_max() else 301  # as CRIU's get_free_pid: above the reserved PIDs
+        if pid in used or _pid_exists(pid):
+            continue
+        st.scratch.reset()
+        try:
+            helper = fork_child_in(st.remote, pid, scratch=st.scratch.alloc(256, 64))
+        except PidInUse:
+            continue
+        break
+    st.helpers.append(helper)
+    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
+    ctx.log.info("helper %d forked from %d for session %d (tasks %s)", pid, st.plan.pid, st.plan.pid,
+                 [c.plan.pid for c in adopted])
+    return helper
+
+
+def _pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 22
+
+
 def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState],
                 early: bool, via: object = None) -> None:
     p, c = st.plan, child.plan
@@ -439,7 +557,7 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
     child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
     child.sigactions_now = dict(st.sigactions_now)
     child.sid_now = st.sid_now if via is None else c.sid
-    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else c.sid,
+    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else via.tid,  # type: ignore[attr-defined]
                  " before its setsid" if early else "")
     if via is not None:
         if c.pgid == c.pid:
@@ -550,7 +668,8 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     with_pages = {r.vaddr for r in p.pages}
     st.pages_vmas = frozenset(v.index for v in p.vmas
                               if any(v.entry.start <= a < v.entry.end for a in with_pages))
-    parent = states.get(p.ppid) if p is not plan.root else None
+    # the memory it was forked with: its parent's, or the session leader's whose helper forked it
+    parent = states.get(st.forker or p.ppid) if p is not plan.root else None
     kept = cow_restore.inherit_memory(st, parent) if parent is not None else {}
     mem_restore.move_vdso(st)
     with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:

@@ -465,6 +465,8 @@ class TaskState:
     sid_now: int | None = None  # the session the seed is in now (None: the one criu-py was started in)
     joiners: list[Any] = field(default_factory=list)  # tasks forked before it, waiting to join its group
     setsid_pending: bool = False  # its setsid waits until the children that stay in its earlier session exist
+    born: int | None = None  # the session it is forked in, when a descendant needs one it left (CRIU's born_sid)
+    forker: int = 0  # the live session leader whose helper forks it (its memory is that leader's), else 0
 
     def alloc_fd(self) -> int:
         """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""

@@ -265,13 +265,16 @@ def _ids(pid: int) -> tuple[int, int, int]:
     return int(f[1]), int(f[2]), int(f[3])
 
 
-@pytest.mark.parametrize("mode", ["oldsid", "rootsid", "deadsid", "lateleader"])
+@pytest.mark.parametrize("mode", ["oldsid", "rootsid", "deadsid", "deepsid", "leadersid", "lateleader"])
 def test_session_left_behind(zdtm, mode: str) -> None:
     """A parent forks a child, then calls setsid(): the child stays in the parent's earlier session (the
     root's, or with --shell-job the outside one), which is neither its own nor its parent's. After restore
     every pid, ppid, pgid and sid is as before and the processes check themselves and each other. deadsid:
     two processes reparented to the root (a subreaper) are left in a session whose leader is gone (a helper
-    with its PID makes it, as CRIU does). lateleader (not a session case): a member of a group whose leader
+    with its PID makes it, as CRIU does). deepsid: a grandchild left two generations below its session's
+    leader (both tasks between called setsid after forking). leadersid: two processes reparented to the root
+    are in a session whose leader is alive elsewhere in the tree (a helper forked by the leader makes them, as
+    CRIU does). Only the root must lead its session to be dumped without --shell-job, as with CRIU. lateleader (not a session case): a member of a group whose leader
     lives in another subtree, forked after it on restore, joins the group once the leader has made it."""
     shell = mode == "rootsid"
     t = zdtm.start("sessions", mode, **({"setsid": False} if shell else {}))
@@ -281,9 +284,9 @@ def test_session_left_behind(zdtm, mode: str) -> None:
         (p,) = tree[t.pid]
         (c,) = tree[p]
         assert ids[p][1:] == (p, p) and ids[c] == (p, t.pid, t.pid), ids
-    # deadsid: criu-py's dump wants every session leader in the tree without --shell-job (CRIU checks the root's)
-    args = ["--shell-job"] if mode in ("rootsid", "deadsid") else []
-    zdtm.cycle(t, dump_args=args, restore_args=args)
+    # rootsid: the root leads its session, so the dump needs no --shell-job (as CRIU); its child stays in
+    # criu-py's session, which only --shell-job allows on restore
+    zdtm.cycle(t, restore_args=["--shell-job"] if shell else [])
     assert _tree(t.pid) == tree, "the tree did not come back with its PIDs and parents"
     after = {pid: _ids(pid) for pid in ids}
     if shell:  # the root's parent and the outside session are criu-py's (--shell-job), as with CRIU
