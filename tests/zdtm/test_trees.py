@@ -171,6 +171,7 @@ def test_exit_signal(zdtm) -> None:
     task_core_entry; CRIU forks every task with SIGCHLD): after restore its stat field 38 is 10 and its end is
     reported to the parent by SIGUSR1 alone (the target checks both, and that it is still a __WCLONE child)."""
     import zdtmlib
+
     from criu_core.images import ImageDir
 
     t = zdtm.start("clones", "exitsig")
