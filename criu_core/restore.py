@@ -9,9 +9,12 @@ and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has 
 2. create the root seed (``clone3`` with ``set_tid``: the PID must be free; with ``--restore-sibling`` a child
    of our parent, seized), empty it, give it its session and the time namespace of the dump's clocks, then
    fork each child from its clean parent seed (injected clone3, P9); a child left in its parent's earlier
-   session is forked before the parent's setsid, the members of a session whose leader is gone by a helper
-   with the leader's PID, and a member forked before its group's leader joins the group once it exists
-   (CRIU's helpers and create_children_and_session); ``devices_post_fork``;
+   session is forked before the parent's setsid (several generations down: CRIU's born_sid), the members of a
+   session whose leader is gone by a helper with the leader's PID, those of a live leader's session that were
+   reparented to a subreaper by a helper the leader forks, and a member forked before its group's leader
+   joins the group once it exists (CRIU's helpers and create_children_and_session); a child that shares its
+   parent's address space (CLONE_VM without CLONE_THREAD) is cloned with CLONE_VM once the parent's memory is
+   built, and a child keeps its exit signal; ``devices_post_fork``;
 3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
    memfds and deleted files included), pages, protections; descriptors (sockets to the socket hooks, then
    ``file_restore``, claimants first; ``--inherit-fd`` replacements), cwd/root/umask; signals, timers, limits;
@@ -360,7 +363,7 @@ def _plan_sessions(ctx: RestoreContext, states: dict[int, TaskState]) -> None:
     root = tasks[0]
     for st in tasks:
         p = st.plan
-        if st is root or p.dead or p.sid == p.pid or states[p.ppid].plan.sid == p.sid:
+        if st is root or p.sid == p.pid or states[p.ppid].plan.sid == p.sid:
             continue
         chain: list[TaskState] = []
         a: TaskState | None = states[p.ppid]
@@ -384,8 +387,8 @@ def _plan_sessions(ctx: RestoreContext, states: dict[int, TaskState]) -> None:
                 a.born = p.sid
             continue
         leader = states.get(p.sid)
-        if leader is None:
-            continue  # a session whose leader is gone: a helper with its PID (_check_session_helper)
+        if leader is None or p.dead:
+            continue  # a session whose leader is gone: a helper with its PID (_check_session_helper refuses zombies)
         why = _leader_helper_why(st, leader, states)
         if why:
             raise UnsupportedResource("session", msg=f"Can't find a session leader for {p.sid}: task {p.pid} is "
