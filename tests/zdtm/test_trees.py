@@ -203,19 +203,22 @@ def test_clone_vm_shared(zdtm) -> None:
     """A child made by clone(CLONE_VM) without CLONE_THREAD, with its own stack: its memory is dumped once
     (same vm_id, its pagemap names the parent's pages image), and after restore both processes still share one
     address space (kcmp KCMP_VM; a counter the child writes moves under the parent's eyes, a request the parent
-    writes is answered, heap data written before the dump is there)."""
+    writes is answered, heap data written before the dump is there); the sharer's own child, a plain fork, still
+    has a private copy of that mm."""
     import zdtmlib
 
     t = zdtm.start("clones", "vmshare")
-    (child,) = _tree(t.pid)[t.pid]
     tree = _tree(t.pid)
+    (child,) = tree[t.pid]
     images = zdtm.images()
     d = zdtm.dump(t, images)
     assert d.rc == 0, d.explain()
     zdtm.forget(t)
-    zdtmlib.wait_all_gone([child])
+    zdtmlib.wait_all_gone(tree)
+    (grandchild,) = tree[child]
     assert _image_ids(images, t.pid) == _image_ids(images, child), "the shared mm was not dumped once"
-    assert len(list(images.glob("pages-*.img"))) == 1, sorted(p.name for p in images.iterdir())
+    assert _image_ids(images, grandchild)[1] != _image_ids(images, child)[1], "the grandchild's own mm is missing"
+    assert len(list(images.glob("pages-*.img"))) == 2, sorted(p.name for p in images.iterdir())
     r = zdtm.restore(images)
     assert r.rc == 0, r.explain()
     t.restored = True

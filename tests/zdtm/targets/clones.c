@@ -8,12 +8,14 @@
  *             counts in a shared word and answers the parent's requests in another. After restore kcmp(KCMP_VM)
  *             says both still share one mm, the counter written by the child moves under the parent's eyes,
  *             a request written by the parent is answered by the child, and a heap buffer the child filled
- *             before the dump reads back in the parent
+ *             before the dump reads back in the parent; the child's own child (a plain fork, so a private
+ *             copy of the mm) still runs in an mm of its own and still reads that buffer
  * vmsiblings  the root forks X, X makes Y with clone(CLONE_VM | CLONE_PARENT): X and Y share an mm that their
  *             parent (the root) does not have (the dump refuses it: the test checks that)
  */
 #include "zdtm.h"
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -52,11 +54,25 @@ static int sleeper(void *arg)
 	return 0;
 }
 
+static volatile long grandchild;
+
 static int vm_child(void *arg)
 {
+	long gc;
+
 	(void)arg;
 	for (unsigned long i = 0; i < 4096; i++)
 		heap[i] = zdtm_pattern(70, i);
+	gc = syscall(SYS_fork); /* a copy of the shared mm: private to the grandchild */
+	if (gc == 0) {
+		for (;;) {
+			for (unsigned long i = 0; i < 4096; i++)
+				if (heap[i] != zdtm_pattern(70, i))
+					syscall(SYS_exit_group, 3);
+			nap();
+		}
+	}
+	grandchild = gc;
 	for (;;) {
 		ticks++;
 		if (answer != request)
@@ -86,6 +102,19 @@ static int stat_field(pid_t pid, int field)
 	if (p)
 		sscanf(p + 1, "%d", &val);
 	return val;
+}
+
+static char zdtm_stat_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	p = f && fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	if (f)
+		fclose(f);
+	return p ? p[2] : 'X';
 }
 
 static int wait_until(volatile unsigned long *word, unsigned long want)
@@ -131,12 +160,16 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "vmshare")) {
 		unsigned long t0;
 
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper"); /* the grandchild comes back to us */
 		heap = malloc(4096 * sizeof(*heap));
 		zdtm_setup(heap != NULL, "malloc");
 		child = clone(vm_child, child_stack + sizeof(child_stack), CLONE_VM | SIGCHLD, NULL);
 		zdtm_setup(child > 0, "clone");
 		request = 1;
 		zdtm_setup(wait_until(&answer, 1), "the child answering before the dump");
+		while (!grandchild)
+			nap();
+		zdtm_setup(grandchild > 0, "the child's fork");
 		zdtm_ready();
 		zdtm_wait_check();
 		if (syscall(SYS_kcmp, getpid(), child, KCMP_VM, 0, 0) != 0)
@@ -151,9 +184,20 @@ int main(int argc, char **argv)
 		if (!wait_until(&answer, 0xfeed))
 			zdtm_fail("the child did not answer request %#lx (answer %#lx): memory is not shared",
 				  request, answer);
+		if (syscall(SYS_kcmp, child, grandchild, KCMP_VM, 0, 0) == 0)
+			zdtm_fail("the grandchild %ld shares the child's address space", grandchild);
+		if (stat_field(grandchild, 4) != child || kill(grandchild, 0))
+			zdtm_fail("the grandchild %ld is gone or has parent %d", grandchild, stat_field(grandchild, 4));
+		for (int i = 0; i < 20; i++)
+			nap(); /* it checks the buffer every millisecond and exits on a mismatch */
+		if (zdtm_stat_state(grandchild) == 'Z')
+			zdtm_fail("the grandchild found its copy of the buffer wrong");
+		kill(grandchild, SIGKILL);
 		kill(child, SIGKILL);
 		if (waitpid(child, &st, 0) != child || !WIFSIGNALED(st))
 			zdtm_fail("child status %#x", st);
+		while (waitpid(-1, NULL, __WALL) > 0)
+			;
 	} else if (!strcmp(mode, "vmsiblings")) {
 		pid_t x = fork();
 
