@@ -3,6 +3,7 @@ before anything is created: the shapes CRIU's prepare_pstree_ids accepts, and th
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -65,3 +66,31 @@ def test_live_leader_helper_planned() -> None:
 def test_impossible_sessions_refused(tasks: tuple, subreapers: tuple[int, ...], why: str) -> None:
     with pytest.raises(UnsupportedResource, match=why):
         _plan(_states(*tasks, subreapers=subreapers))
+
+
+def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None) -> SimpleNamespace:
+    """A plan of (pid, ppid, vm_id) tasks whose mm images are equal unless ``brk`` gives one another value."""
+    from criu_core.images.messages import new as new_message
+
+    out = []
+    for pid, ppid, vm in tasks:
+        mm = new_message("mm.mm_entry")
+        for name in ("mm_start_code", "mm_end_code", "mm_start_data", "mm_end_data", "mm_start_stack",
+                     "mm_start_brk", "mm_arg_start", "mm_arg_end", "mm_env_start", "mm_env_end", "exe_file_id"):
+            setattr(mm, name, 0)
+        mm.mm_brk = (brk or {}).get(pid, 0x1000)
+        out.append(SimpleNamespace(pid=pid, ppid=ppid, dead=False, ids=SimpleNamespace(vm_id=vm), mm=mm, pages=()))
+    return SimpleNamespace(tasks=out, images_dir=Path("/images"))
+
+
+def test_vm_sharing_shapes() -> None:
+    """A chain of CLONE_VM children is made from parent to child; siblings sharing an mm their parent lacks
+    cannot be (refused naming the tasks), nor can images of one mm that disagree."""
+    from criu_core.errors import ImageFormatError
+    from criu_core.restore import _check_vm_sharing
+
+    _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), (12, 11, 1), (13, 10, 2)))  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedResource, match="task 12 shares its address space with task 11.*its parent 10"):
+        _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 2), (12, 10, 2)))  # type: ignore[arg-type]
+    with pytest.raises(ImageFormatError, match="mm-11.img"):
+        _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), brk={11: 0x2000}))  # type: ignore[arg-type]
