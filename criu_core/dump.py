@@ -133,6 +133,8 @@ class _Dumper:
         self.fdinfo_written: set[int] = set()
         self.pstree: list[Any] = []
         self.vm_owner: dict[int, int] = {}  # vm_id -> the first process seen with it
+        self.vm_of: dict[int, int] = {}  # pid -> vm_id
+        self.vm_images: dict[int, tuple[Any, list[Any]]] = {}  # vm_id -> (mm entry, pagemap entries) of its owner
         self.seccomp_filters: list[Any] = []
         self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
@@ -399,12 +401,15 @@ class _Dumper:
         self.ctx.host.task_dump(self.ctx, task, leader)
 
         kobj = self.ids.kobj_ids(pid)
-        other = self.vm_owner.setdefault(kobj["vm_id"], pid)
-        if other != pid:
+        vm_id = kobj["vm_id"]
+        owner = self.vm_owner.setdefault(vm_id, pid)
+        self.vm_of[pid] = vm_id
+        if owner != pid and self.vm_of.get(task.ppid) != vm_id:
+            # Restore makes a sharer with clone3(CLONE_VM) injected into its parent, which must have that mm.
             raise UnsupportedResource(
                 f"address space of task {pid}",
-                msg=f"task {pid} shares its address space with task {other} (CLONE_VM without CLONE_THREAD): "
-                "not supported",
+                msg=f"task {pid} shares its address space with task {owner} (CLONE_VM without CLONE_THREAD) but "
+                f"its parent {task.ppid} does not: such a tree cannot be restored",
             )
         ns = self.ids.ns_ids(pid)
         root_ns = self.ids.ns_ids(os.getpid())
@@ -415,11 +420,10 @@ class _Dumper:
             )
         self.images.write_one("ids", _msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
 
-        vmas, runs = self.dump_mm(pid, proc, exe_id, task.ppid)
-        self.write_pages(pid, leader, runs)
-        self.images.write_one(
-            "mm",
-            _msg(
+        if owner == pid:
+            vmas, runs = self.dump_mm(pid, proc, exe_id, task.ppid)
+            pagemap = self.write_pages(pid, leader, runs)
+            mm = _msg(
                 "mm.mm_entry",
                 **proc.mm,
                 exe_file_id=exe_id,
@@ -427,9 +431,16 @@ class _Dumper:
                 vmas=vmas,
                 dumpable=proc.dumpable,
                 thp_disabled=proc.thp_disabled,
-            ),
-            pid,
-        )
+            )
+            self.vm_images[vm_id] = (mm, pagemap)
+        else:
+            # CLONE_VM without CLONE_THREAD: one mm, dumped once with its first task. CRIU 4.2 refuses such a
+            # tree ("Can't make VM id"); here the sharer gets the same vm_id in ids-PID.img and a copy of the
+            # owner's mm and pagemap images, whose head names the owner's pages-N.img: the pages are stored
+            # once, and a restorer that ignores the sharing (CRIU) still finds a complete mm for each task.
+            mm, pagemap = self.vm_images[vm_id]
+            self.images.write("pagemap", pagemap, pid)
+        self.images.write_one("mm", mm, pid)
 
         files_id = kobj["files_id"]
         fds = collect_fds(pid, procfs)
@@ -532,7 +543,8 @@ class _Dumper:
             self.cow_pfns[pid] = (my_keys, my_pfns)
         return vmas_out, runs  # type: ignore[return-value]
 
-    def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> None:
+    def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> list[Any]:
+        """pages-N.img and pagemap-PID.img of one mm; returns the pagemap entries (head first)."""
         t0 = time.monotonic()
         pages_id = self.images.next_pages_id()
         stored = [r for r in runs if not r.in_parent]  # in_parent: the parent's pages (--dedup-cow-pages)
@@ -546,8 +558,10 @@ class _Dumper:
         if len(stored) != len(runs):
             # CRIU 4.2 cannot restore such images: naming a plugin it does not have makes it refuse them
             self.ctx.mark_plugin_used(IN_PARENT_TASK_INVENTORY_NAME)
-        self.images.write("pagemap", [make_head(pages_id), *entries], pid)
+        pagemap = [make_head(pages_id), *entries]
+        self.images.write("pagemap", pagemap, pid)
         self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
+        return pagemap
 
     # -- messages -------------------------------------------------------------------------------------------
 
@@ -629,6 +643,8 @@ class _Dumper:
                 ],
                 "child_subreaper": proc.child_subreaper,
             }
+            if proc.exit_signal != signal.SIGCHLD:  # criu-core's field 1000 (CRIU always forks with SIGCHLD)
+                core["tc"]["exit_signal"] = proc.exit_signal
             if "stop_signo" in proc.extra:
                 core["tc"]["task_state"] = TASK_STOPPED
                 core["tc"]["stop_signo"] = proc.extra["stop_signo"]
@@ -864,15 +880,17 @@ def _tasks(ctx: DumpContext, tree: FrozenTree, procfs: ProcFS, zombies: dict[int
             tids=tuple(tids),
             comm=stat.comm,
         )
-    if not ctx.options.get("shell_job"):
-        for task in tasks.values():
-            if task.sid not in tasks and task.sid not in zombies:
-                what = "root process" if task.pid == ctx.root_pid else "process"
-                raise CriuError(
-                    f"The {what} {task.pid} is not a session leader and its session leader {task.sid} is "
-                    "outside the dumped tree. Consider using --shell-job option",
-                    pid=task.pid,
-                )
+    # As CRIU (pstree.c, dump_pstree): only the root must lead its session without --shell-job. Another task
+    # in a session whose leader is outside the tree is in a session the root (or an ancestor) left, or whose
+    # leader is gone: the restore makes those (a helper, or the task forked before its parent's setsid) or
+    # refuses them with the reason.
+    root = tasks.get(ctx.root_pid)
+    if root is not None and root.sid != root.pid and not ctx.options.get("shell_job"):
+        raise CriuError(
+            f"The root process {root.pid} is not a session leader and its session leader {root.sid} is "
+            "outside the dumped tree. Consider using --shell-job option",
+            pid=root.pid,
+        )
     return tasks
 
 

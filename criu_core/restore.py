@@ -9,9 +9,12 @@ and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has 
 2. create the root seed (``clone3`` with ``set_tid``: the PID must be free; with ``--restore-sibling`` a child
    of our parent, seized), empty it, give it its session and the time namespace of the dump's clocks, then
    fork each child from its clean parent seed (injected clone3, P9); a child left in its parent's earlier
-   session is forked before the parent's setsid, the members of a session whose leader is gone by a helper
-   with the leader's PID, and a member forked before its group's leader joins the group once it exists
-   (CRIU's helpers and create_children_and_session); ``devices_post_fork``;
+   session is forked before the parent's setsid (several generations down: CRIU's born_sid), the members of a
+   session whose leader is gone by a helper with the leader's PID, those of a live leader's session that were
+   reparented to a subreaper by a helper the leader forks, and a member forked before its group's leader
+   joins the group once it exists (CRIU's helpers and create_children_and_session); a child that shares its
+   parent's address space (CLONE_VM without CLONE_THREAD) is cloned with CLONE_VM once the parent's memory is
+   built, and a child keeps its exit signal; ``devices_post_fork``;
 3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
    memfds and deleted files included), pages, protections; descriptors (sockets to the socket hooks, then
    ``file_restore``, claimants first; ``--inherit-fd`` replacements), cwd/root/umask; signals, timers, limits;
@@ -42,7 +45,7 @@ from criu_core.builtin import (
     timens_restore,
     zombie_restore,
 )
-from criu_core.errors import CriuError, PidInUse, UnsupportedResource
+from criu_core.errors import CriuError, ImageFormatError, PidInUse, UnsupportedResource
 from criu_core.images.framing import write_image
 from criu_core.images.messages import new as new_message
 from criu_core.ptrace import clone_thread_in, fork_child_in, make_seed
@@ -50,7 +53,7 @@ from criu_core.ptrace.restore_scratch import Scratch
 from criu_core.ptrace.restore_seed import make_sibling_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
-from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskState, load_plan
+from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskPlan, TaskState, load_plan
 from criu_core.sys import ptrace as pt
 
 if TYPE_CHECKING:
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
-CLONE_FS, CLONE_FILES = 0x200, 0x400
+CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
 _ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
@@ -109,6 +112,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     if root.sid != root.pid and not opts.shell_job:
         raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
                                   "not in the images: restore with --shell-job")
+    _check_vm_sharing(plan)
+    _plan_sessions(ctx, states)
     _check_pids_free(plan)
 
     def tracee(pid: int, tid: int) -> object:
@@ -135,10 +140,16 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         root_st.remote = make_sibling_seed(root.pid) if opts.restore_sibling else make_seed(root.pid)
         log.info("seed %d created%s", root.pid, " as our sibling" if opts.restore_sibling else "")
         _prepare_root(ctx, plan, root_st, states)
-        for st in states.values():  # pstree order: a parent's memory is built before it forks its children
-            if not st.plan.dead:
-                _build_memory(ctx, plan, st, states)
-                _fork_children(ctx, st, states)
+        # pstree order, but a task after the one that forks it: a parent's (or a session leader's, whose helper
+        # forks it) memory is built before it forks its children
+        todo = [st for st in states.values() if not st.plan.dead]
+        while todo:
+            st = next((s for s in todo if s.remote is not None), None)
+            if st is None:
+                raise CriuError(f"tasks {[s.plan.pid for s in todo][:10]} were never forked (restore bug)")
+            todo.remove(st)
+            _build_memory(ctx, plan, st, states)
+            _fork_children(ctx, st, states)
         forked = time.monotonic()
         host.devices_post_fork(ctx)
         for st in states.values():
@@ -184,6 +195,41 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
     finally:
         ctx.tracee = None
         host.fini(ctx, "restore", success)
+
+
+def _check_vm_sharing(plan: RestorePlan) -> None:
+    """Processes that share one mm (equal vm_id: CLONE_VM without CLONE_THREAD) are made by clone3(CLONE_VM)
+    from their parent, so a sharer's parent must have that mm too; the images of one mm must agree."""
+    first: dict[int, TaskPlan] = {}
+    by_pid = {t.pid: t for t in plan.tasks}
+    for t in plan.tasks:
+        if t.dead:
+            continue
+        owner = first.setdefault(t.ids.vm_id, t)
+        if owner is t:
+            continue
+        parent = by_pid.get(t.ppid)
+        if parent is None or parent.dead or parent.ids.vm_id != t.ids.vm_id:
+            raise UnsupportedResource("address space", msg=f"task {t.pid} shares its address space with task "
+                                      f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
+                                      "not: such a tree cannot be restored")
+        if t.mm.SerializeToString() != owner.mm.SerializeToString() or t.pages != owner.pages:
+            raise ImageFormatError(str(plan.images_dir / f"mm-{t.pid}.img"), 0, f"task {t.pid} shares the mm of "
+                                   f"task {owner.pid} (same vm_id) but its mm or pagemap image differs")
+
+
+def _shares_vm(st: TaskState, states: dict[int, TaskState]) -> bool:
+    """``st`` lives in its parent's address space (CLONE_VM): nothing of its memory is built, the parent's is."""
+    parent = states.get(st.plan.ppid)
+    return (not st.plan.dead and parent is not None and not parent.plan.dead
+            and st.plan.ids.vm_id == parent.plan.ids.vm_id)
+
+
+def _last_of_mm(st: TaskState, states: dict[int, TaskState]) -> bool:
+    """``st`` is the last task built of those sharing its mm (it drops the scratch area they all use)."""
+    vm = st.plan.ids.vm_id
+    last = [s for s in states.values() if not s.plan.dead and s.plan.ids.vm_id == vm][-1]
+    return last is st
 
 
 def _check_pids_free(plan: RestorePlan) -> None:
@@ -292,14 +338,84 @@ def _setsid(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) ->
 
 
 def _early(ctx: RestoreContext, child: TaskState, st: TaskState, states: dict[int, TaskState]) -> bool:
-    """``child`` stays in the session its parent ``st`` is in before the parent's own setsid."""
+    """``child`` is forked in the session its parent ``st`` is in before the parent's own setsid (its own
+    session, or the one a descendant of it stays in: ``born``, see _plan_sessions)."""
     c, p = child.plan, st.plan
-    if c.sid in (c.pid, p.sid) or p.sid != p.pid:
+    if p.sid != p.pid or child.forker:
         return False
-    if st.sid_now is None:  # the root's earlier session: criu-py's, with --shell-job, if it was the same one
-        # (another session whose leader is not in the images is a dead one: a session helper makes it)
-        return ctx.options.shell_job and c.sid not in states and c.sid == os.getsid(0)
-    return c.sid == st.sid_now
+    born = child.born if child.born is not None else (c.sid if c.sid != c.pid else None)
+    return born is not None and born != p.pid and born == st.born
+
+
+def _plan_sessions(ctx: RestoreContext, states: dict[int, TaskState]) -> None:
+    """Where each task is forked so that it ends in its session, before anything is created (CRIU's
+    prepare_pstree_ids). A task whose session is neither its own nor its parent's:
+
+    - if an ancestor leads that session, every task between them was forked before its own setsid, still in
+      it: they are marked ``born`` in it (a task marked with two sessions cannot be made: refused, as CRIU);
+      the root's earlier session is criu-py's, with --shell-job, when it is the same one;
+    - else if the leader is gone (not in the images), a helper with its PID forks it (_fork_children);
+    - else the leader lives elsewhere in the tree: as CRIU, a helper forked by the leader after its setsid
+      forks the task and exits, and the task is reparented to its parent, which must be the child subreaper
+      nearest to the leader (checked here; refused with the reason otherwise).
+    """
+    tasks = list(states.values())
+    root = tasks[0]
+    for st in tasks:
+        p = st.plan
+        if st is root or p.sid == p.pid or states[p.ppid].plan.sid == p.sid:
+            continue
+        chain: list[TaskState] = []
+        a: TaskState | None = states[p.ppid]
+        found = False
+        while a is not None:
+            ap = a.plan
+            if p.sid in (ap.pid, ap.sid):
+                found = True
+                break
+            if ap.sid != ap.pid:
+                break  # a task that never called setsid forks its children in its own session only
+            chain.append(a)
+            a = states.get(ap.ppid) if a is not root else None
+        else:  # past the root: criu-py's session, which the root is in before its setsid
+            found = bool(ctx.options.shell_job) and p.sid not in states and p.sid == os.getsid(0)
+        if found:
+            for a in chain:
+                if a.born is not None and a.born != p.sid:
+                    raise UnsupportedResource("session", msg=f"Can't figure out which sid ({a.born} or {p.sid}) "
+                                              f"the process {a.plan.pid} was born with")
+                a.born = p.sid
+            continue
+        leader = states.get(p.sid)
+        if leader is None or p.dead:
+            continue  # a session whose leader is gone: a helper with its PID (_check_session_helper refuses zombies)
+        why = _leader_helper_why(st, leader, states)
+        if why:
+            raise UnsupportedResource("session", msg=f"Can't find a session leader for {p.sid}: task {p.pid} is "
+                                      f"in session {p.sid}, whose leader is alive in the tree but not an ancestor "
+                                      f"of it, and a helper forked by {p.sid} cannot make it: {why}")
+        st.forker = leader.plan.pid
+
+
+def _leader_helper_why(st: TaskState, leader: TaskState, states: dict[int, TaskState]) -> str | None:
+    """Why a helper forked by the session ``leader`` cannot make ``st`` (None if it can): the helper's
+    orphans go to the nearest child subreaper above it, which must be ``st``'s parent."""
+    p = st.plan
+    parent = states[p.ppid]
+    if leader.plan.dead:
+        return "the leader is a zombie"
+    if not parent.plan.core.tc.child_subreaper:
+        return f"its parent {p.ppid} is not a child subreaper, which the helper's orphan would be reparented to"
+    if _shared_with_parent(st, parent):
+        return "it shares its parent's descriptor table, fs info or memory"
+    a: TaskState | None = leader
+    while a is not None and a is not parent:
+        if a.plan.core.tc.child_subreaper:
+            return f"task {a.plan.pid}, a child subreaper, would adopt it instead of its parent {p.ppid}"
+        a = states.get(a.plan.ppid)
+    if a is None:
+        return f"its parent {p.ppid} is not an ancestor of the leader"
+    return None
 
 
 def _create_threads(st: TaskState) -> None:
@@ -343,7 +459,7 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         _group_made(ctx, st)
     session_helpers: dict[int, object] = {}
     for child in children:
-        if child in early:
+        if child in early or child.forker:
             continue
         c = child.plan
         if c.sid in (c.pid, p.sid) or c.sid in states:
@@ -353,17 +469,24 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         if c.sid not in session_helpers:
             session_helpers[c.sid] = _session_helper(ctx, st, c.sid)
         _fork_child(ctx, st, child, states, early=False, via=session_helpers[c.sid])
+    adopted = [s for s in states.values() if s.forker == p.pid]
+    if adopted:
+        helper = _leader_helper(ctx, st, states, adopted)
+        for child in adopted:
+            _fork_child(ctx, st, child, states, early=False, via=helper)
 
 
 def _check_session_helper(child: TaskState, st: TaskState) -> None:
     c, p = child.plan, st.plan
     why = None
-    if not p.core.tc.child_subreaper:
+    if c.sid == os.getsid(0):
+        why = "it is criu-py's own session, which only --shell-job lets the root's children stay in"
+    elif not p.core.tc.child_subreaper:
         why = f"its parent {p.pid} is not a child subreaper, which the member of a session helper reparents to"
     elif c.dead:
         why = "it is a zombie"
     elif _shared_with_parent(child, st):
-        why = "it shares its parent's descriptor table or fs info"
+        why = "it shares its parent's descriptor table, fs info or memory"
     if why:
         raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, whose leader is not in "
                                   f"the images and not its parent's earlier session ({p.pid} is in {p.sid}); a "
@@ -384,6 +507,40 @@ def _session_helper(ctx: RestoreContext, st: TaskState, sid: int) -> object:
     return helper
 
 
+def _leader_helper(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState],
+                   adopted: list[TaskState]) -> object:
+    """A helper forked by the session leader ``st`` (after its setsid) with a PID no task of the images uses, as
+    CRIU's; it forks ``adopted`` in the session and exits once every task exists, and they are reparented to
+    their parent, a child subreaper (made one now; restore_task_misc sets it again later)."""
+    for child in adopted:
+        states[child.plan.ppid].remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    used = {t for s in states.values() for t in (*s.plan.tids, s.plan.pgid, s.plan.sid)}
+    pid = max(used) + 1
+    while True:
+        pid = pid + 1 if pid + 1 < _pid_max() else 301  # as CRIU's get_free_pid: above the reserved PIDs
+        if pid in used or _pid_exists(pid):
+            continue
+        st.scratch.reset()
+        try:
+            helper = fork_child_in(st.remote, pid, scratch=st.scratch.alloc(256, 64))
+        except PidInUse:
+            continue
+        break
+    st.helpers.append(helper)
+    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
+    ctx.log.info("helper %d forked from %d for session %d (tasks %s)", pid, st.plan.pid, st.plan.pid,
+                 [c.plan.pid for c in adopted])
+    return helper
+
+
+def _pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 22
+
+
 def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState],
                 early: bool, via: object = None) -> None:
     p, c = st.plan, child.plan
@@ -393,7 +550,7 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
         _group_helper(ctx, st, c.pgid)
     st.scratch.reset()
     if via is None:
-        child.remote = fork_child_in(st.remote, c.pid, flags=_shared_with_parent(child, st),
+        child.remote = fork_child_in(st.remote, c.pid, _exit_signal(c), flags=_shared_with_parent(child, st),
                                      scratch=st.scratch.alloc(256, 64))
     else:  # forked by a session helper, a copy of st (same memory, same scratch address)
         scratch = Scratch(via, st.scratch.addr, st.scratch.size)
@@ -403,7 +560,7 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
     child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
     child.sigactions_now = dict(st.sigactions_now)
     child.sid_now = st.sid_now if via is None else c.sid
-    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else c.sid,
+    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else via.tid,  # type: ignore[attr-defined]
                  " before its setsid" if early else "")
     if via is not None:
         if c.pgid == c.pid:
@@ -414,6 +571,14 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
         _child_session(ctx, child, st, states, early, outside)
     if c.pgid == c.pid and not child.setsid_pending:
         _group_made(ctx, child)
+
+
+def _exit_signal(p: TaskPlan) -> int:
+    """The signal the parent gets when ``p`` ends: criu-core's extension field, else SIGCHLD (all CRIU knows).
+    Only a child forked by its own parent keeps it: the kernel resets it to SIGCHLD on reparenting, and the
+    root's parent is criu-py's, which forks it with SIGCHLD as CRIU does."""
+    tc = p.core.tc
+    return tc.exit_signal if tc.HasField("exit_signal") else int(signal.SIGCHLD)
 
 
 def _leader_pending(states: dict[int, TaskState], pgid: int) -> bool:
@@ -456,12 +621,14 @@ def _group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
 
 
 def _shared_with_parent(child: TaskState, parent: TaskState) -> int:
-    """CLONE_FILES / CLONE_FS where the dump saw the child share its parent's descriptor table or fs info
-    (equal ids, as CRIU derives its clone flags); the parent restores them, once, for both."""
+    """CLONE_FILES / CLONE_FS / CLONE_VM where the dump saw the child share its parent's descriptor table, fs
+    info or address space (equal ids, as CRIU derives its clone flags); the parent restores them, once, for
+    both."""
     c, p = child.plan, parent.plan
     if c.dead:
         return 0
-    return (CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+    return ((CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
+            | (CLONE_VM if c.ids.vm_id == p.ids.vm_id else 0))
 
 
 def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
@@ -494,10 +661,18 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
+    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
+    if _shares_vm(st, states):  # made with CLONE_VM: the parent's memory, built already, is its own
+        parent = states[p.ppid]
+        st.inheritable, st.pages_vmas = set(parent.inheritable), parent.pages_vmas
+        log.info("task %d: shares the address space of its parent %d", p.pid, p.ppid)
+        core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
+        return
     with_pages = {r.vaddr for r in p.pages}
     st.pages_vmas = frozenset(v.index for v in p.vmas
                               if any(v.entry.start <= a < v.entry.end for a in with_pages))
-    parent = states.get(p.ppid) if p is not plan.root else None
+    # the memory it was forked with: its parent's, or the session leader's whose helper forked it
+    parent = states.get(st.forker or p.ppid) if p is not plan.root else None
     kept = cow_restore.inherit_memory(st, parent) if parent is not None else {}
     mem_restore.move_vdso(st)
     with ghost_restore.opened_path(ctx, p.mm.exe_file_id, plan.file(p.mm.exe_file_id).reg.name) as exe:
@@ -515,7 +690,6 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
              len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
     # Signal actions before forking the children, which inherit them and set only theirs that differ. Not
     # SIGCHLD while a zombie child is to be made: ignoring it (or SA_NOCLDWAIT) would reap the zombie at once.
-    zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
     core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
 
 
@@ -523,8 +697,9 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
     host, log = ctx.host, ctx.log
     p = st.plan
     remote = st.remote
-    mem_restore.finish_vmas(ctx, st, host)
     states = ctx.stash[TASKS_KEY]
+    if not _shares_vm(st, states):  # a shared mm is finished through the task that built it
+        mem_restore.finish_vmas(ctx, st, host)
     if not _shares(st, states, "files_id"):  # a shared table was filled through the parent
         files_restore.install_fds(ctx, st, host)
     if not _shares(st, states, "fs_id"):  # chroot again in a shared fs would resolve inside the new root
@@ -545,7 +720,12 @@ def _build_task(ctx: RestoreContext, plan: RestorePlan, st: TaskState) -> None:
         # the filter would apply to our own injected syscalls after it (P15)
         pt.setoptions(remote.tid, SEED_OPTIONS | pt.PTRACE_O_SUSPEND_SECCOMP)
     core_restore.restore_seccomp(st, plan.seccomp)
-    mem_restore.unmap_scratch(st)
+    if _last_of_mm(st, states):
+        mem_restore.unmap_scratch(st)
+    else:  # the others of its mm still need the scratch area: only stop using it
+        remote.trampoline = None
+        remote.syscall_ip = None
+        remote.syscall_ip = remote.find_syscall_ip("[vdso]")
     for tid, thread in st.threads.items():
         core_restore.restore_registers(st, thread, p.thread_cores[tid], leader=False)
     core_restore.restore_registers(st, remote, p.core, leader=True)

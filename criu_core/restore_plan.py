@@ -281,6 +281,8 @@ def _check_core(core: Any, path: str, leader: bool) -> None:
     if not leader and (core.HasField("tc") or core.HasField("ids")):
         raise ImageFormatError(path, 0, "Thread has optional fields present")
     if leader:
+        if core.tc.HasField("exit_signal") and core.tc.exit_signal > NR_SIGNALS:
+            raise ImageFormatError(path, 0, f"exit signal {core.tc.exit_signal} is not a signal")
         n = len(core.tc.sigactions)
         if n not in (0, NR_SIGNALS - 2):
             raise ImageFormatError(path, 0, f"Bad number of sigactions: {n}")
@@ -488,6 +490,8 @@ class TaskState:
     sid_now: int | None = None  # the session the seed is in now (None: the one criu-py was started in)
     joiners: list[Any] = field(default_factory=list)  # tasks forked before it, waiting to join its group
     setsid_pending: bool = False  # its setsid waits until the children that stay in its earlier session exist
+    born: int | None = None  # the session it is forked in, when a descendant needs one it left (CRIU's born_sid)
+    forker: int = 0  # the live session leader whose helper forks it (its memory is that leader's), else 0
 
     def alloc_fd(self) -> int:
         """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""

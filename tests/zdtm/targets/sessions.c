@@ -7,7 +7,6 @@
  * clonefiles  a child made by clone(CLONE_FILES|CLONE_FS) shares the parent's descriptor table and fs info:
  *          after restore kcmp says both are still shared, the fd opened before the dump is there, and a
  *          chdir and an open by the parent are seen by the child (/proc/CHILD/cwd, /proc/CHILD/fd)
- * vmshare  a child made by clone(CLONE_VM) without CLONE_THREAD (the dump refuses it: the test checks that)
  * orphangrp  the root (a child subreaper) forks A, which leads its own group, forks B into it and exits: B,
  *          reparented to the root, is in a group whose leader is gone; after restore B is still in group A
  *          (a helper with A's PID made it, as CRIU does) and the group can be signalled
@@ -31,6 +30,15 @@
  *          leads its own group) and exits: C and D, reparented to the root, are in session A whose leader is
  *          gone; after restore (a helper with A's PID made the session, as CRIU does) the root reads their
  *          ppid, pgrp and session in /proc and signals group A
+ * deepsid  the root (session leader R, a child subreaper) forks G, G forks P, P forks C, then P calls setsid()
+ *          and then G does: G and P lead their own sessions and C is still in session R, two generations
+ *          below its leader (G and P were "born" in session R, as CRIU says); after restore the root reads
+ *          G's, P's and C's ppid, pgrp and session in /proc
+ * leadersid  the root (session leader R, a child subreaper) forks L, which calls setsid() and forks X; X forks
+ *          C (group L) and D (its own group) and exits: C and D, reparented to the root, are in session L,
+ *          whose leader is alive elsewhere in the tree (not their parent, nor an ancestor that forked them
+ *          before its setsid); after restore (a helper forked by L made them, as CRIU does) the root reads
+ *          their ppid, pgrp and session in /proc and signals group L
  * lateleader  the root forks X and Y; X forks M, Y forks L, which leads its own group; M joins L's group:
  *          the leader lives in another subtree, forked after the member on restore; after restore the root
  *          reads M's and L's pgrp and session in /proc and signals group L
@@ -183,9 +191,9 @@ int main(int argc, char **argv)
 			kill(b, SIGKILL);
 			waitpid(b, NULL, 0);
 		}
-	} else if (!strcmp(mode, "clonefiles") || !strcmp(mode, "vmshare")) {
+	} else if (!strcmp(mode, "clonefiles")) {
 		static char stack[64 << 10];
-		int vm = !strcmp(mode, "vmshare"), fd, fd2;
+		int fd, fd2;
 		char path[64], buf[256];
 		ssize_t n;
 
@@ -193,7 +201,7 @@ int main(int argc, char **argv)
 		zdtm_setup(fd >= 0 && dup2(fd, 40) == 40, "open /dev/null as fd 40");
 		close(fd);
 		child = clone((int (*)(void *))sleeper, stack + sizeof(stack),
-			      (vm ? CLONE_VM : CLONE_FILES | CLONE_FS) | SIGCHLD, NULL);
+			      CLONE_FILES | CLONE_FS | SIGCHLD, NULL);
 		zdtm_setup(child > 0, "clone");
 		zdtm_ready();
 		zdtm_wait_check();
@@ -393,6 +401,99 @@ int main(int argc, char **argv)
 			zdtm_fail("group %d cannot be signalled: %s", a, strerror(errno));
 		kill(cd[0], SIGKILL);
 		kill(cd[1], SIGKILL);
+		while (wait(NULL) > 0)
+			;
+	} else if (!strcmp(mode, "deepsid")) {
+		pid_t g, p = 0, c = 0, me = getpid();
+		int pg, sid, pc[2], pp[2];
+
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper");
+		zdtm_setup(!pipe(pc) && !pipe(pp), "pipe");
+		zdtm_setup((g = fork()) >= 0, "fork G");
+		if (!g) {
+			zdtm_setup((p = fork()) >= 0, "fork P");
+			if (!p) {
+				zdtm_setup((c = fork()) >= 0, "fork C");
+				if (!c)
+					sleeper();
+				zdtm_setup(setsid() == getpid(), "setsid P");
+				zdtm_setup(write(pc[1], &c, sizeof(c)) == sizeof(c), "write C");
+				sleeper();
+			}
+			zdtm_setup(read(pc[0], &c, sizeof(c)) == sizeof(c), "read C");
+			zdtm_setup(setsid() == getpid(), "setsid G");
+			zdtm_setup(write(pp[1], &p, sizeof(p)) == sizeof(p) && write(pp[1], &c, sizeof(c)) == sizeof(c),
+				   "write P");
+			sleeper();
+		}
+		zdtm_setup(read(pp[0], &p, sizeof(p)) == sizeof(p) && read(pp[0], &c, sizeof(c)) == sizeof(c),
+			   "read P, C");
+		zdtm_ready();
+		zdtm_wait_check();
+		{
+			pid_t who[3] = { g, p, c }, ppid[3] = { me, g, p }, pgrp[3] = { g, p, me }, sess[3] = { g, p, me };
+
+			for (int i = 0; i < 3; i++) {
+				proc_ids(who[i], &pg, &sid);
+				if (zdtm_stat_ppid(who[i]) != ppid[i] || pg != pgrp[i] || sid != sess[i])
+					zdtm_fail("%c: ppid %d pgrp %d sid %d, expected %d %d %d", "GPC"[i],
+						  zdtm_stat_ppid(who[i]), pg, sid, ppid[i], pgrp[i], sess[i]);
+			}
+		}
+		kill(c, SIGKILL);
+		kill(p, SIGKILL);
+		kill(g, SIGKILL);
+		while (wait(NULL) > 0)
+			;
+	} else if (!strcmp(mode, "leadersid")) {
+		pid_t l, cd[2] = { 0, 0 }, me = getpid();
+		int pg, sid, pfd[2], ppid;
+
+		zdtm_setup(!prctl(PR_SET_CHILD_SUBREAPER, 1), "subreaper");
+		zdtm_setup(!pipe(pfd), "pipe");
+		zdtm_setup((l = fork()) >= 0, "fork L");
+		if (!l) {
+			pid_t x;
+
+			zdtm_setup(setsid() == getpid(), "setsid L");
+			zdtm_setup((x = fork()) >= 0, "fork X");
+			if (!x) {
+				zdtm_setup((cd[0] = fork()) >= 0, "fork C");
+				if (!cd[0])
+					sleeper();
+				zdtm_setup((cd[1] = fork()) >= 0, "fork D");
+				if (!cd[1]) {
+					setpgid(0, 0);
+					sleeper();
+				}
+				setpgid(cd[1], cd[1]);
+				zdtm_setup(write(pfd[1], cd, sizeof(cd)) == sizeof(cd), "write");
+				_exit(0);
+			}
+			zdtm_setup(waitpid(x, &st, 0) == x, "reap X");
+			sleeper();
+		}
+		zdtm_setup(read(pfd[0], cd, sizeof(cd)) == sizeof(cd), "read");
+		for (int i = 0; i < 2; i++) /* reparented to us once X is gone */
+			while (zdtm_stat_ppid(cd[i]) != me)
+				usleep(1000);
+		zdtm_ready();
+		zdtm_wait_check();
+		proc_ids(l, &pg, &sid);
+		if (zdtm_stat_ppid(l) != me || pg != l || sid != l)
+			zdtm_fail("L: ppid %d pgrp %d sid %d, expected %d %d %d", zdtm_stat_ppid(l), pg, sid, me, l, l);
+		for (int i = 0; i < 2; i++) {
+			proc_ids(cd[i], &pg, &sid);
+			ppid = zdtm_stat_ppid(cd[i]);
+			if (ppid != me || sid != l || pg != (i ? cd[1] : l))
+				zdtm_fail("%c: ppid %d pgrp %d sid %d, expected %d %d %d", "CD"[i], ppid, pg, sid, me,
+					  i ? cd[1] : l, l);
+		}
+		if (kill(-l, 0))
+			zdtm_fail("group %d cannot be signalled: %s", l, strerror(errno));
+		kill(cd[0], SIGKILL);
+		kill(cd[1], SIGKILL);
+		kill(l, SIGKILL);
 		while (wait(NULL) > 0)
 			;
 	} else if (!strcmp(mode, "lateleader")) {
