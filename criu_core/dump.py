@@ -48,9 +48,10 @@ from criu_core.dumping.pages import (
 from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
 from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread, read_rseq_cs
 from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
+from criu_core.images.criu_core_task import COW_PAGES_INVENTORY_NAME, task_entry
 from criu_core.images.imagedir import ImageDir
 from criu_core.images.messages import message_class, pb_module
-from criu_core.images.pagemap import IN_PARENT_TASK_INVENTORY_NAME, make_entry, make_head
+from criu_core.images.pagemap import make_entry, make_head
 from criu_core.images.vma import (
     VMA_ANON_PRIVATE,
     VMA_ANON_SHARED,
@@ -134,7 +135,8 @@ class _Dumper:
         self.pstree: list[Any] = []
         self.vm_owner: dict[int, int] = {}  # vm_id -> the first process seen with it
         self.vm_of: dict[int, int] = {}  # pid -> vm_id
-        self.vm_images: dict[int, tuple[Any, list[Any]]] = {}  # vm_id -> (mm entry, pagemap entries) of its owner
+        # vm_id -> (mm entry, pagemap entries, [anon:NAME] names, pages left to the parent) of its owner
+        self.vm_images: dict[int, tuple[Any, list[Any], list[tuple[int, str]], list[tuple[int, int]]]] = {}
         self.seccomp_filters: list[Any] = []
         self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
@@ -421,8 +423,8 @@ class _Dumper:
         self.images.write_one("ids", _msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
 
         if owner == pid:
-            vmas, runs = self.dump_mm(pid, proc, exe_id, task.ppid)
-            pagemap = self.write_pages(pid, leader, runs)
+            vmas, runs, names = self.dump_mm(pid, proc, exe_id, task.ppid)
+            pagemap, left = self.write_pages(pid, leader, runs)
             mm = _msg(
                 "mm.mm_entry",
                 **proc.mm,
@@ -432,15 +434,19 @@ class _Dumper:
                 dumpable=proc.dumpable,
                 thp_disabled=proc.thp_disabled,
             )
-            self.vm_images[vm_id] = (mm, pagemap)
+            self.vm_images[vm_id] = (mm, pagemap, names, left)
         else:
             # CLONE_VM without CLONE_THREAD: one mm, dumped once with its first task. CRIU 4.2 refuses such a
             # tree ("Can't make VM id"); here the sharer gets the same vm_id in ids-PID.img and a copy of the
             # owner's mm and pagemap images, whose head names the owner's pages-N.img: the pages are stored
             # once, and a restorer that ignores the sharing (CRIU) still finds a complete mm for each task.
-            mm, pagemap = self.vm_images[vm_id]
+            mm, pagemap, names, left = self.vm_images[vm_id]
             self.images.write("pagemap", pagemap, pid)
         self.images.write_one("mm", mm, pid)
+        # criu-core's own image, only for a task that has something CRIU's images cannot say
+        ext = task_entry(proc.exit_signal, names, left)
+        if ext is not None:
+            self.images.write_one("criu-core", ext, pid)
 
         files_id = kobj["files_id"]
         fds = collect_fds(pid, procfs)
@@ -466,9 +472,12 @@ class _Dumper:
 
     def dump_mm(
         self, pid: int, proc: ProcessState, exe_id: int, ppid: int = 0
-    ) -> tuple[list[Any], list[tuple[PageRun, ...]]]:
+    ) -> tuple[list[Any], list[PageRun], list[tuple[int, str]]]:
+        """The VMAs of ``pid`` (vma_entry messages), the page runs to dump and the ``[anon:NAME]`` names of
+        VMAs by start (criu-core-PID.img)."""
         vmas_out: list[Any] = []
         runs: list[PageRun] = []
+        names: list[tuple[int, str]] = []
         selector = PageSelector(pid)
         # --dedup-cow-pages: the pages of a private anonymous VMA the child has just as its parent (dumped
         # before it) has it, and that are still the parent's own physical pages, are left to the parent.
@@ -518,7 +527,9 @@ class _Dumper:
                 entry.update(claim.entry_updates)
                 vmsg = _msg("vma.vma_entry", **entry)
                 vmas_out.append(vmsg)
-                key = cow_key(vmsg) if claim.plugin == "builtin.memory" else None
+                if claim.anon_name is not None:
+                    names.append((vma.start, claim.anon_name))
+                key = cow_key(vmsg, claim.anon_name) if claim.plugin == "builtin.memory" else None
                 if key is not None:
                     my_keys.add(key)
                 if claim.skip_content or vma.name in PSEUDO_NO_PAGES:
@@ -541,27 +552,26 @@ class _Dumper:
             selector.close()
         if self.cow_pfns is not None:
             self.cow_pfns[pid] = (my_keys, my_pfns)
-        return vmas_out, runs  # type: ignore[return-value]
+        return vmas_out, runs, names
 
-    def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> list[Any]:
-        """pages-N.img and pagemap-PID.img of one mm; returns the pagemap entries (head first)."""
+    def write_pages(self, pid: int, leader: Any, runs: list[PageRun]) -> tuple[list[Any], list[tuple[int, int]]]:
+        """pages-N.img and pagemap-PID.img of one mm; returns the pagemap entries (head first) and the (vaddr,
+        nr) ranges left to the parent task (--dedup-cow-pages), which are not in the pagemap: they go to
+        criu-core-PID.img."""
         t0 = time.monotonic()
         pages_id = self.images.next_pages_id()
         stored = [r for r in runs if not r.in_parent]  # in_parent: the parent's pages (--dedup-cow-pages)
         total = sum(r.npages for r in stored) * PAGE_SIZE
         with self.images.open_pages_writer(pages_id) as out, Progress(f"dumping pages of {pid}", total) as bar:
             self.result.pages_written += copy_pages(leader, stored, out, bar)
-        entries = [make_entry(r.start, r.npages, r.flags) for r in runs]
-        for r, e in zip(runs, entries):
-            if r.in_parent:
-                e.in_parent_task = True
-        if len(stored) != len(runs):
+        left = [(r.start, r.npages) for r in runs if r.in_parent]
+        if left:
             # CRIU 4.2 cannot restore such images: naming a plugin it does not have makes it refuse them
-            self.ctx.mark_plugin_used(IN_PARENT_TASK_INVENTORY_NAME)
-        pagemap = [make_head(pages_id), *entries]
+            self.ctx.mark_plugin_used(COW_PAGES_INVENTORY_NAME)
+        pagemap = [make_head(pages_id), *(make_entry(r.start, r.npages, r.flags) for r in stored)]
         self.images.write("pagemap", pagemap, pid)
         self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
-        return pagemap
+        return pagemap, left
 
     # -- messages -------------------------------------------------------------------------------------------
 
@@ -643,8 +653,6 @@ class _Dumper:
                 ],
                 "child_subreaper": proc.child_subreaper,
             }
-            if proc.exit_signal != signal.SIGCHLD:  # criu-core's field 1000 (CRIU always forks with SIGCHLD)
-                core["tc"]["exit_signal"] = proc.exit_signal
             if "stop_signo" in proc.extra:
                 core["tc"]["task_state"] = TASK_STOPPED
                 core["tc"]["stop_signo"] = proc.extra["stop_signo"]

@@ -123,6 +123,8 @@ class VmaClaim:
     ``skip`` drops the VMA from the image altogether (the uprobes XOL page); ``skip_content`` keeps the VMA but
     dumps no pages for it; ``status`` bits are ORed into the VMA entry's status (VMA_* from image.h);
     ``entry_updates`` are field values to set on the vma_entry (e.g. ``shmid`` for a device file id).
+    ``anon_name`` is the VMA's ``[anon:NAME]`` name, which CRIU's vma_entry has no field for: the dump keeps it
+    in criu-core's own image (criu-core-PID.img) and the restore names the VMA again.
     """
 
     plugin: str
@@ -130,6 +132,7 @@ class VmaClaim:
     skip_content: bool = False
     status: int = 0
     entry_updates: dict[str, Any] = field(default_factory=dict)
+    anon_name: str | None = None
 
 
 @dataclass

@@ -213,9 +213,10 @@ def _check_vm_sharing(plan: RestorePlan) -> None:
             raise UnsupportedResource("address space", msg=f"task {t.pid} shares its address space with task "
                                       f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
                                       "not: such a tree cannot be restored")
-        if t.mm.SerializeToString() != owner.mm.SerializeToString() or t.pages != owner.pages:
+        if (t.mm.SerializeToString() != owner.mm.SerializeToString() or t.pages != owner.pages
+                or t.vma_names != owner.vma_names or t.parent_pages != owner.parent_pages):
             raise ImageFormatError(str(plan.images_dir / f"mm-{t.pid}.img"), 0, f"task {t.pid} shares the mm of "
-                                   f"task {owner.pid} (same vm_id) but its mm or pagemap image differs")
+                                   f"task {owner.pid} (same vm_id) but its mm, pagemap or criu-core image differs")
 
 
 def _shares_vm(st: TaskState, states: dict[int, TaskState]) -> bool:
@@ -574,11 +575,10 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
 
 
 def _exit_signal(p: TaskPlan) -> int:
-    """The signal the parent gets when ``p`` ends: criu-core's extension field, else SIGCHLD (all CRIU knows).
+    """The signal the parent gets when ``p`` ends: from criu-core's own image, else SIGCHLD (all CRIU knows).
     Only a child forked by its own parent keeps it: the kernel resets it to SIGCHLD on reparenting, and the
     root's parent is criu-py's, which forks it with SIGCHLD as CRIU does."""
-    tc = p.core.tc
-    return tc.exit_signal if tc.HasField("exit_signal") else int(signal.SIGCHLD)
+    return p.exit_signal
 
 
 def _leader_pending(states: dict[int, TaskState], pgid: int) -> bool:

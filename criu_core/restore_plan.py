@@ -10,17 +10,21 @@ instead, with nothing to clean up.
 from __future__ import annotations
 
 import os
+import signal
 import stat
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from criu_core.errors import ImageFormatError, UnsupportedResource
+from criu_core.images.criu_core_task import EXIT_SIGNAL_MAX
 from criu_core.images.framing import read_image
-from criu_core.images.pagemap import PAGE_SIZE, PE_PARENT, PE_PRESENT, nr_pages
+from criu_core.images.pagemap import PAGE_SIZE, PE_PRESENT, nr_pages
 from criu_core.images.pagemap import flags as pe_flags
 from criu_core.images.vma import (
+    VMA_ANON_PRIVATE,
     VMA_ANON_SHARED,
     VMA_AREA_MEMFD,
     VMA_AREA_SYSVIPC,
@@ -102,9 +106,12 @@ class TaskPlan:
     pages_path: Path | None
     fs: Any
     fds: tuple[FdPlan, ...]
+    # From criu-core's own image criu-core-PID.img (absent for most tasks):
     # (vaddr, nr) of pages left to the parent task at dump (--dedup-cow-pages): the child keeps them as it
     # inherits them from its restored parent (cow_restore)
     parent_pages: tuple[tuple[int, int], ...] = ()
+    exit_signal: int = int(signal.SIGCHLD)  # the signal its parent gets when it ends (clone's exit_signal)
+    vma_names: dict[int, str] = field(default_factory=dict)  # VMA start -> its [anon:NAME] name
 
     @property
     def dead(self) -> bool:
@@ -204,8 +211,6 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: bad prot {v.prot:#x}")
         if v.status & VMA_ANON_SHARED and not v.flags & 1:  # MAP_SHARED
             raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: shared anonymous but not MAP_SHARED")
-        if v.HasField("anon_name") and (why := anon_name_problem(v.anon_name)):
-            raise ImageFormatError(path, 0, f"VMA {i} {v.start:#x}: anon_name {v.anon_name!r} {why}")
         if v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
             f = files.get(v.shmid)
             kind = "memfd" if v.status & VMA_AREA_MEMFD else "reg"
@@ -214,14 +219,11 @@ def _check_vmas(vmas: list[Any], path: str, files: dict[int, Any]) -> None:
         prev_end = v.end
 
 
-def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int,
-               parent_pages: list[tuple[int, int]] | None = None) -> tuple[PageRun, ...]:
+def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int) -> tuple[PageRun, ...]:
     """Pagemap entries as runs inside one VMA each; pages of special VMAs (the vdso) are skipped.
 
     A pagemap entry may span adjacent VMAs (CRIU merges contiguous runs), so each is cut at VMA boundaries;
-    every page must lie inside some VMA, and the present pages must fit in pages-N.img. Entries marked
-    ``in_parent_task`` (criu-core's --dedup-cow-pages) go to ``parent_pages``, and must lie in one private
-    anonymous VMA each; where ``parent_pages`` is None (shared memory objects) they are refused.
+    every page must lie inside some VMA, and the present pages must fit in pages-N.img.
     """
     runs: list[PageRun] = []
     offset = 0
@@ -236,16 +238,6 @@ def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int,
             raise ImageFormatError(path, 0, f"pagemap entry {e.vaddr:#x} overlaps or is out of order")
         end = e.vaddr + n * PAGE_SIZE
         prev_end = end
-        if e.in_parent_task:
-            if parent_pages is None or fl & (PE_PRESENT | PE_PARENT):
-                raise ImageFormatError(path, 0, f"pagemap entry {e.vaddr:#x}: in_parent_task with flags {fl:#x}"
-                                       + ("" if parent_pages is not None else " in a shared memory object"))
-            v = next((v for v in vmas if v.start <= e.vaddr < v.end), None)
-            if v is None or end > v.end or cow_key(v) is None:
-                raise ImageFormatError(path, 0, f"pages at {e.vaddr:#x} x {n} left to the parent task are not "
-                                       "inside one private anonymous VMA")
-            parent_pages.append((e.vaddr, n))
-            continue
         if not fl & PE_PRESENT:
             raise UnsupportedResource(f"pagemap entry {e.vaddr:#x} with flags {fl:#x}",
                                       msg=f"{path}: pages at {e.vaddr:#x} are not in this image (flags {fl:#x}): "
@@ -267,6 +259,66 @@ def _page_runs(entries: list[Any], vmas: list[Any], path: str, pages_size: int,
     return tuple(runs)
 
 
+def _load_own_image(d: Path, pid: int, vmas: list[Any],
+                    runs: tuple[PageRun, ...]) -> tuple[int, dict[int, str], tuple[tuple[int, int], ...]]:
+    """criu-core-PID.img, criu-core's own image (most tasks have none): (exit signal, VMA names by start, pages
+    left to the parent), each checked against the task's VMAs and pagemap: a name belongs to the start of an
+    anonymous VMA and is one the kernel takes; a range left to the parent is page aligned, lies inside one
+    private anonymous VMA and is not also in the pagemap; the exit signal is 0 (none) to 64."""
+    path = d / f"criu-core-{pid}.img"
+    img = _read(d, path.name, required=False)
+    if img is None:
+        return int(signal.SIGCHLD), {}, ()
+    p = str(path)
+    e = _one(img, p)
+    off = img.entries[0].offset
+    exit_signal = int(signal.SIGCHLD)
+    if e.HasField("exit_signal"):
+        if e.exit_signal > EXIT_SIGNAL_MAX:
+            raise ImageFormatError(p, off, f"exit signal {e.exit_signal} is not a signal (0 to {EXIT_SIGNAL_MAX})")
+        exit_signal = e.exit_signal
+    starts = [v.start for v in vmas]
+
+    def vma_at(addr: int) -> Any:
+        i = bisect_right(starts, addr) - 1
+        return vmas[i] if i >= 0 and addr < vmas[i].end else None
+
+    names: dict[int, str] = {}
+    for n in e.vma_names:
+        v = vma_at(n.start)
+        if v is None or v.start != n.start:
+            raise ImageFormatError(p, off, f"name {n.name!r} for {n.start:#x}: no VMA of mm-{pid}.img starts there")
+        if n.start in names:
+            raise ImageFormatError(p, off, f"VMA {n.start:#x} is named twice")
+        if (not v.status & (VMA_ANON_PRIVATE | VMA_ANON_SHARED) or is_special_vma(v)
+                or v.status & (VMA_AREA_SYSVIPC | VMA_AREA_MEMFD)):
+            raise ImageFormatError(p, off, f"VMA {n.start:#x} named {n.name!r} is not anonymous memory")
+        if why := anon_name_problem(n.name):
+            raise ImageFormatError(p, off, f"VMA {n.start:#x}: name {n.name!r} {why}")
+        names[n.start] = n.name
+    run_starts = [r.vaddr for r in runs]
+    parent: list[tuple[int, int]] = []
+    prev_end = 0
+    for r in e.parent_pages:
+        n = r.nr_pages
+        if r.vaddr % PAGE_SIZE or n <= 0 or n > (1 << 52) // PAGE_SIZE:
+            raise ImageFormatError(p, off, f"pages left to the parent {r.vaddr:#x} x {n} are malformed")
+        end = r.vaddr + n * PAGE_SIZE
+        if r.vaddr < prev_end:
+            raise ImageFormatError(p, off, f"pages left to the parent at {r.vaddr:#x} overlap or are out of order")
+        prev_end = end
+        v = vma_at(r.vaddr)
+        if v is None or end > v.end or cow_key(v) is None:
+            raise ImageFormatError(p, off, f"pages at {r.vaddr:#x} x {n} left to the parent task are not inside "
+                                   "one private anonymous VMA")
+        i = bisect_right(run_starts, r.vaddr) - 1
+        if (i >= 0 and runs[i].end > r.vaddr) or (i + 1 < len(runs) and runs[i + 1].vaddr < end):
+            raise ImageFormatError(p, off, f"pages at {r.vaddr:#x} x {n} left to the parent task are also in "
+                                   f"pagemap-{pid}.img")
+        parent.append((r.vaddr, n))
+    return exit_signal, names, tuple(parent)
+
+
 def _check_core(core: Any, path: str, leader: bool) -> None:
     if core.mtype != _MARCH_X86_64:
         raise UnsupportedResource(f"architecture {core.mtype}", msg=f"{path}: not an x86_64 task (mtype {core.mtype})")
@@ -281,8 +333,6 @@ def _check_core(core: Any, path: str, leader: bool) -> None:
     if not leader and (core.HasField("tc") or core.HasField("ids")):
         raise ImageFormatError(path, 0, "Thread has optional fields present")
     if leader:
-        if core.tc.HasField("exit_signal") and core.tc.exit_signal > NR_SIGNALS:
-            raise ImageFormatError(path, 0, f"exit signal {core.tc.exit_signal} is not a signal")
         n = len(core.tc.sigactions)
         if n not in (0, NR_SIGNALS - 2):
             raise ImageFormatError(path, 0, f"Bad number of sigactions: {n}")
@@ -338,10 +388,10 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
     head = pm.entries[0].msg
     pages_path = d / f"pages-{head.pages_id}.img"
     pages_size = pages_path.stat().st_size if pages_path.exists() else 0
-    parent_pages: list[tuple[int, int]] = []
-    runs = _page_runs([e.msg for e in pm.entries[1:]], vmas, str(pm_path), pages_size, parent_pages)
+    runs = _page_runs([e.msg for e in pm.entries[1:]], vmas, str(pm_path), pages_size)
     if runs and not pages_path.exists():
         raise ImageFormatError(str(pages_path), 0, "missing image")
+    exit_signal, vma_names, parent_pages = _load_own_image(d, pid, vmas, runs)
 
     fs_path = str(d / f"fs-{pid}.img")
     fs = _one(_read(d, f"fs-{pid}.img"), fs_path)
@@ -356,7 +406,7 @@ def _load_task(d: Path, ps: Any, files: dict[int, Any]) -> TaskPlan:
                     thread_cores=cores, ids=ids, mm=mm,
                     vmas=tuple(VmaImage(pid, i, v) for i, v in enumerate(vmas)),
                     pages=runs, pages_path=pages_path if runs else None, fs=fs, fds=fds,
-                    parent_pages=tuple(parent_pages))
+                    parent_pages=parent_pages, exit_signal=exit_signal, vma_names=vma_names)
 
 
 def _load_memfd(d: Path, files: dict[int, Any]) -> dict[int, Any]:
@@ -430,8 +480,8 @@ def load_plan(images_dir: str | os.PathLike[str]) -> RestorePlan:
         files[fe.id] = fe
     tasks = [_load_task(d, e, files) for e in entries]
     if tasks[0].parent_pages:
-        raise ImageFormatError(str(d / f"pagemap-{tasks[0].pid}.img"), 0, "the root task has pages left to a "
-                               "parent task (in_parent_task), which is not in the images")
+        raise ImageFormatError(str(d / f"criu-core-{tasks[0].pid}.img"), 0, "the root task has pages left to a "
+                               "parent task, which is not in the images")
     dead = {t.pid for t in tasks if t.dead}
     for t in tasks:
         if t.ppid in dead:

@@ -10,9 +10,9 @@ This is what CRIU's restore does (mem.c, restore_priv_vma_content: it compares t
 inherited ones and counts ``pages_compared`` / ``pages_skipped_cow``). CRIU 4.2 stores every task's pages in
 its own pagemap, so by default the sharing is found again here, by content.
 
-With criu-core's ``dump --dedup-cow-pages`` the child's pagemap marks ``in_parent_task`` the pages that were
-still the parent's own physical pages at dump: they are not in its pages image, and the child simply keeps
-what it inherited (no compare, no write). Such images name "criu-core-cow-pages" in the inventory, so CRIU 4.2
+With criu-core's ``dump --dedup-cow-pages`` the pages that were still the parent's own physical pages at dump
+are not in the child's pagemap or pages image but listed in its criu-core-PID.img (``parent_pages``), and the
+child simply keeps what it inherited (no compare, no write). Such images name "criu-core-cow-pages" in the inventory, so CRIU 4.2
 refuses them rather than restoring those pages as zeros.
 """
 
@@ -43,11 +43,12 @@ def inherit_memory(st: TaskState, parent: TaskState) -> dict[int, int]:
     child has too, and make those writable where the child gets pages. Returns child VMA index → parent VMA
     index of the kept ones."""
     # only what the built-in handler mapped: a VMA a plugin claimed is offered to the plugins again
-    pvmas = {cow_key(v.entry): v for v in parent.plan.vmas if v.index in parent.inheritable}
+    pnames, names = parent.plan.vma_names, st.plan.vma_names
+    pvmas = {cow_key(v.entry, pnames.get(v.entry.start)): v for v in parent.plan.vmas if v.index in parent.inheritable}
     pvmas.pop(None, None)
     kept: dict[int, int] = {}
     for v in st.plan.vmas:
-        pv = pvmas.get(cow_key(v.entry))
+        pv = pvmas.get(cow_key(v.entry, names.get(v.entry.start)))
         if pv is not None:
             kept[v.index] = pv.index
     keep = [(st.scratch.addr, st.scratch.addr + st.scratch.size)]

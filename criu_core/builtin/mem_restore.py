@@ -378,13 +378,15 @@ def finish_vmas(ctx: Any, st: TaskState, host: Any) -> None:
             bit += 1
         if e.flags & MAP_LOCKED:
             remote.syscall("mlock", e.start, length)
-        if e.HasField("anon_name"):
-            name_anon_vma(ctx, st, e)
+        name = st.plan.vma_names.get(e.start)  # criu-core-PID.img
+        if name is not None:
+            name_anon_vma(ctx, st, e, name)
         host.vma_pages_restore(ctx, vma, remote)
 
 
-def name_anon_vma(ctx: Any, st: TaskState, e: Any) -> None:
-    """Give VMA ``e`` its ``[anon:NAME]`` again: an injected prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start,
+def name_anon_vma(ctx: Any, st: TaskState, e: Any, anon_name: str) -> None:
+    """Give VMA ``e`` its ``[anon:NAME]`` name ``anon_name`` again (from criu-core's own image, which CRIU 4.2
+    does not have: it restores such VMAs unnamed): an injected prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start,
     len, name).
 
     A kernel built without CONFIG_ANON_VMA_NAME answers EINVAL to every PR_SET_VMA (the name itself was
@@ -394,15 +396,15 @@ def name_anon_vma(ctx: Any, st: TaskState, e: Any) -> None:
     if ctx.stash.get(_NO_VMA_NAMES, False):
         return
     st.scratch.reset()
-    name = st.scratch.cstr(e.anon_name)
+    name = st.scratch.cstr(anon_name)
     ret = st.remote.syscall("prctl", PR_SET_VMA, PR_SET_VMA_ANON_NAME, e.start, e.end - e.start, name, check=False)
     if ret == -errno.EINVAL:
         ctx.stash[_NO_VMA_NAMES] = True
         ctx.log.warning("this kernel cannot name anonymous VMAs (PR_SET_VMA_ANON_NAME: EINVAL, no "
                         "CONFIG_ANON_VMA_NAME): [anon:NAME] names are not restored, first %r of task %d",
-                        e.anon_name, st.plan.pid)
+                        anon_name, st.plan.pid)
     elif ret < 0:
-        raise CriuError(f"cannot name VMA {e.start:#x}-{e.end:#x} of task {st.plan.pid} [anon:{e.anon_name}]: "
+        raise CriuError(f"cannot name VMA {e.start:#x}-{e.end:#x} of task {st.plan.pid} [anon:{anon_name}]: "
                         f"{errno.errorcode.get(-ret, -ret)}: {os.strerror(-ret)}", pid=st.plan.pid, errno=-ret)
 
 

@@ -59,9 +59,8 @@ class Memory:
         status = classify(vma)
         if status is None:
             return None
-        name = anon_name(vma.name)  # file mappings are named by their path, never "[anon:...]"
-        updates = {"anon_name": name} if name is not None else {}
-        return VmaClaim(plugin="builtin.memory", status=status, entry_updates=updates)
+        # file mappings are named by their path, never "[anon:...]"
+        return VmaClaim(plugin="builtin.memory", status=status, anon_name=anon_name(vma.name))
 
 
 class Files:
@@ -90,8 +89,8 @@ class MemRestore:
     """builtin.mem_restore: map every ordinary VMA in the seed (:mod:`.mem_restore`)."""
 
     # Images dumped with --dedup-cow-pages name this in inventory.plugins_entry (so that CRIU 4.2 refuses them);
-    # this restore handles their in_parent_task pages (cow_restore).
-    CRIU_INVENTORY_NAME = "criu-core-cow-pages"  # images.pagemap.IN_PARENT_TASK_INVENTORY_NAME
+    # this restore handles the pages they leave to parent tasks (criu-core-PID.img parent_pages, cow_restore).
+    CRIU_INVENTORY_NAME = "criu-core-cow-pages"  # images.criu_core_task.COW_PAGES_INVENTORY_NAME
 
     @staticmethod
     @hookimpl(trylast=True)

@@ -67,7 +67,7 @@ _CHUNK_PAGES = 1 << 16
 class PageRun:
     """``npages`` consecutive pages at ``start`` to dump with pagemap ``flags``; ``readable`` says whether
     process_vm_readv can read them (else /proc/PID/mem is used). ``in_parent`` runs are not copied: they are
-    the parent process's own pages (--dedup-cow-pages), written as ``in_parent_task`` pagemap entries."""
+    the parent process's own pages (--dedup-cow-pages): not in the pagemap, listed in criu-core-PID.img."""
 
     start: int
     npages: int

@@ -8,6 +8,7 @@ Modules (each imported on first use; importing this package loads no protobuf co
 * :mod:`.imagedir` - :class:`ImageDir`, what dump and restore use;
 * :mod:`.pagemap` - page counts (field 5 vs the pre-4.2 field 2) and page offsets;
 * :mod:`.vma` - the ``vma_entry.status`` bits (``VMA_AREA_*``), shared by dump, restore and ``show``;
+* :mod:`.criu_core_task` - criu-core's own per-task image ``criu-core-PID.img`` (not CRIU's);
 * :mod:`.messages` - lazy access to the generated classes (``message_class("core.core_entry")``);
 * :mod:`.jsonconv` - crit-compatible JSON (``decode_file``, ``encode_json``) and ``summarize_dir``;
 * :mod:`.tool` - ``decode``/``encode``/``show`` command entry points;

@@ -12,6 +12,8 @@ no protobuf import: the CLI consults it at start-up.
 
 Several names share one magic value (PAGEMAP = SHMEM_PAGEMAP = PAGES_OLD = SHM_PAGES_OLD, SIGNAL = PSIGNAL,
 BINFMT_MISC = BINFMT_MISC_OLD); :data:`BY_MAGIC` maps a value back to the canonical name, as crit does.
+
+One entry is not CRIU's: ``CRIU_CORE_TASK`` (``criu-core-PID.img``), criu-core's own per-task image.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Literal
 __all__ = [
     "BY_MAGIC",
     "BY_NAME",
+    "CRIU_CORE_TASK_MAGIC",
     "CRTOOLS_IMAGES_V1",
     "CRTOOLS_IMAGES_V1_1",
     "IMAGES",
@@ -41,6 +44,7 @@ IMG_COMMON_MAGIC = 0x54564319
 IMG_SERVICE_MAGIC = 0x55105940
 RAW_IMAGE_MAGIC = 0
 KDAT_MAGIC = 0x57023458  # kerndat cache, not an image
+CRIU_CORE_TASK_MAGIC = 0x4F435243  # criu-core's own image criu-core-PID.img; collides with no CRIU magic
 CRTOOLS_IMAGES_V1 = 1
 CRTOOLS_IMAGES_V1_1 = 2
 
@@ -153,6 +157,10 @@ IMAGES: tuple[ImageType, ...] = (
     _t("APPARMOR", 0x59423047, "apparmor.apparmor_entry", "apparmor.img"),
     # pidfd payloads are not modelled yet (their proto changed after 4.2); entries still frame and round-trip.
     _t("PIDFD", 0x54435556, None, "pidfd.img"),
+    # criu-core's own per-task image, not CRIU's (DESIGN.md promise 1: CRIU's messages are never extended):
+    # what a task has beyond CRIU 4.2's images, written only when there is some. Its magic is no CRIU magic
+    # (the file starts "CRCO" after IMG_COMMON), so CRIU and crit refuse the file rather than misread it.
+    _t("CRIU_CORE_TASK", CRIU_CORE_TASK_MAGIC, "criu_core_task.criu_core_task_entry", "criu-core-{}.img"),
     _t("STATS", 0x57093306, "stats.stats_entry", "stats-{}", kind="service"),
     _t("IRMAP_CACHE", 0x57004059, "fh.irmap_cache_entry", "irmap-cache", kind="service"),
     # Raw images: no header, content written by external tools (ip, iptables-save, nft, tar).

@@ -13,7 +13,6 @@ from typing import Any
 from criu_core.images.messages import message_class
 
 __all__ = [
-    "IN_PARENT_TASK_INVENTORY_NAME",
     "PAGE_SIZE",
     "PE_LAZY",
     "PE_PARENT",
@@ -32,10 +31,6 @@ PE_PARENT = 1 << 0
 PE_LAZY = 1 << 1
 PE_PRESENT = 1 << 2
 U32_MAX = 2**32 - 1
-# Named in inventory.plugins_entry by a dump with ``in_parent_task`` pagemap entries (--dedup-cow-pages): CRIU
-# 4.2 stops at a plugin name it has no plugin for ("Missing plugins"), instead of restoring such pages as zeros;
-# criu-core's built-in memory restore answers to it.
-IN_PARENT_TASK_INVENTORY_NAME = "criu-core-cow-pages"
 
 
 def nr_pages(entry: Any) -> int:

@@ -17,6 +17,8 @@ __all__ = ["FIELD_HINTS", "FLAG_MAPS", "GEN_MAPS", "SK_MAPS", "TASK_STATE_CRIT",
 # (message, field) -> set of hints; "flags:<map>", "dict:<map>", "conv:<name>" carry a parameter.
 _H = {
     "bpfmap_file_entry": {"flags": "flags:rfile.flags"},
+    "criu_core_page_range": {"vaddr": "hex"},  # criu-core's own image (criu-core-PID.img)
+    "criu_core_vma_name": {"start": "hex"},
     "fanotify_file_entry": {"flags": "hex", "faflags": "hex", "evflags": "hex"},
     "fanotify_mark_entry": {"mflags": "hex", "mask": "hex", "ignored_mask": "hex", "s_dev": "dev"},
     "ghost_file_entry": {"dev": "dev", "rdev": "dev odev"},

@@ -63,16 +63,16 @@ _NOT_PLAIN_ANON = (VMA_AREA_VSYSCALL | VMA_AREA_VDSO | VMA_AREA_SYSVIPC | VMA_AR
                    | VMA_AREA_AIORING | VMA_AREA_MEMFD | VMA_AREA_SHSTK | VMA_AREA_GUARD | VMA_AREA_UPROBES)
 
 
-def cow_key(entry: Any) -> tuple[Any, ...] | None:
+def cow_key(entry: Any, name: str | None = None) -> tuple[Any, ...] | None:
     """What must be equal for a child to keep, copy-on-write, the VMA it inherits from its parent at restore:
-    range, protection, flags, status and name of a plain private anonymous VMA; None for any other VMA.
+    range, protection, flags, status and ``[anon:NAME]`` name (``name``: kept in criu-core-PID.img, not in the
+    vma_entry) of a plain private anonymous VMA; None for any other VMA.
 
     The restore (builtin/cow_restore.py) keeps a child's VMA whose key equals its parent's, and the dump
     (--dedup-cow-pages) leaves out of the images only pages that lie in such a VMA.
     """
     if entry.status & (VMA_ANON_PRIVATE | _NOT_PLAIN_ANON) != VMA_ANON_PRIVATE:
         return None
-    name = entry.anon_name if entry.HasField("anon_name") else None
     return (entry.start, entry.end, entry.prot, entry.flags, entry.status, name)
 
 

@@ -1,5 +1,6 @@
-"""``[anon:NAME]`` VMA names (PR_SET_VMA_ANON_NAME): the dump side from smaps text, and the image field
-(vma_entry.anon_name = 1000, a criu-core extension) through our writer, our decoder and Debian's crit."""
+"""``[anon:NAME]`` VMA names (PR_SET_VMA_ANON_NAME): the dump side from smaps text, and the names in criu-core's
+own image criu-core-PID.img (CRIU's vma_entry is not extended) through our writer, our decoder and Debian's crit,
+which decodes the mm image and refuses our own file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from criu_core.context import DumpContext
 from criu_core.dumping.mm import anon_name, to_vmas
 from criu_core.images import ImageDir, jsonconv
+from criu_core.images.criu_core_task import task_entry
 from criu_core.images.messages import new
 from criu_core.images.vma import VMA_ANON_PRIVATE, VMA_ANON_SHARED, anon_name_problem
 from criu_core.options import Options
@@ -63,8 +65,10 @@ def test_names_parsed_from_maps_names() -> None:
 
 
 def test_dump_claims_record_the_name() -> None:
-    """The built-in memory handler puts the name into the vma_entry fields it asks the dump to set."""
-    got = [(v.start, c.status, c.entry_updates.get("anon_name")) for v, c in _claims()]
+    """The built-in memory handler gives the dump the name with its claim, and no vma_entry field for it."""
+    claims = _claims()
+    assert all(c.entry_updates == {} for _, c in claims)
+    got = [(v.start, c.status, c.anon_name) for v, c in claims]
     assert got == [
         (0x7F0000000000, 1 | VMA_ANON_PRIVATE, "foo"),
         (0x7F0000008000, 1 | VMA_ANON_PRIVATE, "my arena 2"),
@@ -76,10 +80,12 @@ def test_dump_claims_record_the_name() -> None:
 
 
 def test_mm_image_round_trip_and_crit(tmp_path, crit) -> None:
-    """The named entries as the dump writes them: our decoder gives the names back, Debian's crit (which does
-    not know field 1000) still decodes every VMA with the fields it knows."""
+    """The named entries as the dump writes them: the mm image is CRIU's (crit decodes it, byte for byte the
+    same as without names), the names are in criu-core-PID.img, which our decoder reads back and Debian's crit
+    refuses (unknown magic)."""
     vmas = []
-    for v, c in _claims():
+    claims = _claims()
+    for v, c in claims:
         entry = {
             "start": v.start,
             "end": v.end,
@@ -110,25 +116,30 @@ def test_mm_image_round_trip_and_crit(tmp_path, crit) -> None:
     )
     images = ImageDir(tmp_path, create=True)
     path = images.write_one("mm", mm, 42)
+    own = images.write_one("criu-core", task_entry(vma_names=[(v.start, c.anon_name) for v, c in claims
+                                                              if c.anon_name is not None]), 42)
+    assert own == str(tmp_path / "criu-core-42.img")
 
-    back = ImageDir(tmp_path).read_one("mm", 42)
-    assert [v.anon_name if v.HasField("anon_name") else None for v in back.vmas] == [
-        "foo",
-        "my arena 2",
-        " lead and trail ",
-        None,
-        "shared one",
-        None,
+    back = ImageDir(tmp_path).read_one("criu-core", 42)
+    assert [(n.start, n.name) for n in back.vma_names] == [
+        (0x7F0000000000, "foo"),
+        (0x7F0000008000, "my arena 2"),
+        (0x7F0000010000, " lead and trail "),
+        (0x7F0000012000, "shared one"),
     ]
-    ours = jsonconv.decode_file(path)
-    assert [v.get("anon_name") for v in ours["entries"][0]["vmas"]][:3] == ["foo", "my arena 2", " lead and trail "]
+    ours = jsonconv.decode_file(own)
+    assert ours["magic"] == "CRIU_CORE_TASK"
+    assert [n["name"] for n in ours["entries"][0]["vma_names"]] == ["foo", "my arena 2", " lead and trail ",
+                                                                     "shared one"]
 
+    # CRIU's file: crit decodes every VMA, and it has nothing but CRIU's fields
     theirs = crit_decode(crit, path)
     tv = theirs["entries"][0]["vmas"]
-    assert [(int(v["start"]), int(v["end"]), v["status"]) for v in tv] == [
-        (v.start, v.end, v.status) for v in back.vmas
-    ]
-    assert all("anon_name" not in v for v in tv)  # crit 3.17 skips the unknown field, and nothing else
+    assert [(int(v["start"]), int(v["end"]), v["status"]) for v in tv] == [(v.start, v.end, c.status) for v, c in claims]
+    assert all(set(v) <= {"start", "end", "pgoff", "shmid", "prot", "flags", "status", "fd"} for v in tv), tv
+    # our own file: crit refuses it by its magic, it does not misread it
+    res = subprocess.run([crit, "decode", "-i", own], check=False, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "0x4f435243" in (res.stdout + res.stderr).lower(), (res.stdout, res.stderr)
 
 
 @pytest.mark.parametrize(

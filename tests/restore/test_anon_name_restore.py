@@ -1,6 +1,7 @@
 """Restore side of ``[anon:NAME]``: the injected prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start, len, name) issued
 once per named VMA after it is mapped and filled, through the RemoteTask.syscall seam; a kernel without
-CONFIG_ANON_VMA_NAME (EINVAL) gives one warning and the restore goes on; other errors fail it."""
+CONFIG_ANON_VMA_NAME (EINVAL) gives one warning and the restore goes on; other errors fail it. The names come
+from the plan (criu-core-PID.img), never from the vma_entry, which stays CRIU's."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class RecordingRemote:
 
 def _state(remote: RecordingRemote, names: list[str | None]) -> TaskState:
     vmas = []
+    vma_names = {}
     for i, name in enumerate(names):
         e = new(
             "vma.vma_entry",
@@ -59,9 +61,9 @@ def _state(remote: RecordingRemote, names: list[str | None]) -> TaskState:
             fd=-1,
         )
         if name is not None:
-            e.anon_name = name
+            vma_names[e.start] = name
         vmas.append(VmaImage(4242, i, e))
-    st = TaskState(plan=SimpleNamespace(pid=4242, vmas=tuple(vmas)), files={})
+    st = TaskState(plan=SimpleNamespace(pid=4242, vmas=tuple(vmas), vma_names=vma_names), files={})
     st.remote = remote
     st.scratch = Scratch(remote, SCRATCH)
     return st

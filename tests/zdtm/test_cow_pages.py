@@ -2,9 +2,10 @@
 
 Target ``cowpages``: the parent fills 32 MiB, forks; the child rewrites 3 pages and drops one, the parent
 rewrites 3 others. A default dump (CRIU 4.2's format) stores the region twice; with the option the child's
-images hold only its 6 pages that differ from the parent's physical pages, the rest is marked
-``in_parent_task``, the inventory names "criu-core-cow-pages" (so that CRIU 4.2 refuses the images), and after
-the restore both processes read their own content and the child's region is shared again (Pss)."""
+images hold only its 6 pages that differ from the parent's physical pages, the rest is absent from its pagemap
+and listed in criu-core-CHILD.img (criu-core's own image; CRIU's pagemap is not extended), the inventory names
+"criu-core-cow-pages" (so that CRIU 4.2 refuses the images), and after the restore both processes read their
+own content and the child's region is shared again (Pss)."""
 
 from __future__ import annotations
 
@@ -48,19 +49,22 @@ def _pss_ratio(pid: int) -> float:
     return pss / rss
 
 
+def _overlap(vaddr: int, n: int, region: tuple[int, int]) -> int:
+    lo, hi = max(vaddr, region[0]), min(vaddr + n * PG, region[1])
+    return max(0, hi - lo) // PG
+
+
 def _pages(images: Path, pid: int, region: tuple[int, int]) -> tuple[int, int, int]:
     """(bytes of the task's pages image, pages of the region stored, pages of the region left to the parent)."""
     imgs = ImageDir(images)
     head, entries = imgs.read_pagemap(pid)
-    stored = parent = 0
-    for e in entries:
-        lo, hi = max(e.vaddr, region[0]), min(e.vaddr + nr_pages(e) * PG, region[1])
-        n = max(0, hi - lo) // PG
-        if e.in_parent_task:
-            assert not flags(e) & PE_PRESENT
-            parent += n
-        elif flags(e) & PE_PRESENT:
-            stored += n
+    assert all(flags(e) & PE_PRESENT for e in entries), "CRIU's pagemap has only pages that are in the image"
+    stored = sum(_overlap(e.vaddr, nr_pages(e), region) for e in entries)
+    parent = 0
+    if imgs.exists("criu-core", pid):
+        own = imgs.read_one("criu-core", pid)
+        parent = sum(_overlap(r.vaddr, r.nr_pages, region) for r in own.parent_pages)
+        assert parent, f"criu-core-{pid}.img written for nothing: {own}"
     return (images / f"pages-{head.pages_id}.img").stat().st_size, stored, parent
 
 
@@ -87,6 +91,7 @@ def test_dedup_cow_pages(zdtm, engines) -> None:
     assert (c_stored, c_parent) == (total - DROPPED, 0)
     assert c_bytes >= (total - DROPPED) * PG
     assert "criu-core-cow-pages" not in _inventory_plugins(plain)
+    assert not list(plain.glob("criu-core-*.img"))  # only CRIU's files
     still = (_pss_ratio(t.pid), _pss_ratio(child))
     assert max(still) < 0.6, f"Pss/Rss of the region after a --leave-running dump {still}: sharing lost"
 
@@ -102,6 +107,7 @@ def test_dedup_cow_pages(zdtm, engines) -> None:
     assert dc_parent == total - CHILD_OWN - PARENT_OWN - DROPPED
     assert dc_bytes <= c_bytes - dc_parent * PG, (dc_bytes, c_bytes)  # the shared pages are stored once
     assert "criu-core-cow-pages" in _inventory_plugins(images)
+    assert [p.name for p in images.glob("criu-core-*.img")] == [f"criu-core-{child}.img"]
 
     after = (_pss_ratio(t.pid), _pss_ratio(child))
     assert max(after) < 0.6, f"Pss/Rss of the region after restore {after}: not shared"

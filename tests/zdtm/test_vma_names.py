@@ -1,4 +1,4 @@
-"""``[anon:NAME]`` through a real restore: images that carry a VMA name (vma_entry.anon_name) restore on this
+"""``[anon:NAME]`` through a real restore: images that carry a VMA name (criu-core-PID.img) restore on this
 machine's kernel. With CONFIG_ANON_VMA_NAME the restored VMA shows the name; without it (this machine: prctl
 gives EINVAL) the restore warns once and the task comes back whole and unnamed. test_memory's
 test_vmas[anon_name] covers the dump side on a kernel that can name VMAs (it skips here)."""
@@ -11,6 +11,7 @@ import mmap
 from pathlib import Path
 
 from criu_core.images import ImageDir
+from criu_core.images.criu_core_task import task_entry
 from criu_core.images.vma import VMA_ANON_PRIVATE, VMA_AREA_REGULAR
 
 PR_SET_VMA, PR_SET_VMA_ANON_NAME = 0x53564D41, 0
@@ -55,8 +56,8 @@ def test_named_vma_restores(zdtm, engines) -> None:
     ]
     assert plain, "no anonymous VMA with pages in the dump"
     target = max(plain, key=lambda v: v.end - v.start)
-    target.anon_name = "zdtm named region"
-    imgs.write_one("mm", mm, t.pid)
+    assert not imgs.exists("criu-core", t.pid), "an unnamed task needs no criu-core image"
+    imgs.write_one("criu-core", task_entry(vma_names=[(target.start, "zdtm named region")]), t.pid)
 
     r = zdtm.restore(images)
     assert r.rc == 0, r.explain()

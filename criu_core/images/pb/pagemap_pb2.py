@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rpagemap.proto\x12\x04\x63riu\" \n\x0cpagemap_head\x12\x10\n\x08pages_id\x18\x01 \x02(\r\"\x84\x01\n\rpagemap_entry\x12\r\n\x05vaddr\x18\x01 \x02(\x04\x12\x17\n\x0f\x63ompat_nr_pages\x18\x02 \x02(\r\x12\x11\n\tin_parent\x18\x03 \x01(\x08\x12\r\n\x05\x66lags\x18\x04 \x01(\r\x12\x10\n\x08nr_pages\x18\x05 \x01(\x04\x12\x17\n\x0ein_parent_task\x18\xe8\x07 \x01(\x08')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rpagemap.proto\x12\x04\x63riu\" \n\x0cpagemap_head\x12\x10\n\x08pages_id\x18\x01 \x02(\r\"k\n\rpagemap_entry\x12\r\n\x05vaddr\x18\x01 \x02(\x04\x12\x17\n\x0f\x63ompat_nr_pages\x18\x02 \x02(\r\x12\x11\n\tin_parent\x18\x03 \x01(\x08\x12\r\n\x05\x66lags\x18\x04 \x01(\r\x12\x10\n\x08nr_pages\x18\x05 \x01(\x04')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PAGEMAP_HEAD']._serialized_start=23
   _globals['_PAGEMAP_HEAD']._serialized_end=55
-  _globals['_PAGEMAP_ENTRY']._serialized_start=58
-  _globals['_PAGEMAP_ENTRY']._serialized_end=190
+  _globals['_PAGEMAP_ENTRY']._serialized_start=57
+  _globals['_PAGEMAP_ENTRY']._serialized_end=164
 # @@protoc_insertion_point(module_scope)
