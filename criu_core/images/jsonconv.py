@@ -395,6 +395,14 @@ def summarize_dir(path: str | os.PathLike[str]) -> str:
             pages = sum(pm.nr_pages(e.msg) for e in pmap.entries[1:] if pm.flags(e.msg) & pm.PE_PRESENT)
         where = f" in pages-{pages_id}.img" if pages_id is not None else ""
         lines.append(f"{pad}  vmas={nvmas} pages={pages}{where}")
+        own = load("CRIU_CORE_TASK", t.pid)  # criu-core's own image, for a task with more than CRIU's images say
+        if own is not None and own.entries:
+            o = own.entries[0].msg
+            facts = [f"exit_signal={o.exit_signal}"] if o.HasField("exit_signal") else []
+            facts += [f"[anon:{n.name}] at {n.start:#x}" for n in o.vma_names]
+            if o.parent_pages:
+                facts.append(f"pages left to the parent={sum(r.nr_pages for r in o.parent_pages)}")
+            lines.append(f"{pad}  criu-core-{t.pid}.img: {' '.join(facts) or '(empty)'}")
         ids = load("IDS", t.pid)
         if ids is not None and ids.entries:
             fdi = load("FDINFO", ids.entries[0].msg.files_id)

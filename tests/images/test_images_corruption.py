@@ -1,6 +1,7 @@
 """Corrupt images fail with one ImageFormatError naming the file and an offset, for every image type present
 in the golden dumps: truncated, bad magic, oversized length word, garbage payload, missing required fields.
-The decode tool prints one line and returns non-zero, never a traceback."""
+The decode tool prints one line and returns non-zero, never a traceback. criu-core's own image
+(criu-core-PID.img, no golden file: CRIU does not write it) is checked the same way on a file our writer makes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import struct
 import pytest
 
 from criu_core.errors import ImageFormatError
-from criu_core.images import framing, jsonconv, magic, tool
+from criu_core.images import ImageDir, framing, jsonconv, magic, tool
+from criu_core.images.criu_core_task import task_entry
 
 
 def _first_entry(raw: bytes, path) -> tuple[int, int]:
@@ -37,8 +39,24 @@ def _corruptions(raw: bytes, path) -> dict[str, bytes]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["truncated", "partial-size-word", "bad-magic", "oversized-length", "garbage-payload"])
+KINDS = ["truncated", "partial-size-word", "bad-magic", "oversized-length", "garbage-payload"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_corruption_is_reported(typed_image, kind, tmp_path, capsys):
+    _check_corruption(typed_image, kind, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_own_image_corruption_is_reported(kind, tmp_path, capsys):
+    made = ImageDir(tmp_path / "made", create=True)
+    msg = task_entry(exit_signal=10, vma_names=[(0x7F0000000000, "arena")], parent_pages=[(0x7F0000001000, 3)])
+    src = made.write_one("criu-core", msg, 42)
+    assert framing.read_image(src).messages == [msg]  # intact, it reads back
+    _check_corruption(tmp_path / "made" / "criu-core-42.img", kind, tmp_path, capsys)
+
+
+def _check_corruption(typed_image, kind, tmp_path, capsys):
     raw = typed_image.read_bytes()
     data = _corruptions(raw, typed_image)[kind]
     bad = tmp_path / typed_image.name

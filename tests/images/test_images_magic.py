@@ -160,3 +160,19 @@ def test_42_fields_present():
     assert creds["cap_amb"].number == 19
     xs = message_class("core_x86.user_x86_xsave_entry").DESCRIPTOR.fields_by_name
     assert xs["cet"].number == 9
+
+
+def test_own_image_is_apart_from_criu():
+    """criu-core's own per-task image: a magic that is none of CRIU's (so CRIU and crit refuse the file instead
+    of misreading it), a file name no CRIU image has, and the same common head as CRIU's images."""
+    own = magic.BY_NAME["CRIU_CORE_TASK"]
+    criu = [t for t in magic.IMAGES if t.name != "CRIU_CORE_TASK"]
+    assert own.magic == magic.CRIU_CORE_TASK_MAGIC == 0x4F435243
+    assert own.magic not in {t.magic for t in criu} | set(REFERENCE.values())
+    assert own.magic not in (magic.IMG_COMMON_MAGIC, magic.IMG_SERVICE_MAGIC, magic.KDAT_MAGIC, magic.RAW_IMAGE_MAGIC)
+    assert own.head == bytes.fromhex("19435654") + b"CRCO"
+    assert magic.by_magic(own.magic) is own and own.kind == "common"
+    assert magic.type_for_filename("criu-core-31011.img") == (own, "31011")
+    assert magic.type_for_filename("core-31011.img")[0].name == "CORE"
+    assert magic.filename_for("CRIU_CORE_TASK", 7) == "criu-core-7.img"
+    assert all(t.pattern is None or not t.pattern.startswith("criu-core") for t in criu)
