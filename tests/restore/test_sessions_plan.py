@@ -68,8 +68,10 @@ def test_impossible_sessions_refused(tasks: tuple, subreapers: tuple[int, ...], 
         _plan(_states(*tasks, subreapers=subreapers))
 
 
-def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None) -> SimpleNamespace:
-    """A plan of (pid, ppid, vm_id) tasks whose mm images are equal unless ``brk`` gives one another value."""
+def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None,
+             names: dict[int, dict[int, str]] | None = None) -> SimpleNamespace:
+    """A plan of (pid, ppid, vm_id) tasks whose mm images are equal unless ``brk`` gives one another value, and
+    whose criu-core-PID.img VMA names are equal (none) unless ``names`` gives a task some."""
     from criu_core.images.messages import new as new_message
 
     out = []
@@ -79,7 +81,8 @@ def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None) ->
                      "mm_start_brk", "mm_arg_start", "mm_arg_end", "mm_env_start", "mm_env_end", "exe_file_id"):
             setattr(mm, name, 0)
         mm.mm_brk = (brk or {}).get(pid, 0x1000)
-        out.append(SimpleNamespace(pid=pid, ppid=ppid, dead=False, ids=SimpleNamespace(vm_id=vm), mm=mm, pages=()))
+        out.append(SimpleNamespace(pid=pid, ppid=ppid, dead=False, ids=SimpleNamespace(vm_id=vm), mm=mm, pages=(),
+                                   vma_names=(names or {}).get(pid, {}), parent_pages=()))
     return SimpleNamespace(tasks=out, images_dir=Path("/images"))
 
 
@@ -94,3 +97,5 @@ def test_vm_sharing_shapes() -> None:
         _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 2), (12, 10, 2)))  # type: ignore[arg-type]
     with pytest.raises(ImageFormatError, match="mm-11.img"):
         _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), brk={11: 0x2000}))  # type: ignore[arg-type]
+    with pytest.raises(ImageFormatError, match="mm-11.img.*criu-core image differs"):
+        _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), names={10: {0x1000: "a"}}))  # type: ignore[arg-type]
