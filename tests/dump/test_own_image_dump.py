@@ -35,8 +35,7 @@ def test_named_vma_goes_to_own_image(spawn, dump, monkeypatch) -> None:
 
     def named(self, pid):
         out = real(self, pid)
-        return [dataclasses.replace(m, name="[anon:big arena]") if m.start == big and pid == t.pid else m
-                for m in out]
+        return [dataclasses.replace(m, name="[anon:big arena]") if m.start == big and pid == t.pid else m for m in out]
 
     monkeypatch.setattr(ProcFS, "smaps", named)
     _, d = dump(t.pid, leave_running=True)

@@ -67,8 +67,10 @@ def _bad_cases(d: Path) -> dict[str, tuple[dict, str]]:
     return {
         "signal-65": ({"exit_signal": 65}, "exit signal 65 is not a signal"),
         "signal-huge": ({"exit_signal": 2**32 - 1}, "is not a signal"),
-        "name-not-at-a-start": ({"vma_names": [(anon + 4096 if anon_end > anon + 4096 else 0x1000, "x")]},
-                                "no VMA of mm-31011.img starts there"),
+        "name-not-at-a-start": (
+            {"vma_names": [(anon + 4096 if anon_end > anon + 4096 else 0x1000, "x")]},
+            "no VMA of mm-31011.img starts there",
+        ),
         "name-unmapped": ({"vma_names": [(0x1000, "x")]}, "no VMA of mm-31011.img starts there"),
         "name-twice": ({"vma_names": [(anon, "a"), (anon, "b")]}, "named twice"),
         "name-of-a-file-mapping": ({"vma_names": [(file_vma, "x")]}, "is not anonymous memory"),
@@ -80,8 +82,17 @@ def _bad_cases(d: Path) -> dict[str, tuple[dict, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["signal-65", "signal-huge", "name-not-at-a-start", "name-unmapped", "name-twice", "name-of-a-file-mapping",
-     "name-too-long", "name-bracket", "name-control"],
+    [
+        "signal-65",
+        "signal-huge",
+        "name-not-at-a-start",
+        "name-unmapped",
+        "name-twice",
+        "name-of-a-file-mapping",
+        "name-too-long",
+        "name-bracket",
+        "name-control",
+    ],
 )
 def test_bad_own_image_refused(tmp_path: Path, case: str) -> None:
     d = _tree(tmp_path)
@@ -114,8 +125,13 @@ def test_restore_command_says_one_line(tmp_path: Path) -> None:
     d = _tree(tmp_path)
     path = _write(d, CHILD, exit_signal=99)
     before = {p.name: p.read_bytes() for p in d.iterdir()}
-    res = subprocess.run([sys.executable, "-m", "criu_core.cli", "restore", "-D", str(d), "-d"], check=False,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "criu_core.cli", "restore", "-D", str(d), "-d"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "exit signal 99" in lines[0], res.stderr

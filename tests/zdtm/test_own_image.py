@@ -73,8 +73,13 @@ def test_exit_signal_writes_one_own_image(zdtm) -> None:
     assert shown["magic"] == "CRIU_CORE_TASK"
     assert shown["entries"] == [{"exit_signal": 10}]  # SIGUSR1, nothing else
     # CRIU's core image of that task has only CRIU's fields: crit decodes it, and there is no exit signal in it
-    res = subprocess.run([*CRIT, "decode", "-i", str(images / f"core-{child}.img")], capture_output=True, text=True,
-                         check=False, timeout=60)
+    res = subprocess.run(
+        [*CRIT, "decode", "-i", str(images / f"core-{child}.img")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     assert "exit_signal" not in res.stdout
     t.check()
