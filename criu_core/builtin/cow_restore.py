@@ -12,8 +12,8 @@ its own pagemap, so by default the sharing is found again here, by content.
 
 With criu-core's ``dump --dedup-cow-pages`` the pages that were still the parent's own physical pages at dump
 are not in the child's pagemap or pages image but listed in its criu-core-PID.img (``parent_pages``), and the
-child simply keeps what it inherited (no compare, no write). Such images name "criu-core-cow-pages" in the inventory, so CRIU 4.2
-refuses them rather than restoring those pages as zeros.
+child simply keeps what it inherited (no compare, no write). Such images name "criu-core-cow-pages" in the
+inventory, so CRIU 4.2 refuses them rather than restoring those pages as zeros.
 """
 
 from __future__ import annotations
