@@ -17,7 +17,6 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import pluggy
 from criu_core.errors import CriuError, MissingPluginError, PluginFailed, UnsupportedResource
 from criu_core.hookspecs import PROJECT, SPEC_MODULES
 from criu_core.options import OptionRegistry
+from criu_core.records import dataclass
 
 if TYPE_CHECKING:
     from criu_core.context import BaseContext, CheckContext, DumpContext, RestoreContext

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +29,7 @@ from criu_core.images.vma import (
     VMA_FILE_PRIVATE,
     VMA_FILE_SHARED,
 )
+from criu_core.records import dataclass, field
 from criu_core.resources import VmaImage
 from criu_core.stash import StashKey
 

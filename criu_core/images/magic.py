@@ -16,8 +16,9 @@ BINFMT_MISC = BINFMT_MISC_OLD); :data:`BY_MAGIC` maps a value back to the canoni
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from criu_core.records import dataclass
 
 __all__ = [
     "BY_MAGIC",

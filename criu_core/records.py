@@ -1,0 +1,199 @@
+"""``dataclass`` without compiling: the same classes as :func:`dataclasses.dataclass`, made in microseconds.
+
+The standard decorator writes the source of ``__init__``, ``__repr__``, ``__eq__``, ``__hash__`` (and for a
+frozen class ``__setattr__``/``__delattr__``) and compiles it with ``exec`` when the class is defined: about
+0.3 to 1.5 ms a class. A ``criu-py dump`` defines some 45 such classes before it does anything, 20 ms of a
+command whose whole fixed cost should stay under 60 ms. The classes are the same in every run, but the
+compiled methods are not cached anywhere (they are not in the module's ``.pyc``).
+
+:func:`dataclass` here lets the standard decorator do everything except generate those methods (so
+``__dataclass_fields__``, ``__dataclass_params__``, defaults, ``fields()``, ``replace()``, ``asdict()``,
+``is_dataclass()`` and inheritance between dataclasses are exactly the standard ones), then installs
+ordinary functions that read a per-class table instead. Behaviour is the standard one: the same positional
+and keyword ``__init__`` (defaults, ``default_factory``, ``init=False`` fields, ``__post_init__``, the same
+``TypeError`` messages), ``repr``, ``eq``, the same hash rule, ``FrozenInstanceError`` on assignment to a
+frozen instance; methods the class body defines itself win, as with the standard decorator. A class it does
+not cover (``order``, ``unsafe_hash``, ``slots``, ``kw_only``, ``match_args=False``, ``ClassVar``/``InitVar``
+fields, no docstring) goes to :func:`dataclasses.dataclass` unchanged.
+
+Usage: ``from criu_core.records import dataclass, field`` in place of ``from dataclasses import ...``.
+The per-instance cost of the generic ``__init__`` is a few microseconds more than the generated one; no
+class built with it is created per page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import MISSING, FrozenInstanceError, field
+from reprlib import recursive_repr
+from typing import Any, Callable, TypeVar, dataclass_transform, overload
+
+__all__ = ["dataclass", "field"]
+
+_T = TypeVar("_T", bound=type)
+_SUPPORTED = frozenset({"init", "repr", "eq", "frozen"})
+
+
+def _covered(cls: type, kwargs: dict[str, Any]) -> bool:
+    if set(kwargs) - _SUPPORTED or not kwargs.get("init", True) or not cls.__dict__.get("__doc__"):
+        return False
+    for ann in cls.__dict__.get("__annotations__", {}).values():
+        if not isinstance(ann, str) or "ClassVar" in ann or "InitVar" in ann or "KW_ONLY" in ann:
+            return False
+    for value in cls.__dict__.values():
+        if isinstance(value, dataclasses.Field) and value.kw_only is True:
+            return False
+    return True
+
+
+def _init_fn(cls: type, flds: tuple[dataclasses.Field[Any], ...], frozen: bool) -> Callable[..., None]:
+    qual = f"{cls.__qualname__}.__init__()"
+    init_names = tuple(f.name for f in flds if f.init)
+    init_set = frozenset(init_names)
+    # (name, is-init, default, factory) in field order; values set through object.__setattr__ when frozen.
+    table = tuple((f.name, f.init, f.default, f.default_factory) for f in flds)
+    required = tuple(f.name for f in flds if f.init and f.default is MISSING and f.default_factory is MISSING)
+    post_init = hasattr(cls, "__post_init__")
+    setter = object.__setattr__
+    # CPython's own wording for a call with too many positional arguments (self counted).
+    if len(required) == len(init_names):
+        takes = f"takes {len(init_names) + 1} positional argument{'s' if init_names else ''}"
+    else:
+        takes = f"takes from {len(required) + 1} to {len(init_names) + 1} positional arguments"
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(init_names):
+            were = "was" if len(args) == 0 else "were"
+            raise TypeError(f"{qual} {takes} but {len(args) + 1} {were} given")
+        given = dict(zip(init_names, args))
+        for key, value in kwargs.items():
+            if key not in init_set:
+                raise TypeError(f"{qual} got an unexpected keyword argument '{key}'")
+            if key in given:
+                raise TypeError(f"{qual} got multiple values for argument '{key}'")
+            given[key] = value
+        if len(given) < len(required):
+            missing = [name for name in required if name not in given]
+            if missing:
+                quoted = [repr(n) for n in missing]
+                if len(quoted) > 2:
+                    names = ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+                else:
+                    names = " and ".join(quoted)
+                plural = "s" if len(missing) > 1 else ""
+                raise TypeError(f"{qual} missing {len(missing)} required positional argument{plural}: {names}")
+        for name, in_init, default, factory in table:
+            if in_init and name in given:
+                value = given[name]
+            elif factory is not MISSING:
+                value = factory()
+            elif in_init:
+                value = default
+            else:
+                continue  # init=False with a plain default: the class attribute holds it, as with dataclasses
+            if frozen:
+                setter(self, name, value)
+            else:
+                setattr(self, name, value)
+        if post_init:
+            self.__post_init__()
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _install(cls: type, name: str, fn: Any) -> None:
+    if name not in cls.__dict__:
+        if callable(fn):
+            fn.__qualname__ = f"{cls.__qualname__}.{name}"
+        setattr(cls, name, fn)
+
+
+def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, frozen: bool = False) -> _T:  # noqa: A002
+    class_hash = cls.__dict__.get("__hash__", MISSING)
+    has_explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
+    if frozen and ("__setattr__" in cls.__dict__ or "__delattr__" in cls.__dict__):
+        return dataclasses.dataclass(cls, init=init, repr=repr, eq=eq, frozen=frozen)  # raises its TypeError
+    # Below a dataclass base, the standard decorator checks frozen against the base's (and then writes the
+    # frozen __setattr__/__delattr__ itself); otherwise ours are installed.
+    dc_base = any("__dataclass_fields__" in base.__dict__ for base in cls.__mro__[1:])
+    dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=frozen and dc_base)
+    flds = tuple(dataclasses.fields(cls))
+    seen_default = ""
+    for f in flds:
+        if not f.init:
+            continue
+        if f.default is MISSING and f.default_factory is MISSING:
+            if seen_default:
+                raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        else:
+            seen_default = f.name
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    params.init, params.repr, params.eq, params.frozen = init, repr, eq, frozen
+    _install(cls, "__init__", _init_fn(cls, flds, frozen))
+    if repr:
+        shown = tuple(f.name for f in flds if f.repr)
+
+        @recursive_repr()
+        def __repr__(self: Any) -> str:
+            inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
+            return f"{self.__class__.__qualname__}({inner})"
+
+        _install(cls, "__repr__", __repr__)
+    compared = tuple(f.name for f in flds if f.compare)
+    if eq:
+
+        def __eq__(self: Any, other: Any) -> Any:
+            if other.__class__ is self.__class__:
+                return tuple([getattr(self, n) for n in compared]) == tuple([getattr(other, n) for n in compared])
+            return NotImplemented
+
+        _install(cls, "__eq__", __eq__)
+    field_names = frozenset(f.name for f in flds)
+    if frozen and not dc_base:
+
+        def __setattr__(self: Any, name: str, value: Any) -> None:
+            if type(self) is cls or name in field_names:
+                raise FrozenInstanceError(f"cannot assign to field {name!r}")
+            super(cls, self).__setattr__(name, value)
+
+        def __delattr__(self: Any, name: str) -> None:
+            if type(self) is cls or name in field_names:
+                raise FrozenInstanceError(f"cannot delete field {name!r}")
+            super(cls, self).__delattr__(name)
+
+        cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
+        cls.__delattr__ = __delattr__  # type: ignore[method-assign,assignment]
+        __setattr__.__qualname__ = f"{cls.__qualname__}.__setattr__"
+        __delattr__.__qualname__ = f"{cls.__qualname__}.__delattr__"
+    if eq and not has_explicit_hash:
+        if frozen:
+            hashed = tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash))
+
+            def __hash__(self: Any) -> int:
+                return hash(tuple(getattr(self, n) for n in hashed))
+
+            __hash__.__qualname__ = f"{cls.__qualname__}.__hash__"
+            cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
+        else:
+            cls.__hash__ = None  # type: ignore[assignment]
+    _install(cls, "__match_args__", tuple(f.name for f in flds if f.init))
+    return cls
+
+
+@overload
+def dataclass(cls: _T, /) -> _T: ...
+@overload
+def dataclass(cls: None = None, /, **kwargs: Any) -> Callable[[_T], _T]: ...
+
+
+@dataclass_transform(field_specifiers=(field, dataclasses.Field))
+def dataclass(cls: Any = None, /, **kwargs: Any) -> Any:
+    """:func:`dataclasses.dataclass` (``init``, ``repr``, ``eq``, ``frozen``), with uncompiled methods."""
+
+    def wrap(c: _T) -> _T:
+        if not _covered(c, kwargs):
+            return dataclasses.dataclass(c, **kwargs)  # type: ignore[no-any-return]
+        return _build(c, **kwargs)
+
+    return wrap if cls is None else wrap(cls)
