@@ -24,9 +24,10 @@ class built with it is created per page.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, field
 from reprlib import recursive_repr
-from typing import Any, Callable, TypeVar, dataclass_transform, overload
+from typing import Any, TypeVar, dataclass_transform, overload
 
 __all__ = ["dataclass", "field"]
 
@@ -37,7 +38,7 @@ _SUPPORTED = frozenset({"init", "repr", "eq", "frozen"})
 def _covered(cls: type, kwargs: dict[str, Any]) -> bool:
     if set(kwargs) - _SUPPORTED or not kwargs.get("init", True) or not cls.__dict__.get("__doc__"):
         return False
-    for ann in cls.__dict__.get("__annotations__", {}).values():
+    for ann in cls.__dict__.get("__annotations__", {}).values():  # noqa: RUF063 (this class's own, unevaluated)
         if not isinstance(ann, str) or "ClassVar" in ann or "InitVar" in ann or "KW_ONLY" in ann:
             return False
     for value in cls.__dict__.values():
@@ -109,7 +110,7 @@ def _install(cls: type, name: str, fn: Any) -> None:
         setattr(cls, name, fn)
 
 
-def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, frozen: bool = False) -> _T:  # noqa: A002
+def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, frozen: bool = False) -> _T:
     class_hash = cls.__dict__.get("__hash__", MISSING)
     has_explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
     if frozen and ("__setattr__" in cls.__dict__ or "__delattr__" in cls.__dict__):
