@@ -47,55 +47,76 @@ def _covered(cls: type, kwargs: dict[str, Any]) -> bool:
     return True
 
 
+def _writes_dict_directly(cls: type, flds: tuple[dataclasses.Field[Any], ...], frozen: bool) -> bool:
+    """Whether setting the fields one by one would only store them in the instance ``__dict__``."""
+    if any("__slots__" in base.__dict__ for base in cls.__mro__[:-1]):
+        return False
+    if not frozen and cls.__setattr__ is not object.__setattr__:
+        return False
+    return not any(hasattr(type(getattr(cls, f.name, None)), "__set__") for f in flds)
+
+
 def _init_fn(cls: type, flds: tuple[dataclasses.Field[Any], ...], frozen: bool) -> Callable[..., None]:
     qual = f"{cls.__qualname__}.__init__()"
     init_names = tuple(f.name for f in flds if f.init)
+    n_init = len(init_names)
     init_set = frozenset(init_names)
-    # (name, is-init, default, factory) in field order; values set through object.__setattr__ when frozen.
+    # (name, is-init, default, factory) in field order.
     table = tuple((f.name, f.init, f.default, f.default_factory) for f in flds)
     required = tuple(f.name for f in flds if f.init and f.default is MISSING and f.default_factory is MISSING)
+    required_set = frozenset(required)
     post_init = hasattr(cls, "__post_init__")
-    setter = object.__setattr__
+    direct = _writes_dict_directly(cls, flds, frozen)
+    setter = object.__setattr__ if frozen else setattr
     # CPython's own wording for a call with too many positional arguments (self counted).
-    if len(required) == len(init_names):
-        takes = f"takes {len(init_names) + 1} positional argument{'s' if init_names else ''}"
+    if len(required) == n_init:
+        takes = f"takes {n_init + 1} positional argument{'s' if init_names else ''}"
     else:
-        takes = f"takes from {len(required) + 1} to {len(init_names) + 1} positional arguments"
+        takes = f"takes from {len(required) + 1} to {n_init + 1} positional arguments"
+
+    def bad_keywords(given: dict[str, Any], kwargs: dict[str, Any]) -> TypeError:
+        for key in kwargs:
+            if key not in init_set:
+                return TypeError(f"{qual} got an unexpected keyword argument '{key}'")
+            if key in given:
+                return TypeError(f"{qual} got multiple values for argument '{key}'")
+        raise AssertionError("no bad keyword")
+
+    def missing_error(given: dict[str, Any]) -> TypeError:
+        quoted = [repr(name) for name in required if name not in given]
+        names = ", ".join(quoted[:-1]) + ", and " + quoted[-1] if len(quoted) > 2 else " and ".join(quoted)
+        plural = "s" if len(quoted) > 1 else ""
+        return TypeError(f"{qual} missing {len(quoted)} required positional argument{plural}: {names}")
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > len(init_names):
-            were = "was" if len(args) == 0 else "were"
-            raise TypeError(f"{qual} {takes} but {len(args) + 1} {were} given")
-        given = dict(zip(init_names, args))
-        for key, value in kwargs.items():
-            if key not in init_set:
-                raise TypeError(f"{qual} got an unexpected keyword argument '{key}'")
-            if key in given:
-                raise TypeError(f"{qual} got multiple values for argument '{key}'")
-            given[key] = value
-        if len(given) < len(required):
-            missing = [name for name in required if name not in given]
-            if missing:
-                quoted = [repr(n) for n in missing]
-                if len(quoted) > 2:
-                    names = ", ".join(quoted[:-1]) + ", and " + quoted[-1]
-                else:
-                    names = " and ".join(quoted)
-                plural = "s" if len(missing) > 1 else ""
-                raise TypeError(f"{qual} missing {len(missing)} required positional argument{plural}: {names}")
+        if args:
+            if len(args) > n_init:
+                raise TypeError(f"{qual} {takes} but {len(args) + 1} were given")
+            given = dict(zip(init_names, args))
+            if kwargs:
+                if not kwargs.keys() <= init_set or not kwargs.keys().isdisjoint(given):
+                    raise bad_keywords(given, kwargs)
+                given.update(kwargs)
+        else:
+            given = kwargs
+            if not given.keys() <= init_set:
+                raise bad_keywords({}, kwargs)
+        if not required_set <= given.keys():
+            raise missing_error(given)
+        values = {}
         for name, in_init, default, factory in table:
             if in_init and name in given:
-                value = given[name]
+                values[name] = given[name]
             elif factory is not MISSING:
-                value = factory()
+                values[name] = factory()
             elif in_init:
-                value = default
-            else:
-                continue  # init=False with a plain default: the class attribute holds it, as with dataclasses
-            if frozen:
+                values[name] = default
+            # else: init=False with a plain default: the class attribute holds it, as with dataclasses
+        if direct:
+            self.__dict__.update(values)
+        else:
+            for name, value in values.items():
                 setter(self, name, value)
-            else:
-                setattr(self, name, value)
         if post_init:
             self.__post_init__()
 

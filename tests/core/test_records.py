@@ -71,6 +71,11 @@ CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
     ((1, 2, 3, "a", frozenset(), {}, None, 9), {}),
     ((1, 2), {"pid": 3}),
     ((1, 2), {"bogus": 3}),
+    ((), {"pid": 1, "end": 3, "name": "x"}),
+    ((), {"end": 3}),
+    ((), {"end": 3, "bogus": 1}),
+    ((1,), {"pid": 2, "bogus": 1}),
+    ((1, 2, 3, "a", frozenset(), {}, None), {"extra": {}}),
 ]
 
 
@@ -134,6 +139,25 @@ def test_mutable_semantics_match() -> None:
             dataclasses.replace(c, note="m")
         results.append(repr(c).split(".")[-1])
     assert results[0] == results[1]
+
+
+def test_custom_setattr_sees_every_field() -> None:
+    for dc in (dataclasses.dataclass, records.dataclass):
+        seen: list[str] = []
+
+        @dc
+        class Logged:
+            """Records its assignments."""
+
+            a: int
+            b: list[int] = dataclasses.field(default_factory=list)
+
+            def __setattr__(self, name: str, value: Any) -> None:
+                seen.append(name)  # noqa: B023 (called within this iteration)
+                object.__setattr__(self, name, value)
+
+        Logged(1)
+        assert seen == ["a", "b"]
 
 
 def test_inheritance_matches() -> None:
