@@ -14,7 +14,7 @@ and keyword ``__init__`` (defaults, ``default_factory``, ``init=False`` fields, 
 ``TypeError`` messages), ``repr``, ``eq``, the same hash rule, ``FrozenInstanceError`` on assignment to a
 frozen instance; methods the class body defines itself win, as with the standard decorator. A class it does
 not cover (``order``, ``unsafe_hash``, ``slots``, ``kw_only``, ``match_args=False``, ``ClassVar``/``InitVar``
-fields, no docstring) goes to :func:`dataclasses.dataclass` unchanged.
+fields) goes to :func:`dataclasses.dataclass` unchanged.
 
 Usage: ``from criu_core.records import dataclass, field`` in place of ``from dataclasses import ...``.
 The per-instance cost of the generic ``__init__`` is a few microseconds more than the generated one; no
@@ -24,6 +24,7 @@ class built with it is created per page.
 from __future__ import annotations
 
 import dataclasses
+import inspect  # dataclasses imports it anyway
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, field
 from reprlib import recursive_repr
@@ -35,8 +36,16 @@ _T = TypeVar("_T", bound=type)
 _SUPPORTED = frozenset({"init", "repr", "eq", "frozen"})
 
 
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", _Factory())  # shown as a default_factory's default
+
+
 def _covered(cls: type, kwargs: dict[str, Any]) -> bool:
-    if set(kwargs) - _SUPPORTED or not kwargs.get("init", True) or not cls.__dict__.get("__doc__"):
+    if set(kwargs) - _SUPPORTED or not kwargs.get("init", True):
         return False
     for ann in cls.__dict__.get("__annotations__", {}).values():  # noqa: RUF063 (this class's own, unevaluated)
         if not isinstance(ann, str) or "ClassVar" in ann or "InitVar" in ann or "KW_ONLY" in ann:
@@ -121,6 +130,21 @@ def _init_fn(cls: type, flds: tuple[dataclasses.Field[Any], ...], frozen: bool) 
             self.__post_init__()
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    # What inspect.signature (help(), the class docstring) shows for the generated __init__ of dataclasses.
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    for f in flds:
+        if f.init:
+            default = _FACTORY if f.default_factory is not MISSING else f.default
+            params.append(
+                P(
+                    f.name,
+                    P.POSITIONAL_OR_KEYWORD,
+                    default=P.empty if default is MISSING else default,
+                    annotation=f.type,
+                )
+            )
+    __init__.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
     return __init__
 
 
@@ -138,6 +162,7 @@ def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, froze
         return dataclasses.dataclass(cls, init=init, repr=repr, eq=eq, frozen=frozen)  # raises its TypeError
     # Below a dataclass base, the standard decorator checks frozen against the base's (and then writes the
     # frozen __setattr__/__delattr__ itself); otherwise ours are installed.
+    documented = bool(cls.__dict__.get("__doc__"))  # else the standard decorator writes one, from its signature
     dc_base = any("__dataclass_fields__" in base.__dict__ for base in cls.__mro__[1:])
     dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=frozen and dc_base)
     flds = tuple(dataclasses.fields(cls))
@@ -200,6 +225,8 @@ def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, froze
         else:
             cls.__hash__ = None  # type: ignore[assignment]
     _install(cls, "__match_args__", tuple(f.name for f in flds if f.init))
+    if not documented:
+        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
     return cls
 
 

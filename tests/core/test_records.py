@@ -5,6 +5,7 @@ dataclasses functions, inheritance)."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -243,3 +244,21 @@ def test_instances_pickle() -> None:
 
     v = Vma(1, 0x1000, 0x2000, 3, 2, vmflags=frozenset({"rd"}))
     assert pickle.loads(pickle.dumps(v)) == v
+
+
+def test_signature_and_generated_docstring_match() -> None:
+    def make(dc: Any) -> type:
+        @dc
+        class NoDoc:
+            kfd_path: str = "/dev/kfd"
+            count: int = 0
+            env: dict[str, str] = dataclasses.field(default_factory=dict)
+            hidden: int = dataclasses.field(default=0, init=False)
+
+        return NoDoc
+
+    std, ours = _pair(make)
+    assert ours.__doc__ == std.__doc__
+    assert str(inspect.signature(ours)) == str(inspect.signature(std))
+    std_v, ours_v = _pair(_frozen_vma)
+    assert str(inspect.signature(ours_v)) == str(inspect.signature(std_v))
