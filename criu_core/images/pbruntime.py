@@ -1,14 +1,16 @@
 """Keeps protobuf's pure-Python message implementation off the import path when the upb backend is in use.
 
 ``google.protobuf.descriptor_pool`` and ``internal.builder`` import ``internal.python_message`` (and with it
-``text_format``, ``well_known_types``, ``decoder``, ``datetime``...) unconditionally, although with the upb
+``text_format``, ``decoder``, ``encoder``, ``containers``...) unconditionally, although with the upb
 backend (protobuf's default since 4.21) nothing on the paths the generated ``*_pb2`` modules take calls into
 it: only pure-Python descriptor pools do. Importing it costs several milliseconds per ``criu-py`` command.
 :func:`defer_pure_python_runtime` registers those two modules as lazy modules (:class:`importlib.util.LazyLoader`):
 the import statements bind them as before, and the first attribute access loads them for real (``print(msg)``
 reaches ``text_format`` that way, from upb's C code), so behaviour does not change, only when the cost is paid.
 
-With the pure-Python backend (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``) nothing is deferred.
+With the pure-Python backend (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``) nothing is deferred. Caveat of
+LazyLoader before Python 3.13: two threads touching a deferred module for the very first time at the same
+moment may race; nothing in criu-core formats messages as text from worker threads.
 """
 
 from __future__ import annotations
