@@ -160,13 +160,13 @@ def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, froze
     has_explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
     if frozen and ("__setattr__" in cls.__dict__ or "__delattr__" in cls.__dict__):
         return dataclasses.dataclass(cls, init=init, repr=repr, eq=eq, frozen=frozen)  # raises its TypeError
-    # Below a dataclass base, the standard decorator checks frozen against the base's (and then writes the
-    # frozen __setattr__/__delattr__ itself); otherwise ours are installed.
     documented = bool(cls.__dict__.get("__doc__"))
     if not documented:
         # The standard decorator would write one from inspect.signature of the class, which (without our
         # __init__ yet) parses object's text signature with tokenize: 3 ms. It is written below instead.
         cls.__doc__ = cls.__name__
+    # Below a dataclass base, the standard decorator checks frozen against the base's (and then writes the
+    # frozen __setattr__/__delattr__ itself); otherwise ours are installed.
     dc_base = any("__dataclass_fields__" in base.__dict__ for base in cls.__mro__[1:])
     dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=frozen and dc_base)
     flds = tuple(dataclasses.fields(cls))
