@@ -4,13 +4,16 @@ properties that keep it low are checked on real commands (not timed: timings are
 * ``--version`` loads neither pluggy, logging nor protobuf;
 * a dump and a restore of a live task leave protobuf's pure-Python message runtime (``python_message``,
   ``text_format``) unloaded (criu_core.images.pbruntime), and define no dataclass whose methods were compiled
-  at import (criu_core.records): both cost milliseconds per command.
+  at import (criu_core.records): both cost milliseconds per command;
+* the servers (``swrk``, ``service``) run with the cyclic garbage collector on, which ``entry()`` turns off for
+  one-shot commands.
 
 Each command runs ``criu_core.cli.main.main`` in a fresh interpreter, then reports on ``sys.modules``.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -97,3 +100,21 @@ def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -
             "google.protobuf.text_format": "lazy",
         }
         assert report["compiled"] == []
+
+
+def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """entry() turns the collector off for one-shot commands; swrk and service, which keep running, turn it on."""
+    from criu_core import service
+    from criu_core.cli import swrk
+
+    seen: list[bool] = []
+    monkeypatch.setattr(service, "serve_swrk", lambda fd, inv, log: seen.append(gc.isenabled()) or 0)
+    monkeypatch.setattr(service, "run_service", lambda inv, log: seen.append(gc.isenabled()) or 0)
+    try:
+        gc.disable()
+        swrk.serve_one(3, None, None)  # type: ignore[arg-type]
+        gc.disable()
+        swrk.serve_service(None, None)  # type: ignore[arg-type]
+    finally:
+        gc.enable()
+    assert seen == [True, True]
