@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from criu_core.options import Options
+from criu_core.records import dataclass, field
 from criu_core.stash import Stash
 
 if TYPE_CHECKING:

@@ -21,7 +21,6 @@ import os
 import signal
 import stat
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from criu_core.context import DumpContext
@@ -64,6 +63,7 @@ from criu_core.images.vma import (
 from criu_core.procfs import ProcFS
 from criu_core.progress import Progress
 from criu_core.ptrace import FrozenTree, seize_tree
+from criu_core.records import dataclass, field
 from criu_core.resources import FdInfo, SocketInfo, Task
 from criu_core.sys.proc import KCMP_FILE, kcmp
 

@@ -21,10 +21,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from criu_core.errors import KernelFeatureMissing, SyscallError, UsageError
+from criu_core.records import dataclass
 
 if TYPE_CHECKING:
     from criu_core.context import CheckContext

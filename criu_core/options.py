@@ -8,9 +8,10 @@ The command line (``criu_core.cli``) owns CRIU's table; plugins add their own th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+
+from criu_core.records import dataclass, field
 
 __all__ = ["OptionRegistry", "OptionSpec", "Options"]
 

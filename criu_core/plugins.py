@@ -17,8 +17,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -26,6 +25,7 @@ import pluggy
 from criu_core.errors import CriuError, MissingPluginError, PluginFailed, UnsupportedResource
 from criu_core.hookspecs import PROJECT, SPEC_MODULES
 from criu_core.options import OptionRegistry
+from criu_core.records import dataclass
 
 if TYPE_CHECKING:
     from criu_core.context import BaseContext, CheckContext, DumpContext, RestoreContext
@@ -136,6 +136,44 @@ def _dist_name_version(base: str, dname: str) -> tuple[str, str]:
     return name, version
 
 
+# What pluggy can take a hook implementation or specification from (pluggy._manager._static_hook_attr).
+_HOOKABLE = (FunctionType, MethodType, staticmethod, classmethod)
+_ABSENT = object()
+
+
+def _never_a_hook(namespace: object, name: str) -> bool:
+    """True when pluggy's lookup of ``name`` (a name of ``dir(namespace)``) cannot find a hook there."""
+    if isinstance(namespace, ModuleType):
+        holders: tuple[Any, ...] = (namespace,)
+    elif isinstance(namespace, type):
+        holders = namespace.__mro__
+    else:
+        return False
+    for holder in holders:
+        value = holder.__dict__.get(name, _ABSENT)
+        if value is not _ABSENT:
+            return not isinstance(value, _HOOKABLE)
+    return False
+
+
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, with a cheap first look at each name it considers.
+
+    ``register`` and ``add_hookspecs`` ask about every name in ``dir(plugin)`` (some 700 names for the specs,
+    the built-ins and the installed plugins), and pluggy looks each one up with ``inspect.getattr_static``, a
+    few microseconds each. For a module or a class, the value that lookup finds for such a name is the one in
+    the ``__dict__`` of the module or of the first class of the MRO holding it; when that is not a function,
+    a method, a staticmethod or a classmethod, pluggy answers None, and so do we, without the lookup. Every
+    other name goes to pluggy unchanged.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        return None if _never_a_hook(plugin, name) else super().parse_hookimpl_opts(plugin, name)
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+        return None if _never_a_hook(module_or_class, name) else super().parse_hookspec_opts(module_or_class, name)
+
+
 class PluginHost:
     """Load plugins and call their hooks.
 
@@ -144,7 +182,7 @@ class PluginHost:
     """
 
     def __init__(self, disabled: Iterable[str] = (), *, load_entry_points: bool = True) -> None:
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = _PluginManager(PROJECT)
         for modname in SPEC_MODULES:
             self.pm.add_hookspecs(importlib.import_module(modname))
         env = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]

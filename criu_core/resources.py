@@ -7,8 +7,9 @@ should do with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from criu_core.records import dataclass, field
 
 __all__ = [
     "FdInfo",

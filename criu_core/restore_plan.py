@@ -13,7 +13,6 @@ import os
 import signal
 import stat
 from bisect import bisect_right
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +35,7 @@ from criu_core.images.vma import (
     anon_name_problem,
     cow_key,
 )
+from criu_core.records import dataclass, field
 from criu_core.resources import VmaImage
 from criu_core.stash import StashKey
 

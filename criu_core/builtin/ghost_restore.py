@@ -17,11 +17,11 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from criu_core.errors import CriuError, ImageFormatError, UnsupportedResource
 from criu_core.images.framing import read_image
+from criu_core.records import dataclass
 from criu_core.restore_plan import PLAN_KEY
 from criu_core.stash import StashKey
 

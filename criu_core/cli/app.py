@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from criu_core.cli.config import config_sources
 from criu_core.cli.parser import GetoptParser, Given
 from criu_core.cli.table import COMMANDS, DEPRECATED, IMPLEMENTED_COMMANDS, add_criu_options
 from criu_core.errors import NotImplementedOption, UsageError
+from criu_core.records import dataclass, field
 
 if TYPE_CHECKING:
     from criu_core.options import OptionRegistry, Options

@@ -10,6 +10,7 @@ Exit codes are CRIU's: 0 success, 1 failure. A :class:`~criu_core.errors.CriuErr
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -61,7 +62,13 @@ def entry() -> None:
     ms, a tenth of the fixed cost of a command. So the parts of finalization that matter are done here, in
     CPython's order (wait for non-daemon threads, atexit handlers: logging closes its files, flush stdout and
     stderr), and the process ends with ``os._exit``. An exception, or a flush that fails, takes the normal exit.
+
+    The cyclic garbage collector is off for the command: start-up alone allocates enough objects to run it
+    some 50 times, and it finds next to nothing (a whole dump or restore of a 100-process tree or of a
+    200-thread process leaves under 2,000 objects in cycles); that is 8 ms of a trivial dump. The commands
+    that keep running (``swrk``, ``service``) turn it back on (:mod:`criu_core.cli.swrk`).
     """
+    gc.disable()
     rc = main()
     threading = sys.modules.get("threading")
     if threading is not None:

@@ -10,12 +10,12 @@ prefix, an optional argument must be attached (``--manage-cgroups=full``, ``-v4`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from criu_core.cli.table import ALIASES, OPTIONAL_CONST
 from criu_core.errors import UsageError
 from criu_core.options import OptionRegistry, Options, OptionSpec
+from criu_core.records import dataclass
 
 __all__ = ["GetoptParser", "Given"]
 

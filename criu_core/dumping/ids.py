@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from criu_core.errors import CriuError
+from criu_core.records import dataclass, field
 from criu_core.sys.proc import KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, kcmp
 
 __all__ = ["NS_KINDS", "DumpIds"]

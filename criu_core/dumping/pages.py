@@ -22,12 +22,12 @@ import os
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from criu_core.errors import SyscallError
 from criu_core.progress import Progress
 from criu_core.ptrace import RemoteTask
+from criu_core.records import dataclass
 from criu_core.sys.memory import IOV_MAX, buffer_address, process_vm_readv
 from criu_core.sys.pagemap import (
     PAGE_IS_FILE,

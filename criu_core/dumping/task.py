@@ -6,10 +6,10 @@ What only the task can tell is asked with injected syscalls into the leader (ref
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from criu_core.procfs import ProcFS
 from criu_core.ptrace import RemoteTask
+from criu_core.records import dataclass, field
 from criu_core.sys.proc import PR_GET_CHILD_SUBREAPER, PR_GET_DUMPABLE, PR_GET_THP_DISABLE
 from criu_core.sys.structs import Itimerval, KernelSigaction
 

@@ -4,7 +4,6 @@ pending signals, alternate stack, tid address, robust list, rseq, creds, schedul
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 from criu_core.arch.x86_64.regs import restart_fixup
@@ -13,6 +12,7 @@ from criu_core.errors import CriuError
 from criu_core.procfs import ProcFS
 from criu_core.procfs.status import ProcStatus
 from criu_core.ptrace import RemoteTask
+from criu_core.records import dataclass, field
 from criu_core.sys.proc import PR_GET_PDEATHSIG, PR_GET_SECUREBITS, PR_GET_TID_ADDRESS, get_robust_list
 from criu_core.sys.structs import StackT, UserRegs
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from criu_core.errors import ImageFormatError
 from criu_core.images import magic as _magic
 from criu_core.images.magic import ImageType
 from criu_core.images.messages import message_class
+from criu_core.records import dataclass, field
 
 __all__ = [
     "Entry",

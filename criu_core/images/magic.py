@@ -18,8 +18,9 @@ One entry is not CRIU's: ``CRIU_CORE_TASK`` (``criu-core-PID.img``), criu-core's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from criu_core.records import dataclass
 
 __all__ = [
     "BY_MAGIC",

@@ -14,7 +14,8 @@ Type-specific content (fs/eventfd.c, fs/eventpoll.c, fs/notify/fdinfo.c, fs/sign
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from criu_core.records import dataclass, field
 
 __all__ = ["FdInfo", "parse_fdinfo"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from criu_core.records import dataclass, field
 
 __all__ = ["MapEntry", "parse_maps", "parse_maps_line", "parse_smaps"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from criu_core.records import dataclass
 
 __all__ = [
     "RLIMIT_NAMES",

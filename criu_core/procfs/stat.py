@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from criu_core.records import dataclass
 
 __all__ = ["STAT_FIELDS", "ProcStat", "parse_stat"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from criu_core.records import dataclass, field
 
 __all__ = ["ProcStatus", "parse_status"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
 
 from criu_core.errors import NoSuchProcess, SyscallError
+from criu_core.records import dataclass
 from criu_core.sys.proc import WALL
 from criu_core.sys.ptrace import PTRACE_EVENT_STOP
 

@@ -15,13 +15,13 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Self
 
 from criu_core.errors import AccessDenied, CriuError, NoSuchProcess, SyscallError
 from criu_core.procfs import ProcFS
 from criu_core.ptrace.events import Stop, wait_tid
 from criu_core.ptrace.task import RemoteTask
+from criu_core.records import dataclass, field
 from criu_core.sys import ptrace as pt
 from criu_core.sys.proc import tgkill
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno as _errno
 import socket
 import struct
-from dataclasses import dataclass, field
 
 from criu_core.errors import SyscallError
+from criu_core.records import dataclass, field
 
 __all__ = ["NETLINK_SOCK_DIAG", "SOCK_DIAG_BY_FAMILY", "UnixDiag", "unix_diag"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from criu_core.errors import UsageError
+from criu_core.records import dataclass, field
 
 __all__ = ["ENGINES", "ENV", "AmdgpuConfig", "add_options", "maps_dev"]
 

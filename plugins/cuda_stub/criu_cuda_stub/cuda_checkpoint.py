@@ -20,10 +20,10 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from criu_core.errors import CriuError
+from criu_core.records import dataclass
 
 if TYPE_CHECKING:
     import subprocess

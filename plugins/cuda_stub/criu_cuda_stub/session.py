@@ -28,11 +28,11 @@ import contextlib
 import enum
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from criu_core.errors import CriuError
+from criu_core.records import dataclass, field
 from criu_core.stash import StashKey
 from criu_cuda_stub.cuda_checkpoint import (
     CudaCheckpoint,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+
+from criu_core.records import dataclass
 
 __all__ = [
     "PAGE_SIZE",

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from criu_core.errors import CriuError, UnsupportedResource
 from criu_core.resources import VmaClaim
 from criu_core.stash import StashKey
-from criu_uprobes.textscan import parse_maps, scan_text, stack_refs, thread_regs, write_text
 
 if TYPE_CHECKING:
     from criu_core.context import DumpContext
@@ -83,6 +82,9 @@ def dump_trampoline_vma(ctx: DumpContext, vma: Vma, proc: str = "/proc") -> VmaC
         raise UnsupportedResource(
             vma, msg=f"PID {vma.pid} has uprobes vma ({TRAMPOLINE_NAME} {where}). Consider using --allow-uprobes"
         )
+    # Imported here: every dump loads this module, only a trampoline needs the text scanner.
+    from criu_uprobes.textscan import parse_maps, scan_text, stack_refs, thread_regs, write_text
+
     maps = parse_maps(vma.pid, proc)
     regs = thread_regs(vma.pid, proc)
     inside = [(tid, f"pc {pc:x}") for tid, (_sp, pc) in regs.items() if vma.start <= pc < vma.end]

@@ -1,0 +1,120 @@
+"""What a ``criu-py`` command loads: the fixed cost of a trivial dump or restore is mostly imports, so the
+properties that keep it low are checked on real commands (not timed: timings are bench/'s job).
+
+* ``--version`` loads neither pluggy, logging nor protobuf;
+* a dump and a restore of a live task leave protobuf's pure-Python message runtime (``python_message``,
+  ``text_format``) unloaded (criu_core.images.pbruntime), and define no dataclass whose methods were compiled
+  at import (criu_core.records): both cost milliseconds per command;
+* the servers (``swrk``, ``service``) run with the cyclic garbage collector on, which ``entry()`` turns off for
+  one-shot commands.
+
+Each command runs ``criu_core.cli.main.main`` in a fresh interpreter, then reports on ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+REPORT = r"""
+import json, sys, types
+from criu_core.cli.main import main
+
+rc = main(sys.argv[1:])
+lazy = {}
+for name in ("google.protobuf.internal.python_message", "google.protobuf.text_format"):
+    mod = sys.modules.get(name)
+    # type() does not go through a lazy module's __getattribute__: it stays _LazyModule until first use.
+    lazy[name] = "absent" if mod is None else ("loaded" if type(mod) is types.ModuleType else "lazy")
+compiled = []
+for mname, mod in list(sys.modules.items()):
+    if not mname.startswith("criu_") or type(mod) is not types.ModuleType:
+        continue
+    for obj in list(vars(mod).values()):
+        if isinstance(obj, type) and "__dataclass_fields__" in obj.__dict__ and obj.__module__ == mname:
+            init = obj.__dict__.get("__init__")
+            if init is not None and getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>":
+                compiled.append(f"{mname}.{obj.__qualname__}")
+print(json.dumps({"rc": rc, "lazy": lazy, "compiled": sorted(compiled), "modules": sorted(sys.modules)}))
+"""
+
+
+def _command(*argv: str) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-c", REPORT, *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "CRIU_PY_GLOBAL_CONFIG_DIR": "/nonexistent", "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.splitlines()[-1])
+    assert report["rc"] == 0, f"criu-py {' '.join(argv)}: {res.stderr[-3000:]}"
+    return report
+
+
+def test_version_loads_no_plugin_machinery() -> None:
+    report = _command("--version")
+    loaded = set(report["modules"])
+    assert not loaded & {"pluggy", "logging", "google.protobuf", "criu_core.plugins", "dataclasses"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dump and restore need root (ptrace, clone3 with set_tid)")
+def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    target = subprocess.Popen(
+        ["sleep", "1000"],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        dump = _command("dump", "-t", str(target.pid), "-D", str(images))
+        target.wait(10)  # the dump killed it
+        restore = _command("restore", "-D", str(images), "-d")
+        os.kill(target.pid, 0)  # the restored task is there, with its PID
+    finally:
+        try:
+            os.kill(target.pid, signal.SIGKILL)
+            os.waitpid(target.pid, 0)  # our child, or reparented to us (the session is a subreaper)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    for report in (dump, restore):
+        assert "google.protobuf" in report["modules"]  # images were written and read through protobuf
+        assert report["lazy"] == {
+            "google.protobuf.internal.python_message": "lazy",
+            "google.protobuf.text_format": "lazy",
+        }
+        assert report["compiled"] == []
+
+
+def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """entry() turns the collector off for one-shot commands; swrk and service, which keep running, turn it on."""
+    from criu_core import service
+    from criu_core.cli import swrk
+
+    seen: list[bool] = []
+    monkeypatch.setattr(service, "serve_swrk", lambda fd, inv, log: seen.append(gc.isenabled()) or 0)
+    monkeypatch.setattr(service, "run_service", lambda inv, log: seen.append(gc.isenabled()) or 0)
+    try:
+        gc.disable()
+        swrk.serve_one(3, None, None)  # type: ignore[arg-type]
+        gc.disable()
+        swrk.serve_service(None, None)  # type: ignore[arg-type]
+    finally:
+        gc.enable()
+    assert seen == [True, True]
