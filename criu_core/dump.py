@@ -16,16 +16,16 @@ Order per process (reference §3): threads (registers first, then injected queri
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import signal
-import stat
 import time
 from typing import Any
 
 from criu_core.context import DumpContext
-from criu_core.dumping.files import FD_CLOEXEC, close_fds, collect_fds, fown, reg_entry
+from criu_core.dumping.files import FD_CLOEXEC, close_fds, collect_fds
+from criu_core.dumping.filetable import FileTable
 from criu_core.dumping.ids import DumpIds
+from criu_core.dumping.messages import core_entry, inventory_entry, msg, stats_entry, timens_entry, zombie_core
 from criu_core.dumping.mm import (
     MAP_ANONYMOUS,
     MAP_SHARED,
@@ -44,12 +44,11 @@ from criu_core.dumping.pages import (
     read_shared_by_mem,
     split_shared_with_parent,
 )
-from criu_core.dumping.task import SIGACTION_SIGNALS, ProcessState, collect_process
-from criu_core.dumping.thread import GDT_ENTRY_TLS_MIN, ThreadState, collect_thread, read_rseq_cs
+from criu_core.dumping.task import ProcessState, collect_process
+from criu_core.dumping.thread import collect_thread, read_rseq_cs
 from criu_core.errors import CriuError, DumpFailed, UnsupportedResource
 from criu_core.images.criu_core_task import COW_PAGES_INVENTORY_NAME, task_entry
 from criu_core.images.imagedir import ImageDir
-from criu_core.images.messages import message_class, pb_module
 from criu_core.images.pagemap import make_entry, make_head
 from criu_core.images.vma import (
     VMA_ANON_PRIVATE,
@@ -65,15 +64,9 @@ from criu_core.progress import Progress
 from criu_core.ptrace import FrozenTree, seize_tree
 from criu_core.records import dataclass, field
 from criu_core.resources import FdInfo, SocketInfo, Task
-from criu_core.sys.proc import KCMP_FILE, kcmp
 
 __all__ = ["DumpResult", "dump_tree", "run"]
 
-TASK_ALIVE = 1
-TASK_DEAD = 2  # a zombie: only pstree and core (exit_code) are written
-F_GET_SEALS = 1034
-_DELETED = " (deleted)"
-TASK_STOPPED = 3
 O_RDWR = 2
 
 
@@ -94,7 +87,7 @@ def run(ctx: DumpContext) -> int:
     """The ``dump`` command: returns 0, or raises a CriuError."""
     # Plugins may set inventory fields during the dump (uprobes: allow_uprobes); the core fills the rest at the end.
     if ctx.inventory is None:
-        ctx.inventory = _msg("inventory.inventory_entry")
+        ctx.inventory = msg("inventory.inventory_entry")
     ctx.host.init(ctx, ctx.stage)
     try:
         dump_tree(ctx, fini=True)
@@ -104,24 +97,6 @@ def run(ctx: DumpContext) -> int:
     return 0
 
 
-def _kdev(dev: int) -> int:
-    """A dev_t in the kernel's old 32-bit encoding (major << 20 | minor), as CRIU's images store devices."""
-    return (os.major(dev) << 20) | os.minor(dev)
-
-
-def _uuid4() -> str:
-    """A random (version 4) UUID string, as ``str(uuid.uuid4())``; the uuid module costs 2 ms of imports."""
-    b = bytearray(os.urandom(16))
-    b[6] = b[6] & 0x0F | 0x40
-    b[8] = b[8] & 0x3F | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _msg(qualname: str, /, **fields: Any) -> Any:
-    return message_class(qualname)(**fields)
-
-
 class _Dumper:
     def __init__(self, ctx: DumpContext, tree: FrozenTree, images: ImageDir, procfs: ProcFS) -> None:
         self.ctx = ctx
@@ -129,8 +104,7 @@ class _Dumper:
         self.images = images
         self.procfs = procfs
         self.ids = DumpIds()
-        self.files: list[Any] = []  # file_entry messages, in id order
-        self.fd_ids: list[tuple[FdInfo, int]] = []
+        self.ft = FileTable(images, self.ids, ghost_limit=int(ctx.options.get("ghost_limit") or (1 << 20)))
         self.fdinfo_written: set[int] = set()
         self.pstree: list[Any] = []
         self.vm_owner: dict[int, int] = {}  # vm_id -> the first process seen with it
@@ -138,183 +112,20 @@ class _Dumper:
         # vm_id -> (mm entry, pagemap entries, [anon:NAME] names, pages left to the parent) of its owner
         self.vm_images: dict[int, tuple[Any, list[Any], list[tuple[int, str]], list[tuple[int, int]]]] = {}
         self.seccomp_filters: list[Any] = []
-        self.pipe_data: dict[int, tuple[int, bytes, int]] = {}
         self.result = DumpResult()
         self.local_fds: list[FdInfo] = []
-        self.unix_sockets: dict[int, tuple[int, int, FdInfo]] = {}
-        self.sk_queues: list[tuple[Any, bytes]] = []
-        self.remaps: list[Any] = []
-        self.next_ghost_id = 0
-        self.ghosts: dict[tuple[int, int], int] = {}
-        self.shmem: dict[int, list[Any]] = {}  # shmid → [path to the object, size]
-        self.memfd_inodes: dict[tuple[int, int], tuple[int, Any]] = {}
         # --dedup-cow-pages: pid -> (cow_key of each VMA a child may share with it, PFNs of its pages there)
         self.cow_pfns: dict[int, tuple[set[Any], PfnSnapshot]] | None = (
             {} if ctx.options.get("dedup_cow_pages") else None
         )
 
-    # -- files ----------------------------------------------------------------------------------------------
 
-    def path_file_id(self, key_path: str, name: str, *, flags: int = 0) -> int:
-        """Id of the REG entry for the file behind ``key_path`` (a /proc link), created on first use. A file
-        that has lost its name (``name`` ends with " (deleted)") is written as a ghost."""
-        s = os.stat(key_path)
-        fid, new = self.ids.file_id(("path", s.st_dev, s.st_ino, flags))
-        if new:
-            deleted = name.endswith(_DELETED) or s.st_nlink == 0
-            name = name.removesuffix(_DELETED)
-            self.files.append(reg_entry(fid, name, s, flags=flags))
-            if deleted:
-                fd = os.open(key_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    self.add_ghost(fid, name, fd)
-                finally:
-                    os.close(fd)
-        return fid
-
-    # -- shared memory objects (shared anonymous memory, memfd) ---------------------------------------------
-
-    def shmem_object(self, path: str, shmid: int, size: int) -> int:
-        """Register the shmem object behind ``path`` (a map_files link or an fd link) as ``shmid``; its content
-        is written once, at the end, from the populated ranges of the object itself."""
-        obj = self.shmem.get(shmid)
-        if obj is None:
-            self.shmem[shmid] = [path, size]
-        else:
-            obj[1] = max(obj[1], size)
-        return shmid
-
-    def memfd_inode(self, path: str, name: str) -> int:
-        """inode_id of the memfd behind ``path`` (memfd.img entry created on first use)."""
-        s = os.stat(path)
-        key = (s.st_dev, s.st_ino)
-        known = self.memfd_inodes.get(key)
-        if known is not None:
-            return known[0]
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            try:
-                seals = fcntl.fcntl(fd, F_GET_SEALS)
-            except OSError:
-                seals = 0
-        finally:
-            os.close(fd)
-        inode_id = len(self.memfd_inodes) + 1
-        label = name.removesuffix(_DELETED).removeprefix("/memfd:")
-        inode = _msg(
-            "memfd.memfd_inode_entry",
-            name=label,
-            uid=s.st_uid,
-            gid=s.st_gid,
-            size=s.st_size,
-            shmid=s.st_ino,
-            seals=seals,
-            inode_id=inode_id,
-            mode=s.st_mode,
-        )
-        self.memfd_inodes[key] = (inode_id, inode)
-        self.shmem_object(path, s.st_ino, s.st_size)
-        return inode_id
-
-    def memfd_map_id(self, path: str, name: str, flags: int) -> int:
-        """files.img id of the MEMFD entry a mapping of a memfd names (one per inode and flags)."""
-        s = os.stat(path)
-        fid, new = self.ids.file_id(("memfd-map", s.st_dev, s.st_ino, flags))
-        if new:
-            inode_id = self.memfd_inode(path, name)
-            memfd = {"id": fid, "flags": flags, "pos": 0, "fown": fown(), "inode_id": inode_id}
-            self.files.append(_msg("fdinfo.file_entry", type=pb_module("fdinfo").MEMFD, id=fid, memfd=memfd))
-        return fid
-
-    def write_shmem(self) -> None:
-        """pagemap-shmem-SHMID.img + pages for every shared memory object: the populated ranges found with
-        SEEK_DATA/SEEK_HOLE on the object itself, so pages no process has mapped in are not missed."""
-        for shmid, (path, size) in sorted(self.shmem.items()):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                runs: list[tuple[int, int]] = []
-                off = 0
-                while off < size:
-                    try:
-                        start = os.lseek(fd, off, os.SEEK_DATA)
-                    except OSError:
-                        break  # ENXIO: no data after off
-                    end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-                    start -= start % PAGE_SIZE
-                    end = (end + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
-                    if end > start:
-                        runs.append((start, end))
-                    off = end
-                pages_id = self.images.next_pages_id()
-                with self.images.open_pages_writer(pages_id) as out:
-                    for start, end in runs:
-                        pos = start
-                        while pos < end:
-                            chunk = os.pread(fd, min(4 << 20, end - pos), pos)
-                            if not chunk:
-                                break
-                            out.write(chunk)
-                            pos += len(chunk)
-                        if pos < end:
-                            out.write(b"\0" * (end - pos))  # past EOF inside the last page
-                entries = [make_entry(s, (e - s) // PAGE_SIZE, PE_PRESENT) for s, e in runs]
-                self.images.write("pagemap-shmem", [make_head(pages_id), *entries], shmid)
-            finally:
-                os.close(fd)
-
-    def add_ghost(self, fid: int, name: str, fd: int) -> None:
-        """Save the content of unlinked file ``fd`` as ghost-file-N.img and map file ``fid`` to it in
-        remap-fpath.img (CRIU's GHOST remap). Refused above ``--ghost-limit`` (1 MiB by default, as CRIU)."""
-        s = os.fstat(fd)
-        # One ghost per file entry, even when two entries (an fd and a mapping) name the same inode: CRIU shares
-        # one ghost between them, but restorers that create a ghost per remap entry then collide; duplicating the
-        # content is valid for both.
-        limit = int(self.ctx.options.get("ghost_limit") or (1 << 20))
-        if not (stat.S_ISREG(s.st_mode) or stat.S_ISDIR(s.st_mode)):
-            raise UnsupportedResource(name, msg=f"unlinked file {name} of mode {s.st_mode:o} is not supported")
-        if s.st_size > limit:
-            raise UnsupportedResource(
-                name,
-                msg=f"unlinked file {name} is {s.st_size} bytes, more than the ghost limit {limit}",
-                hint="raise --ghost-limit",
-            )
-        data = b""
-        if stat.S_ISREG(s.st_mode):
-            chunks = []
-            off = 0
-            while off < s.st_size:
-                chunk = os.pread(fd, min(1 << 20, s.st_size - off), off)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                off += len(chunk)
-            data = b"".join(chunks)
-        self.next_ghost_id += 1
-        gid = self.next_ghost_id
-        self.ghosts[(s.st_dev, s.st_ino)] = gid
-        ghost = _msg(
-            "ghost_file.ghost_file_entry",
-            uid=s.st_uid,
-            gid=s.st_gid,
-            mode=s.st_mode,
-            dev=_kdev(s.st_dev),
-            ino=s.st_ino,
-            atim={"tv_sec": int(s.st_atime), "tv_usec": s.st_atime_ns // 1000 % 10**6},
-            mtim={"tv_sec": int(s.st_mtime), "tv_usec": s.st_mtime_ns // 1000 % 10**6},
-            size=s.st_size,
-        )
-        self.images.write("ghost-file", [(ghost, data)], gid)
-        self.remaps.append(_msg("remap_file_path.remap_file_path_entry", orig_id=fid, remap_id=gid, remap_type=1))
 
     def fd_file_id(self, fd: FdInfo) -> tuple[int, int]:
         """(file id, fd type) for a descriptor: shared descriptions (kcmp KCMP_FILE) get one entry."""
-        for other, oid in self.fd_ids:
-            if other.dev == fd.dev and other.ino == fd.ino:
-                try:
-                    if kcmp(fd.pid, other.pid, KCMP_FILE, fd.fd, other.fd) == 0:
-                        return oid, self._fd_types[oid]
-                except CriuError:
-                    continue
+        known = self.ft.shared_with(fd)
+        if known is not None:
+            return known
         # The id is chosen before the hooks run: a plugin names its own images after it (CRIU's DUMP_EXT_FILE).
         fid = self.ids.new_file_id()
         fd = dataclasses.replace(fd, file_id=fid)
@@ -323,31 +134,7 @@ class _Dumper:
             claim = self.socket_claim(fd)
         if claim is None:
             claim = self.ctx.host.file_dump(self.ctx, fd)
-        entry = claim.entry
-        entry.id = fid
-        for desc, value in entry.ListFields():
-            if (
-                desc.message_type is not None
-                and desc.label != desc.LABEL_REPEATED
-                and "id" in desc.message_type.fields_by_name
-            ):
-                value.id = fid
-        self.files.append(entry)
-        self._fd_types[fid] = claim.fd_type
-        self.fd_ids.append((fd, fid))
-        if isinstance(claim.data, dict) and claim.data.get("memfd"):
-            entry.memfd.inode_id = self.memfd_inode(f"/proc/{fd.pid}/fd/{fd.fd}", fd.link)
-        if isinstance(claim.data, dict) and claim.data.get("ghost"):
-            self.add_ghost(fid, entry.reg.name, fd.local_fd)
-        if claim.fd_type == pb_module("fdinfo").PIPE and claim.data:
-            self.pipe_data.setdefault(claim.data[0], claim.data)
-        if claim.fd_type == pb_module("fdinfo").UNIXSK and isinstance(claim.data, dict):
-            ns_key = ("net", claim.data.get("netns_ino", 0))
-            if ns_key in self.ids.ns:
-                entry.usk.ns_id = self.ids.ns[ns_key]
-            self.unix_sockets[entry.usk.ino] = (fid, claim.data.get("peer", 0), fd)
-            for packet in claim.data.get("queue", ()):
-                self.sk_queues.append((_msg("sk_packet.sk_packet_entry", id_for=fid, length=len(packet)), packet))
+        self.ft.add_claimed(fd, fid, claim)
         return fid, claim.fd_type
 
     def socket_claim(self, fd: FdInfo) -> Any:
@@ -365,26 +152,13 @@ class _Dumper:
             return self.ctx.host.inet_sk_dump(self.ctx, info)
         return None
 
-    def check_unix_peers(self) -> None:
-        """Every connected unix socket's peer must be dumped too (no --ext-unix-sk support yet)."""
-        for ino, (_fid, peer, fd) in self.unix_sockets.items():
-            if peer and peer not in self.unix_sockets:
-                raise UnsupportedResource(
-                    fd,
-                    msg=f"unix socket {ino} (fd {fd.fd} of task {fd.pid}) is connected "
-                    f"to socket {peer} outside the dumped tree (external unix sockets are not "
-                    "supported yet)",
-                )
-
-    _fd_types: dict[int, int]
-
     # -- one process ----------------------------------------------------------------------------------------
 
     def dump_process(self, pid: int, task: Task) -> None:
         tree, procfs = self.tree, self.procfs
         leader = tree.leader(pid)
         # the exe first: CRIU gives it the first file id of the process
-        exe_id = self.path_file_id(f"/proc/{pid}/exe", procfs.exe(pid))
+        exe_id = self.ft.path_file_id(f"/proc/{pid}/exe", procfs.exe(pid))
         # rseq->rseq_cs before anything is injected: the kernel clears it on the way back from any syscall
         pre = {}
         for t in tree.threads(pid):
@@ -420,12 +194,12 @@ class _Dumper:
                 f"namespaces of task {pid}",
                 msg=f"task {pid} lives in other namespaces than criu-py; namespaces are not supported yet",
             )
-        self.images.write_one("ids", _msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
+        self.images.write_one("ids", msg("core.task_kobj_ids_entry", **kobj, **ns), pid)
 
         if owner == pid:
             vmas, runs, names = self.dump_mm(pid, proc, exe_id, task.ppid)
             pagemap, left = self.write_pages(pid, leader, runs)
-            mm = _msg(
+            mm = msg(
                 "mm.mm_entry",
                 **proc.mm,
                 exe_file_id=exe_id,
@@ -455,18 +229,18 @@ class _Dumper:
         for fd in fds:
             fid, ftype = self.fd_file_id(fd)
             fdinfos.append(
-                _msg("fdinfo.fdinfo_entry", id=fid, flags=FD_CLOEXEC if fd.cloexec else 0, type=ftype, fd=fd.fd)
+                msg("fdinfo.fdinfo_entry", id=fid, flags=FD_CLOEXEC if fd.cloexec else 0, type=ftype, fd=fd.fd)
             )
         if files_id not in self.fdinfo_written:
             self.images.write("fdinfo", fdinfos, files_id)
             self.fdinfo_written.add(files_id)
 
-        cwd_id = self.path_file_id(f"/proc/{pid}/cwd", procfs.cwd(pid))
-        root_id = self.path_file_id(f"/proc/{pid}/root", procfs.root_link(pid))
-        self.images.write_one("fs", _msg("fs.fs_entry", cwd_id=cwd_id, root_id=root_id, umask=proc.umask), pid)
+        cwd_id = self.ft.path_file_id(f"/proc/{pid}/cwd", procfs.cwd(pid))
+        root_id = self.ft.path_file_id(f"/proc/{pid}/root", procfs.root_link(pid))
+        self.images.write_one("fs", msg("fs.fs_entry", cwd_id=cwd_id, root_id=root_id, umask=proc.umask), pid)
 
         for th in threads:
-            self.images.write_one("core", self.core_entry(th, proc if th.tid == pid else None), th.tid)
+            self.images.write_one("core", core_entry(th, proc if th.tid == pid else None, self.seccomp_filters), th.tid)
         self.result.threads += len(threads)
         self.result.pids.append(pid)
 
@@ -512,20 +286,20 @@ class _Dumper:
                 if status & VMA_AREA_MEMFD:
                     fflags = O_RDWR if "mw" in vma.vmflags or vma.flags & MAP_SHARED == 0 else 0
                     entry["pgoff"] = vma.pgoff
-                    entry["shmid"] = self.memfd_map_id(map_file, vma.name, fflags)
+                    entry["shmid"] = self.ft.memfd_map_id(map_file, vma.name, fflags)
                     entry["fdflags"] = fflags
                 elif status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED):
                     writable_shared = bool(vma.flags & MAP_SHARED and "mw" in vma.vmflags)
                     fflags = O_RDWR if writable_shared else 0
                     entry["pgoff"] = vma.pgoff
-                    entry["shmid"] = self.path_file_id(map_file, vma.path or vma.name, flags=fflags)
+                    entry["shmid"] = self.ft.path_file_id(map_file, vma.path or vma.name, flags=fflags)
                     entry["fdflags"] = fflags
                 elif status & VMA_ANON_SHARED:
                     entry["flags"] = vma.flags | MAP_ANONYMOUS
                     entry["pgoff"] = vma.pgoff
-                    entry["shmid"] = self.shmem_object(map_file, vma.inode, vma.pgoff + vma.size)
+                    entry["shmid"] = self.ft.shmem_object(map_file, vma.inode, vma.pgoff + vma.size)
                 entry.update(claim.entry_updates)
-                vmsg = _msg("vma.vma_entry", **entry)
+                vmsg = msg("vma.vma_entry", **entry)
                 vmas_out.append(vmsg)
                 if claim.anon_name is not None:
                     names.append((vma.start, claim.anon_name))
@@ -573,175 +347,24 @@ class _Dumper:
         self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
         return pagemap, left
 
-    # -- messages -------------------------------------------------------------------------------------------
-
-    def core_entry(self, th: ThreadState, proc: ProcessState | None) -> Any:
-        tls = [
-            {
-                "entry_number": GDT_ENTRY_TLS_MIN + i,
-                "base_addr": 0,
-                "limit": 0,
-                "seg_32bit": False,
-                "contents_h": False,
-                "contents_l": False,
-                "read_exec_only": True,
-                "limit_in_pages": False,
-                "seg_not_present": True,
-                "usable": False,
-            }
-            for i in range(3)
-        ]
-        xsave = th.xsave if len(th.xsave) > 1 or th.xsave.get("xstate_bv") else None
-        fpregs = dict(th.fpregs)
-        if xsave is not None:
-            fpregs["xsave"] = xsave
-        thread_info = {
-            "clear_tid_addr": th.clear_tid_addr,
-            "gpregs": dict(th.regs, mode=1),
-            "fpregs": fpregs,
-            "tls": tls,
-        }
-        thread_core: dict[str, Any] = {
-            "futex_rla": th.futex_rla,
-            "futex_rla_len": th.futex_rla_len,
-            "sched_nice": th.sched["nice"],
-            "sched_policy": th.sched["policy"],
-            "blk_sigset": th.sigmask,
-            "sas": {"ss_sp": th.sas[0], "ss_size": th.sas[1], "ss_flags": th.sas[2]},
-            "signals_p": {"signals": [{"siginfo": s} for s in th.signals_p]},
-            "creds": th.creds,
-            "comm": th.comm,
-        }
-        if th.sched["policy"] in (1, 2):  # SCHED_FIFO, SCHED_RR
-            thread_core["sched_prio"] = th.sched["prio"]
-        if th.pdeath_sig:
-            thread_core["pdeath_sig"] = th.pdeath_sig
-        if th.rseq is not None:
-            thread_core["rseq_entry"] = {
-                "rseq_abi_pointer": th.rseq[0],
-                "rseq_abi_size": th.rseq[1],
-                "signature": th.rseq[2],
-            }
-            if th.rseq[3]:
-                thread_core["rseq_entry"]["rseq_cs_pointer"] = th.rseq[3]
-        if th.seccomp_mode:
-            thread_core["seccomp_mode"] = th.seccomp_mode
-            if th.seccomp_filters:
-                thread_core["seccomp_filter"] = self.add_seccomp(th.seccomp_filters)
-        core: dict[str, Any] = {"mtype": 1, "thread_info": thread_info, "thread_core": thread_core}
-        if proc is not None:
-            timers = {
-                name: {"isec": it[0], "iusec": it[1], "vsec": it[2], "vusec": it[3]}
-                for name, it in zip(("real", "virt", "prof"), proc.itimers)
-            }
-            timers["posix"] = proc.posix_timers
-            core["tc"] = {
-                "task_state": TASK_ALIVE,
-                "exit_code": 0,
-                "personality": proc.personality,
-                "flags": proc.flags,
-                "blk_sigset": th.sigmask,
-                "comm": proc.comm,
-                "timers": timers,
-                "rlimits": {"rlimits": [{"cur": c, "max": m} for c, m in proc.rlimits]},
-                "signals_s": {"signals": [{"siginfo": s} for s in proc.signals_s]},
-                "loginuid": proc.loginuid,
-                "oom_score_adj": proc.oom_score_adj,
-                "sigactions": [
-                    {"sigaction": a[0], "flags": a[1], "restorer": a[2], "mask": a[3], "compat_sigaction": False}
-                    for a in (proc.sigactions[s] for s in SIGACTION_SIGNALS)
-                ],
-                "child_subreaper": proc.child_subreaper,
-            }
-            if "stop_signo" in proc.extra:
-                core["tc"]["task_state"] = TASK_STOPPED
-                core["tc"]["stop_signo"] = proc.extra["stop_signo"]
-        return _msg("core.core_entry", **core)
 
     def dump_zombie(self, pid: int, stat: Any) -> None:
         """core-PID.img of a zombie: task_state TASK_DEAD and the wait status, as CRIU's dump_one_zombie."""
-        tc = {"task_state": TASK_DEAD, "exit_code": stat.exit_code & 0xFFFF, "personality": 0, "flags": 0,
-              "blk_sigset": 0, "comm": stat.comm}
-        self.images.write_one("core", _msg("core.core_entry", mtype=1, tc=tc), pid)
+        self.images.write_one("core", zombie_core(stat), pid)
         self.result.pids.append(pid)
-
-    def add_seccomp(self, filters: list[bytes]) -> int:
-        """Append a thread's filter chain (oldest first, each ``prev`` pointing at the older one); returns the
-        index of the newest, which is what thread_core.seccomp_filter names."""
-        prev: int | None = None
-        for prog in reversed(filters):
-            f: dict[str, Any] = {"filter": prog}
-            if prev is not None:
-                f["prev"] = prev
-            self.seccomp_filters.append(f)
-            prev = len(self.seccomp_filters) - 1
-        assert prev is not None
-        return prev
 
     def write_common(self) -> None:
         images = self.images
         images.write("pstree", self.pstree)
-        images.write("files", self.files)
-        if self.pipe_data:
-            images.write(
-                "pipes-data",
-                [
-                    (_msg("pipe_data.pipe_data_entry", pipe_id=pid_, bytes=len(data), size=size), data)
-                    for pid_, data, size in self.pipe_data.values()
-                ],
-            )
-        self.check_unix_peers()
-        if self.memfd_inodes:
-            images.write("memfd", [inode for _, inode in self.memfd_inodes.values()])
-        self.write_shmem()
-        if self.remaps:
-            images.write("remap-fpath", self.remaps)
-        if self.sk_queues:
-            images.write("sk-queues", self.sk_queues)
-        images.write_one("seccomp", _msg("seccomp.seccomp_entry", seccomp_filters=self.seccomp_filters))
-        mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        images.write_one(
-            "timens",
-            _msg(
-                "timens.timens_entry",
-                monotonic={"tv_sec": mono // 10**9, "tv_nsec": mono % 10**9},
-                boottime={"tv_sec": boot // 10**9, "tv_nsec": boot % 10**9},
-            ),
-            0,
-        )
-        inv = _msg(
-            "inventory.inventory_entry",
-            img_version=2,
-            fdinfo_per_id=True,
-            root_ids=self.ids.root_ids(),
-            ns_per_id=True,
-            root_cg_set=1,
-            lsmtype=0,
-            network_lock_method=0,
-            plugins_entry={"plugins": list(self.ctx.used_plugins)},
-            dump_criu_run_id=_uuid4(),
-        )
+        self.ft.write()
+        images.write_one("seccomp", msg("seccomp.seccomp_entry", seccomp_filters=self.seccomp_filters))
+        images.write_one("timens", timens_entry(), 0)
+        inv = inventory_entry(self.ids.root_ids(), list(self.ctx.used_plugins))
         if self.ctx.inventory is not None:
             plugin_fields, inv = inv, self.ctx.inventory
             inv.MergeFrom(plugin_fields)  # the core's fields over what plugins set (which the core leaves alone)
         self.ctx.inventory = inv
         images.write_one("inventory", inv)
-
-    def write_stats(self) -> None:
-        r = self.result
-        dump = {
-            "freezing_time": r.freezing_time,
-            "frozen_time": r.frozen_time,
-            "memdump_time": r.memdump_time,
-            "memwrite_time": 0,
-            "pages_scanned": r.pages_scanned,
-            "pages_skipped_parent": 0,
-            "pages_written": r.pages_written,
-            "pages_lazy": 0,
-        }
-        self.images.write_one("stats", _msg("stats.stats_entry", dump=dump), "dump")
-
 
 def _pause_devices(ctx: DumpContext, procfs: ProcFS) -> None:
     """CRIU's PAUSE_DEVICES: every process of the tree, while it still runs, before it is seized.
@@ -799,7 +422,6 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
         raise
     t_frozen = time.monotonic()
     dumper = _Dumper(ctx, tree, images, procfs)
-    dumper._fd_types = {}
     dumper.result.freezing_time = int((t_frozen - t0) * 1e6)
     ctx.tracee = lambda pid, tid: _tracee(tree, pid, tid)
     try:
@@ -812,7 +434,7 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
             ctx.host.devices_checkpoint(ctx, task)
         for pid, task in tasks.items():
             dumper.pstree.append(
-                _msg(
+                msg(
                     "pstree.pstree_entry",
                     pid=pid,
                     ppid=task.ppid,
@@ -825,13 +447,13 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
             # DUMP_DEVICES_LATE: the task's files are dumped, it is still seized, and this is the tracer thread.
             ctx.host.devices_dump_late(ctx, task)
         for pid, (task, stat) in zombies.items():  # after every live task: their parents are listed first
-            dumper.pstree.append(_msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid,
+            dumper.pstree.append(msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid,
                                       sid=task.sid, threads=[pid]))
             dumper.dump_zombie(pid, stat)
         dumper.write_common()
         ctx.notify("post-dump")
         dumper.result.frozen_time = int((time.monotonic() - t_frozen) * 1e6)
-        dumper.write_stats()
+        dumper.images.write_one("stats", stats_entry(dumper.result), "dump")
     except BaseException:
         try:
             finish(False)  # the plugins' fini may still use the fd copies (FdInfo.local_fd): close them after

@@ -6,6 +6,8 @@
 * :mod:`.mm` -- VMAs from smaps into vma_entry messages
 * :mod:`.pages` -- page selection (PAGEMAP_SCAN or pagemap) and the copy into pages-N.img
 * :mod:`.files` -- descriptors (pidfd_getfd copies, fdinfo) and regular-file entries
+* :mod:`.filetable` -- files.img of a dump and its side images (ghosts, memfd, shmem, pipes, unix peers)
+* :mod:`.messages` -- builders of core, zombie, seccomp, timens, inventory and stats messages
 """
 
 from __future__ import annotations
