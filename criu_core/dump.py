@@ -119,8 +119,6 @@ class _Dumper:
             {} if ctx.options.get("dedup_cow_pages") else None
         )
 
-
-
     def fd_file_id(self, fd: FdInfo) -> tuple[int, int]:
         """(file id, fd type) for a descriptor: shared descriptions (kcmp KCMP_FILE) get one entry."""
         known = self.ft.shared_with(fd)
@@ -347,7 +345,6 @@ class _Dumper:
         self.result.memdump_time += int((time.monotonic() - t0) * 1e6)
         return pagemap, left
 
-
     def dump_zombie(self, pid: int, stat: Any) -> None:
         """core-PID.img of a zombie: task_state TASK_DEAD and the wait status, as CRIU's dump_one_zombie."""
         self.images.write_one("core", zombie_core(stat), pid)
@@ -366,6 +363,7 @@ class _Dumper:
         self.ctx.inventory = inv
         images.write_one("inventory", inv)
 
+
 def _pause_devices(ctx: DumpContext, procfs: ProcFS) -> None:
     """CRIU's PAUSE_DEVICES: every process of the tree, while it still runs, before it is seized.
 
@@ -383,8 +381,9 @@ def _pause_devices(ctx: DumpContext, procfs: ProcFS) -> None:
             children = procfs.children(pid)
         except CriuError:
             continue  # gone already: seize_tree will say so if it was the root
-        ctx.host.devices_pause(ctx, Task(pid=pid, ppid=stat.ppid, pgid=stat.pgrp, sid=stat.session,
-                                         tids=(pid,), comm=stat.comm))
+        ctx.host.devices_pause(
+            ctx, Task(pid=pid, ppid=stat.ppid, pgid=stat.pgrp, sid=stat.session, tids=(pid,), comm=stat.comm)
+        )
         todo.extend(children)
 
 
@@ -447,8 +446,9 @@ def dump_tree(ctx: DumpContext, *, procfs: ProcFS | None = None, fini: bool = Fa
             # DUMP_DEVICES_LATE: the task's files are dumped, it is still seized, and this is the tracer thread.
             ctx.host.devices_dump_late(ctx, task)
         for pid, (task, stat) in zombies.items():  # after every live task: their parents are listed first
-            dumper.pstree.append(msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid,
-                                      sid=task.sid, threads=[pid]))
+            dumper.pstree.append(
+                msg("pstree.pstree_entry", pid=pid, ppid=task.ppid, pgid=task.pgid, sid=task.sid, threads=[pid])
+            )
             dumper.dump_zombie(pid, stat)
         dumper.write_common()
         ctx.notify("post-dump")
@@ -485,8 +485,10 @@ def _zombie_tasks(tree: FrozenTree, procfs: ProcFS) -> dict[int, tuple[Task, Any
             stat = procfs.stat(pid)
         except CriuError:
             continue  # reaped meanwhile
-        out[pid] = (Task(pid=pid, ppid=tree.parents.get(pid, 0), pgid=stat.pgrp, sid=stat.session, tids=(pid,),
-                         comm=stat.comm), stat)
+        out[pid] = (
+            Task(pid=pid, ppid=tree.parents.get(pid, 0), pgid=stat.pgrp, sid=stat.session, tids=(pid,), comm=stat.comm),
+            stat,
+        )
     return out
 
 

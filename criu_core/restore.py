@@ -12,7 +12,8 @@ and reference/ptrace-dump-restore.md §3, with the plugin stages where CRIU has 
    session is forked before the parent's setsid (several generations down: CRIU's born_sid), the members of a
    session whose leader is gone by a helper with the leader's PID, those of a live leader's session that were
    reparented to a subreaper by a helper the leader forks, and a member forked before its group's leader
-   joins the group once it exists (CRIU's helpers and create_children_and_session); a child that shares its
+   joins the group once it exists (CRIU's helpers and create_children_and_session, in
+   :mod:`criu_core.restore_sessions`); a child that shares its
    parent's address space (CLONE_VM without CLONE_THREAD) is cloned with CLONE_VM once the parent's memory is
    built, and a child keeps its exit signal; ``devices_post_fork``;
 3. build each task: vdso, PR_SET_MM_MAP, VMAs (``vma_restore``, claimants first; shared anonymous memory,
@@ -54,6 +55,20 @@ from criu_core.ptrace.restore_seed import make_sibling_seed
 from criu_core.ptrace.seed import SEED_OPTIONS
 from criu_core.resources import Task
 from criu_core.restore_plan import PLAN_KEY, TASKS_KEY, RestorePlan, TaskPlan, TaskState, load_plan
+from criu_core.restore_sessions import (
+    check_session_helper,
+    child_session,
+    forked_before_setsid,
+    group_helper,
+    group_made,
+    join_group,
+    leader_helper,
+    pid_exists,
+    plan_sessions,
+    session_helper,
+    shared_with_parent,
+    start_session,
+)
 from criu_core.sys import ptrace as pt
 
 if TYPE_CHECKING:
@@ -75,8 +90,10 @@ def run(ctx: RestoreContext) -> int:
     ctx.host.check_required(list(inv.plugins_entry.plugins) if inv.HasField("plugins_entry") else [])
     if inv.HasField("allow_uprobes") and inv.allow_uprobes and "allow-uprobes" not in ctx.host.options.specs:
         # The option (and the check with CRIU's wording) belongs to the uprobes plugin; without it, say what to do.
-        raise CriuError("Dumped with --allow-uprobes. Need to set it on restore as well: install "
-                        "criu-plugin-uprobes, which provides the option")
+        raise CriuError(
+            "Dumped with --allow-uprobes. Need to set it on restore as well: install "
+            "criu-plugin-uprobes, which provides the option"
+        )
     files_restore.inherit_fds(opts.inherit_fd or [])  # a bad --inherit-fd fails before anything exists
     root = restore_tree(ctx, plan)
     ctx.root_pid = root
@@ -110,10 +127,13 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         core_restore.check_supported(st)
     root = plan.root
     if root.sid != root.pid and not opts.shell_job:
-        raise UnsupportedResource("session", msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
-                                  "not in the images: restore with --shell-job")
+        raise UnsupportedResource(
+            "session",
+            msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
+            "not in the images: restore with --shell-job",
+        )
     _check_vm_sharing(plan)
-    _plan_sessions(ctx, states)
+    plan_sessions(ctx, states)
     _check_pids_free(plan)
 
     def tracee(pid: int, tid: int) -> object:
@@ -123,8 +143,9 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
                 raise KeyError(tid)
             return st.thread(tid)
         except KeyError:
-            raise CriuError(f"thread {tid} of task {pid} is not a restored thread held by the restorer",
-                            pid=pid) from None
+            raise CriuError(
+                f"thread {tid} of task {pid} is not a restored thread held by the restorer", pid=pid
+            ) from None
 
     ctx.tracee = tracee
     host.init(ctx, "restore")
@@ -210,20 +231,32 @@ def _check_vm_sharing(plan: RestorePlan) -> None:
             continue
         parent = by_pid.get(t.ppid)
         if parent is None or parent.dead or parent.ids.vm_id != t.ids.vm_id:
-            raise UnsupportedResource("address space", msg=f"task {t.pid} shares its address space with task "
-                                      f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
-                                      "not: such a tree cannot be restored")
-        if (t.mm.SerializeToString() != owner.mm.SerializeToString() or t.pages != owner.pages
-                or t.vma_names != owner.vma_names or t.parent_pages != owner.parent_pages):
-            raise ImageFormatError(str(plan.images_dir / f"mm-{t.pid}.img"), 0, f"task {t.pid} shares the mm of "
-                                   f"task {owner.pid} (same vm_id) but its mm, pagemap or criu-core image differs")
+            raise UnsupportedResource(
+                "address space",
+                msg=f"task {t.pid} shares its address space with task "
+                f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
+                "not: such a tree cannot be restored",
+            )
+        if (
+            t.mm.SerializeToString() != owner.mm.SerializeToString()
+            or t.pages != owner.pages
+            or t.vma_names != owner.vma_names
+            or t.parent_pages != owner.parent_pages
+        ):
+            raise ImageFormatError(
+                str(plan.images_dir / f"mm-{t.pid}.img"),
+                0,
+                f"task {t.pid} shares the mm of "
+                f"task {owner.pid} (same vm_id) but its mm, pagemap or criu-core image differs",
+            )
 
 
 def _shares_vm(st: TaskState, states: dict[int, TaskState]) -> bool:
     """``st`` lives in its parent's address space (CLONE_VM): nothing of its memory is built, the parent's is."""
     parent = states.get(st.plan.ppid)
-    return (not st.plan.dead and parent is not None and not parent.plan.dead
-            and st.plan.ids.vm_id == parent.plan.ids.vm_id)
+    return (
+        not st.plan.dead and parent is not None and not parent.plan.dead and st.plan.ids.vm_id == parent.plan.ids.vm_id
+    )
 
 
 def _last_of_mm(st: TaskState, states: dict[int, TaskState]) -> bool:
@@ -243,8 +276,11 @@ def _check_pids_free(plan: RestorePlan) -> None:
     for t in plan.tasks:
         for tid in t.tids:
             if tid >= pid_max:
-                raise UnsupportedResource(f"PID {tid}", msg=f"PID {tid} is not below this machine's pid_max "
-                                          f"({pid_max}): raise kernel.pid_max to restore it")
+                raise UnsupportedResource(
+                    f"PID {tid}",
+                    msg=f"PID {tid} is not below this machine's pid_max "
+                    f"({pid_max}): raise kernel.pid_max to restore it",
+                )
             if os.path.exists(f"/proc/{tid}"):
                 raise PidInUse(tid)
 
@@ -310,115 +346,6 @@ def _kill_seeds(states: object) -> None:
         st.remote = None
 
 
-def _session(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
-    """setsid/setpgid before anything else runs in the seed (P9: before it would fork its children), except
-    a setsid that waits for the children that stayed in the root's earlier session (see _fork_children)."""
-    p = st.plan
-    st.sid_now = None
-    if p.sid == p.pid:
-        _setsid(ctx, st, states)
-    elif ctx.options.shell_job:
-        if p.pgid == p.pid:
-            st.remote.syscall("setpgid", 0, 0)
-    else:
-        raise UnsupportedResource("session", msg=f"task {p.pid} belongs to session {p.sid}, whose leader is not in "
-                                  "the images: restore with --shell-job")
-
-
-def _setsid(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
-    """setsid now, or once the children that stay in the task's present session are forked: a child made
-    before its parent's setsid keeps the parent's earlier session (P forks C, then setsid: C's sid is not P's
-    nor, after the setsid, its parent's), so it is forked from the seed before the seed's setsid."""
-    if any(_early(ctx, c, st, states) for c in states.values() if c.plan.ppid == st.plan.pid):
-        st.setsid_pending = True
-        ctx.log.info("task %d: setsid after forking the children that stay in session %s", st.plan.pid,
-                     st.sid_now if st.sid_now is not None else "of criu-py")
-        return
-    st.remote.syscall("setsid")
-    st.sid_now = st.plan.pid
-
-
-def _early(ctx: RestoreContext, child: TaskState, st: TaskState, states: dict[int, TaskState]) -> bool:
-    """``child`` is forked in the session its parent ``st`` is in before the parent's own setsid (its own
-    session, or the one a descendant of it stays in: ``born``, see _plan_sessions)."""
-    c, p = child.plan, st.plan
-    if p.sid != p.pid or child.forker:
-        return False
-    born = child.born if child.born is not None else (c.sid if c.sid != c.pid else None)
-    return born is not None and born != p.pid and born == st.born
-
-
-def _plan_sessions(ctx: RestoreContext, states: dict[int, TaskState]) -> None:
-    """Where each task is forked so that it ends in its session, before anything is created (CRIU's
-    prepare_pstree_ids). A task whose session is neither its own nor its parent's:
-
-    - if an ancestor leads that session, every task between them was forked before its own setsid, still in
-      it: they are marked ``born`` in it (a task marked with two sessions cannot be made: refused, as CRIU);
-      the root's earlier session is criu-py's, with --shell-job, when it is the same one;
-    - else if the leader is gone (not in the images), a helper with its PID forks it (_fork_children);
-    - else the leader lives elsewhere in the tree: as CRIU, a helper forked by the leader after its setsid
-      forks the task and exits, and the task is reparented to its parent, which must be the child subreaper
-      nearest to the leader (checked here; refused with the reason otherwise).
-    """
-    tasks = list(states.values())
-    root = tasks[0]
-    for st in tasks:
-        p = st.plan
-        if st is root or p.sid == p.pid or states[p.ppid].plan.sid == p.sid:
-            continue
-        chain: list[TaskState] = []
-        a: TaskState | None = states[p.ppid]
-        found = False
-        while a is not None:
-            ap = a.plan
-            if p.sid in (ap.pid, ap.sid):
-                found = True
-                break
-            if ap.sid != ap.pid:
-                break  # a task that never called setsid forks its children in its own session only
-            chain.append(a)
-            a = states.get(ap.ppid) if a is not root else None
-        else:  # past the root: criu-py's session, which the root is in before its setsid
-            found = bool(ctx.options.shell_job) and p.sid not in states and p.sid == os.getsid(0)
-        if found:
-            for a in chain:
-                if a.born is not None and a.born != p.sid:
-                    raise UnsupportedResource("session", msg=f"Can't figure out which sid ({a.born} or {p.sid}) "
-                                              f"the process {a.plan.pid} was born with")
-                a.born = p.sid
-            continue
-        leader = states.get(p.sid)
-        if leader is None or p.dead:
-            continue  # a session whose leader is gone: a helper with its PID (_check_session_helper refuses zombies)
-        why = _leader_helper_why(st, leader, states)
-        if why:
-            raise UnsupportedResource("session", msg=f"Can't find a session leader for {p.sid}: task {p.pid} is "
-                                      f"in session {p.sid}, whose leader is alive in the tree but not an ancestor "
-                                      f"of it, and a helper forked by {p.sid} cannot make it: {why}")
-        st.forker = leader.plan.pid
-
-
-def _leader_helper_why(st: TaskState, leader: TaskState, states: dict[int, TaskState]) -> str | None:
-    """Why a helper forked by the session ``leader`` cannot make ``st`` (None if it can): the helper's
-    orphans go to the nearest child subreaper above it, which must be ``st``'s parent."""
-    p = st.plan
-    parent = states[p.ppid]
-    if leader.plan.dead:
-        return "the leader is a zombie"
-    if not parent.plan.core.tc.child_subreaper:
-        return f"its parent {p.ppid} is not a child subreaper, which the helper's orphan would be reparented to"
-    if _shared_with_parent(st, parent):
-        return "it shares its parent's descriptor table, fs info or memory"
-    a: TaskState | None = leader
-    while a is not None and a is not parent:
-        if a.plan.core.tc.child_subreaper:
-            return f"task {a.plan.pid}, a child subreaper, would adopt it instead of its parent {p.ppid}"
-        a = states.get(a.plan.ppid)
-    if a is None:
-        return f"its parent {p.ppid} is not an ancestor of the leader"
-    return None
-
-
 def _create_threads(st: TaskState) -> None:
     """Step 12 of §3: each other thread by an injected clone3 with its TID, TLS and clear_child_tid, once the
     memory (TLS, stacks) is in place; it comes up stopped and auto-attached, every signal blocked."""
@@ -427,8 +354,9 @@ def _create_threads(st: TaskState) -> None:
         ti = p.thread_cores[tid].thread_info
         st.scratch.reset()
         args = st.scratch.alloc(256, 64)
-        st.threads[tid] = clone_thread_in(st.remote, tid, tls=ti.gpregs.fs_base, child_tid=ti.clear_tid_addr,
-                                          scratch=args)
+        st.threads[tid] = clone_thread_in(
+            st.remote, tid, tls=ti.gpregs.fs_base, child_tid=ti.clear_tid_addr, scratch=args
+        )
 
 
 def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
@@ -437,7 +365,7 @@ def _prepare_root(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     The scratch area it maps is inherited by every task forked below it, so it avoids every task's VMAs.
     """
     mem_restore.clean_seed(st, [(v.entry.start, v.entry.end) for s in states.values() for v in s.plan.vmas])
-    _session(ctx, st, states)
+    start_session(ctx, st, states)
     if plan.timens is not None:
         timens_restore.enter_timens(st, plan.timens)
 
@@ -450,14 +378,14 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
     p = st.plan
     # group leaders first: a sibling joins a group (setpgid) only once its leader exists (zombies included)
     children = sorted((s for s in states.values() if s.plan.ppid == p.pid), key=lambda s: s.plan.pgid != s.plan.pid)
-    early = [c for c in children if st.setsid_pending and _early(ctx, c, st, states)]
+    early = [c for c in children if st.setsid_pending and forked_before_setsid(ctx, c, st, states)]
     for child in early:
         _fork_child(ctx, st, child, states, early=True)
     if st.setsid_pending:
         st.remote.syscall("setsid")
         st.sid_now, st.setsid_pending = p.pid, False
         ctx.log.info("task %d: setsid", p.pid)
-        _group_made(ctx, st)
+        group_made(ctx, st)
     session_helpers: dict[int, object] = {}
     for child in children:
         if child in early or child.forker:
@@ -466,93 +394,35 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         if c.sid in (c.pid, p.sid) or c.sid in states:
             _fork_child(ctx, st, child, states, early=False)
             continue
-        _check_session_helper(child, st)
+        check_session_helper(child, st)
         if c.sid not in session_helpers:
-            session_helpers[c.sid] = _session_helper(ctx, st, c.sid)
+            session_helpers[c.sid] = session_helper(ctx, st, c.sid)
         _fork_child(ctx, st, child, states, early=False, via=session_helpers[c.sid])
     adopted = [s for s in states.values() if s.forker == p.pid]
     if adopted:
-        helper = _leader_helper(ctx, st, states, adopted)
+        helper = leader_helper(ctx, st, states, adopted)
         for child in adopted:
             _fork_child(ctx, st, child, states, early=False, via=helper)
 
 
-def _check_session_helper(child: TaskState, st: TaskState) -> None:
-    c, p = child.plan, st.plan
-    why = None
-    if c.sid == os.getsid(0):
-        why = "it is criu-py's own session, which only --shell-job lets the root's children stay in"
-    elif not p.core.tc.child_subreaper:
-        why = f"its parent {p.pid} is not a child subreaper, which the member of a session helper reparents to"
-    elif c.dead:
-        why = "it is a zombie"
-    elif _shared_with_parent(child, st):
-        why = "it shares its parent's descriptor table, fs info or memory"
-    if why:
-        raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, whose leader is not in "
-                                  f"the images and not its parent's earlier session ({p.pid} is in {p.sid}); a "
-                                  f"helper cannot make it: {why}")
-
-
-def _session_helper(ctx: RestoreContext, st: TaskState, sid: int) -> object:
-    """A session whose leader is gone: as CRIU, a helper with the leader's PID calls setsid and forks the
-    members; it exits once every task exists, and its children reparent to ``st``, a child subreaper (made
-    one now, before the helper ends; restore_task_misc sets it again later)."""
-    st.remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    st.scratch.reset()
-    helper = fork_child_in(st.remote, sid, scratch=st.scratch.alloc(256, 64))
-    st.helpers.append(helper)
-    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
-    helper.syscall("setsid")
-    ctx.log.info("helper %d forked from %d for session %d", sid, st.plan.pid, sid)
-    return helper
-
-
-def _leader_helper(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState],
-                   adopted: list[TaskState]) -> object:
-    """A helper forked by the session leader ``st`` (after its setsid) with a PID no task of the images uses, as
-    CRIU's; it forks ``adopted`` in the session and exits once every task exists, and they are reparented to
-    their parent, a child subreaper (made one now; restore_task_misc sets it again later)."""
-    for child in adopted:
-        states[child.plan.ppid].remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    used = {t for s in states.values() for t in (*s.plan.tids, s.plan.pgid, s.plan.sid)}
-    pid = max(used) + 1
-    while True:
-        pid = pid + 1 if pid + 1 < _pid_max() else 301  # as CRIU's get_free_pid: above the reserved PIDs
-        if pid in used or _pid_exists(pid):
-            continue
-        st.scratch.reset()
-        try:
-            helper = fork_child_in(st.remote, pid, scratch=st.scratch.alloc(256, 64))
-        except PidInUse:
-            continue
-        break
-    st.helpers.append(helper)
-    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
-    ctx.log.info("helper %d forked from %d for session %d (tasks %s)", pid, st.plan.pid, st.plan.pid,
-                 [c.plan.pid for c in adopted])
-    return helper
-
-
-def _pid_max() -> int:
-    try:
-        with open("/proc/sys/kernel/pid_max") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 1 << 22
-
-
-def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState],
-                early: bool, via: object = None) -> None:
+def _fork_child(
+    ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState], early: bool, via: object = None
+) -> None:
     p, c = st.plan, child.plan
     outside = early and st.sid_now is None  # stays in criu-py's session (--shell-job), and in its group
-    if (via is None and not outside and c.pgid not in (c.pid, p.pgid) and c.pgid not in states
-            and not _pid_exists(c.pgid)):
-        _group_helper(ctx, st, c.pgid)
+    if (
+        via is None
+        and not outside
+        and c.pgid not in (c.pid, p.pgid)
+        and c.pgid not in states
+        and not pid_exists(c.pgid)
+    ):
+        group_helper(ctx, st, c.pgid)
     st.scratch.reset()
     if via is None:
-        child.remote = fork_child_in(st.remote, c.pid, _exit_signal(c), flags=_shared_with_parent(child, st),
-                                     scratch=st.scratch.alloc(256, 64))
+        child.remote = fork_child_in(
+            st.remote, c.pid, _exit_signal(c), flags=shared_with_parent(child, st), scratch=st.scratch.alloc(256, 64)
+        )
     else:  # forked by a session helper, a copy of st (same memory, same scratch address)
         scratch = Scratch(via, st.scratch.addr, st.scratch.size)
         child.remote = fork_child_in(via, c.pid, scratch=scratch.alloc(256, 64))
@@ -561,17 +431,21 @@ def _fork_child(ctx: RestoreContext, st: TaskState, child: TaskState, states: di
     child.remote.trampoline = st.remote.trampoline  # the scratch's `syscall; int3`, inherited
     child.sigactions_now = dict(st.sigactions_now)
     child.sid_now = st.sid_now if via is None else c.sid
-    ctx.log.info("task %d forked from %d%s", c.pid, p.pid if via is None else via.tid,  # type: ignore[attr-defined]
-                 " before its setsid" if early else "")
+    ctx.log.info(
+        "task %d forked from %d%s",
+        c.pid,
+        p.pid if via is None else via.tid,  # type: ignore[attr-defined]
+        " before its setsid" if early else "",
+    )
     if via is not None:
         if c.pgid == c.pid:
             child.remote.syscall("setpgid", 0, 0)
         elif c.pgid != c.sid:
-            _join(ctx, child, states)
+            join_group(ctx, child, states)
     else:
-        _child_session(ctx, child, st, states, early, outside)
+        child_session(ctx, child, st, states, early, outside)
     if c.pgid == c.pid and not child.setsid_pending:
-        _group_made(ctx, child)
+        group_made(ctx, child)
 
 
 def _exit_signal(p: TaskPlan) -> int:
@@ -581,78 +455,9 @@ def _exit_signal(p: TaskPlan) -> int:
     return p.exit_signal
 
 
-def _leader_pending(states: dict[int, TaskState], pgid: int) -> bool:
-    """The group's leader is a task of the tree not forked yet (it lives elsewhere in the tree)."""
-    leader = states.get(pgid)
-    return leader is not None and leader.remote is None
-
-
-def _join(ctx: RestoreContext, child: TaskState, states: dict[int, TaskState]) -> None:
-    """setpgid into the dumped group now, or once its leader, forked later, has made it (_group_made)."""
-    pgid = child.plan.pgid
-    if _leader_pending(states, pgid):
-        states[pgid].joiners.append(child)
-        ctx.log.info("task %d joins group %d once its leader is forked", child.plan.pid, pgid)
-    else:
-        child.remote.syscall("setpgid", 0, pgid)
-
-
-def _group_made(ctx: RestoreContext, leader: TaskState) -> None:
-    """The members forked before their group's leader join the group, now that it exists (still seeds)."""
-    for m in leader.joiners:
-        m.remote.syscall("setpgid", 0, leader.plan.pid)
-        ctx.log.info("task %d joined group %d", m.plan.pid, leader.plan.pid)
-    leader.joiners.clear()
-
-
-def _pid_exists(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
-
-
-def _group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
-    """A process group whose leader is not in the images: as CRIU, a helper child with the leader's PID makes
-    the group (setpgid) for the members to join; it exits and is reaped once every task exists."""
-    st.scratch.reset()
-    helper = fork_child_in(st.remote, pgid, scratch=st.scratch.alloc(256, 64))
-    st.helpers.append(helper)
-    helper.syscall_ip, helper.trampoline = st.remote.syscall_ip, st.remote.trampoline
-    helper.syscall("setpgid", 0, 0)
-    ctx.log.info("helper %d forked from %d for process group %d", pgid, st.plan.pid, pgid)
-
-
-def _shared_with_parent(child: TaskState, parent: TaskState) -> int:
-    """CLONE_FILES / CLONE_FS / CLONE_VM where the dump saw the child share its parent's descriptor table, fs
-    info or address space (equal ids, as CRIU derives its clone flags); the parent restores them, once, for
-    both."""
-    c, p = child.plan, parent.plan
-    if c.dead:
-        return 0
-    return ((CLONE_FILES if c.ids.files_id == p.ids.files_id else 0) | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
-            | (CLONE_VM if c.ids.vm_id == p.ids.vm_id else 0))
-
-
 def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
     parent = states.get(st.plan.ppid)
     return parent is not None and getattr(st.plan.ids, what) == getattr(parent.plan.ids, what)
-
-
-def _child_session(ctx: RestoreContext, child: TaskState, parent: TaskState, states: dict[int, TaskState],
-                   early: bool, outside: bool) -> None:
-    c, p = child.plan, parent.plan
-    if c.sid == c.pid:
-        _setsid(ctx, child, states)
-    elif early:  # in the parent's earlier session, where the parent's group is not (yet) p.pgid
-        if c.pgid == c.pid:
-            child.remote.syscall("setpgid", 0, 0)
-        elif not outside:
-            _join(ctx, child, states)
-    elif c.sid != p.sid:
-        raise UnsupportedResource("session", msg=f"task {c.pid} is in session {c.sid}, its parent {p.pid} in "
-                                  f"{p.sid}: sessions inherited from outside the parent are not supported")
-    elif c.pgid == c.pid:
-        child.remote.syscall("setpgid", 0, 0)
-    elif c.pgid != p.pgid or _leader_pending(states, c.pgid):
-        _join(ctx, child, states)
 
 
 def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
@@ -669,8 +474,7 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
         core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
         return
     with_pages = {r.vaddr for r in p.pages}
-    st.pages_vmas = frozenset(v.index for v in p.vmas
-                              if any(v.entry.start <= a < v.entry.end for a in with_pages))
+    st.pages_vmas = frozenset(v.index for v in p.vmas if any(v.entry.start <= a < v.entry.end for a in with_pages))
     # the memory it was forked with: its parent's, or the session leader's whose helper forked it
     parent = states.get(st.forker or p.ppid) if p is not plan.root else None
     kept = cow_restore.inherit_memory(st, parent) if parent is not None else {}
@@ -683,11 +487,18 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     mem_restore.close_map_fds(st)
     if parent is not None:
         written, st.pages_compared, st.pages_skipped_cow = cow_restore.write_pages_cow(
-            st, parent, kept, mem_restore.write_runs)
+            st, parent, kept, mem_restore.write_runs
+        )
     else:
         written = mem_restore.write_pages(st)
-    log.info("task %d: %d VMAs mapped, %d inherited, %d bytes of pages written, %d pages left shared", p.pid,
-             len(p.vmas) - len(kept), len(kept), written, st.pages_skipped_cow)
+    log.info(
+        "task %d: %d VMAs mapped, %d inherited, %d bytes of pages written, %d pages left shared",
+        p.pid,
+        len(p.vmas) - len(kept),
+        len(kept),
+        written,
+        st.pages_skipped_cow,
+    )
     # Signal actions before forking the children, which inherit them and set only theirs that differ. Not
     # SIGCHLD while a zombie child is to be made: ignoring it (or SA_NOCLDWAIT) would reap the zombie at once.
     core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)

@@ -1,4 +1,4 @@
-"""Where the restore forks each task so that it ends in its dumped session (restore._plan_sessions), decided
+"""Where the restore forks each task so that it ends in its dumped session (restore_sessions.plan_sessions), decided
 before anything is created: the shapes CRIU's prepare_pstree_ids accepts, and the ones it refuses."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from criu_core.errors import UnsupportedResource
-from criu_core.restore import _plan_sessions
 from criu_core.restore_plan import TaskState
+from criu_core.restore_sessions import plan_sessions
 
 
 def _states(*tasks: tuple[int, int, int, int], subreapers: tuple[int, ...] = ()) -> dict[int, TaskState]:
@@ -27,7 +27,7 @@ def _states(*tasks: tuple[int, int, int, int], subreapers: tuple[int, ...] = ())
 
 
 def _plan(states: dict[int, TaskState], shell_job: bool = False) -> None:
-    _plan_sessions(SimpleNamespace(options=SimpleNamespace(shell_job=shell_job)), states)  # type: ignore[arg-type]
+    plan_sessions(SimpleNamespace(options=SimpleNamespace(shell_job=shell_job)), states)  # type: ignore[arg-type]
 
 
 def test_born_sid_two_generations() -> None:
