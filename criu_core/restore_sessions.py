@@ -147,6 +147,9 @@ def _leader_helper_why(st: TaskState, leader: TaskState, states: dict[int, TaskS
         return f"its parent {p.ppid} is not a child subreaper, which the helper's orphan would be reparented to"
     if shared_with_parent(st, parent):
         return "it shares its parent's descriptor table, fs info or memory"
+    if p.parent_pages:
+        # those pages are its parent's as dumped; the helper would give it the leader's memory instead
+        return f"it leaves pages to its parent {p.ppid} (--dedup-cow-pages), but the helper is a copy of the leader"
     a: TaskState | None = leader
     while a is not None and a is not parent:
         if a.plan.core.tc.child_subreaper:

@@ -82,8 +82,11 @@ ANON_NAME_MAX = 79
 _ANON_NAME_BAD = set("\\`$[]")
 
 
-def anon_name_problem(name: str) -> str | None:
-    """Why the kernel would refuse ``name`` for PR_SET_VMA_ANON_NAME, or None if it is a valid VMA name."""
+def anon_name_problem(name: str | bytes) -> str | None:
+    """Why the kernel would refuse ``name`` for PR_SET_VMA_ANON_NAME, or None if it is a valid VMA name.
+    (protobuf hands a proto2 string that is not UTF-8 back as bytes.)"""
+    if not isinstance(name, str):
+        return "is not UTF-8 text"
     if len(name.encode()) > ANON_NAME_MAX:
         return f"longer than {ANON_NAME_MAX} bytes"
     for ch in name:

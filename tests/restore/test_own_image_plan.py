@@ -137,3 +137,15 @@ def test_restore_command_says_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and str(path) in lines[0] and "exit signal 99" in lines[0], res.stderr
     assert "Traceback" not in res.stderr
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_name_not_utf8_refused(tmp_path: Path) -> None:
+    """A name whose bytes are not UTF-8 (protobuf hands such a string back as bytes) is refused in one line."""
+    d = _tree(tmp_path)
+    anon, _ = _vma(d, CHILD, VMA_ANON_PRIVATE)
+    path = _write(d, CHILD, vma_names=[(anon, "QQQQ")])
+    raw = path.read_bytes()
+    assert raw.count(b"QQQQ") == 1
+    path.write_bytes(raw.replace(b"QQQQ", b"\xff\xfeQQ"))
+    with pytest.raises(ImageFormatError, match=rf"^{path}: at offset \d+: .*is not UTF-8 text"):
+        load_plan(d)

@@ -20,7 +20,7 @@ def _states(*tasks: tuple[int, int, int, int], subreapers: tuple[int, ...] = ())
         plan = SimpleNamespace(
             pid=pid, ppid=ppid, pgid=pgid, sid=sid, dead=False,
             core=SimpleNamespace(tc=SimpleNamespace(child_subreaper=pid in subreapers)),
-            ids=SimpleNamespace(files_id=pid, fs_id=pid, vm_id=pid),
+            ids=SimpleNamespace(files_id=pid, fs_id=pid, vm_id=pid), parent_pages=(),
         )  # fmt: skip
         out[pid] = TaskState(plan, {})  # type: ignore[arg-type]
     return out
@@ -99,3 +99,12 @@ def test_vm_sharing_shapes() -> None:
         _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), brk={11: 0x2000}))  # type: ignore[arg-type]
     with pytest.raises(ImageFormatError, match="mm-11.img.*criu-core image differs"):
         _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), names={10: {0x1000: "a"}}))  # type: ignore[arg-type]
+
+
+def test_pages_left_to_the_parent_refuse_a_leader_helper() -> None:
+    """A task made by the session leader's helper gets the leader's memory, not its parent's: pages it left to
+    its parent (--dedup-cow-pages) cannot come from there, so the plan refuses before anything exists."""
+    st = _states((10, 0, 10, 10), (11, 10, 11, 11), (12, 10, 11, 11), subreapers=(10,))
+    st[12].plan.parent_pages = ((0x10000, 1),)
+    with pytest.raises(UnsupportedResource, match="leaves pages to its parent 10"):
+        _plan(st)
