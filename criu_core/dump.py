@@ -216,7 +216,9 @@ class _Dumper:
             self.images.write("pagemap", pagemap, pid)
         self.images.write_one("mm", mm, pid)
         # criu-core's own image, only for a task that has something CRIU's images cannot say
-        ext = task_entry(proc.exit_signal, names, left)
+        # (the root's exit signal is not carried: the restore forks the root from criu-py with SIGCHLD, as CRIU)
+        exit_signal = proc.exit_signal if pid != self.ctx.root_pid else int(signal.SIGCHLD)
+        ext = task_entry(exit_signal, names, left)
         if ext is not None:
             self.images.write_one("criu-core", ext, pid)
 

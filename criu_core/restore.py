@@ -64,6 +64,7 @@ from criu_core.restore_sessions import (
     join_group,
     leader_helper,
     pid_exists,
+    pid_max,
     plan_sessions,
     session_helper,
     shared_with_parent,
@@ -77,7 +78,6 @@ if TYPE_CHECKING:
 __all__ = ["restore_tree", "run", "wait_status"]
 
 _WALL = 0x40000000
-CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
 _ALL_BUT_SIGCHLD = set(range(1, 65)) - {int(signal.SIGCHLD)}
 
 
@@ -268,20 +268,16 @@ def _last_of_mm(st: TaskState, states: dict[int, TaskState]) -> bool:
 
 def _check_pids_free(plan: RestorePlan) -> None:
     """Every PID and TID must be free and below pid_max (clone3's set_tid fails with EEXIST / EINVAL)."""
-    try:
-        with open("/proc/sys/kernel/pid_max") as f:
-            pid_max = int(f.read())
-    except (OSError, ValueError):
-        pid_max = 1 << 22
+    top = pid_max()
     for t in plan.tasks:
         for tid in t.tids:
-            if tid >= pid_max:
+            if tid >= top:
                 raise UnsupportedResource(
                     f"PID {tid}",
                     msg=f"PID {tid} is not below this machine's pid_max "
-                    f"({pid_max}): raise kernel.pid_max to restore it",
+                    f"({top}): raise kernel.pid_max to restore it",
                 )
-            if os.path.exists(f"/proc/{tid}"):
+            if pid_exists(tid):
                 raise PidInUse(tid)
 
 
@@ -308,7 +304,8 @@ def _write_stats(ctx: RestoreContext, forking: float, total: float, states: dict
     r = entry.restore
     r.pages_compared = sum(st.pages_compared for st in states.values())
     r.pages_skipped_cow = sum(st.pages_skipped_cow for st in states.values())
-    pages = sum(st.plan.nr_pages for st in states.values()) - r.pages_skipped_cow
+    # a CLONE_VM sharer's pages are its parent's: counted once
+    pages = sum(st.plan.nr_pages for st in states.values() if not _shares_vm(st, states)) - r.pages_skipped_cow
     r.forking_time, r.restore_time, r.pages_restored = int(forking * 1e6), int(total * 1e6), pages
     try:
         write_image(Path(ctx.work_dir or ctx.images_dir) / "stats-restore", "STATS", [entry])
@@ -420,8 +417,9 @@ def _fork_child(
         group_helper(ctx, st, c.pgid)
     st.scratch.reset()
     if via is None:
+        # its exit signal only when forked by its own parent: reparenting resets it to SIGCHLD in the kernel
         child.remote = fork_child_in(
-            st.remote, c.pid, _exit_signal(c), flags=shared_with_parent(child, st), scratch=st.scratch.alloc(256, 64)
+            st.remote, c.pid, c.exit_signal, flags=shared_with_parent(child, st), scratch=st.scratch.alloc(256, 64)
         )
     else:  # forked by a session helper, a copy of st (same memory, same scratch address)
         scratch = Scratch(via, st.scratch.addr, st.scratch.size)
@@ -446,13 +444,6 @@ def _fork_child(
         child_session(ctx, child, st, states, early, outside)
     if c.pgid == c.pid and not child.setsid_pending:
         group_made(ctx, child)
-
-
-def _exit_signal(p: TaskPlan) -> int:
-    """The signal the parent gets when ``p`` ends: from criu-core's own image, else SIGCHLD (all CRIU knows).
-    Only a child forked by its own parent keeps it: the kernel resets it to SIGCHLD on reparenting, and the
-    root's parent is criu-py's, which forks it with SIGCHLD as CRIU does."""
-    return p.exit_signal
 
 
 def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:

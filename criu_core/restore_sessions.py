@@ -16,6 +16,7 @@ from criu_core.builtin import core_restore
 from criu_core.errors import PidInUse, UnsupportedResource
 from criu_core.ptrace import fork_child_in
 from criu_core.restore_plan import TaskState
+from criu_core.sys.clone import CLONE_FILES, CLONE_FS, CLONE_VM
 
 if TYPE_CHECKING:
     from criu_core.context import RestoreContext
@@ -29,13 +30,12 @@ __all__ = [
     "join_group",
     "leader_helper",
     "pid_exists",
+    "pid_max",
     "plan_sessions",
     "session_helper",
     "shared_with_parent",
     "start_session",
 ]
-
-CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
 
 
 def start_session(ctx: RestoreContext, st: TaskState, states: dict[int, TaskState]) -> None:
@@ -201,9 +201,9 @@ def leader_helper(ctx: RestoreContext, st: TaskState, states: dict[int, TaskStat
     for child in adopted:
         states[child.plan.ppid].remote.syscall("prctl", core_restore.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     used = {t for s in states.values() for t in (*s.plan.tids, s.plan.pgid, s.plan.sid)}
-    pid = max(used) + 1
+    pid, top = max(used) + 1, pid_max()
     while True:
-        pid = pid + 1 if pid + 1 < _pid_max() else 301  # as CRIU's get_free_pid: above the reserved PIDs
+        pid = pid + 1 if pid + 1 < top else 301  # as CRIU's get_free_pid: above the reserved PIDs
         if pid in used or pid_exists(pid):
             continue
         st.scratch.reset()
@@ -224,7 +224,8 @@ def leader_helper(ctx: RestoreContext, st: TaskState, states: dict[int, TaskStat
     return helper
 
 
-def _pid_max() -> int:
+def pid_max() -> int:
+    """This machine's kernel.pid_max (4194304, the kernel's ceiling, if it cannot be read)."""
     try:
         with open("/proc/sys/kernel/pid_max") as f:
             return int(f.read())

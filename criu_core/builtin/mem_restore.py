@@ -398,7 +398,11 @@ def name_anon_vma(ctx: Any, st: TaskState, e: Any, anon_name: str) -> None:
     st.scratch.reset()
     name = st.scratch.cstr(anon_name)
     ret = st.remote.syscall("prctl", PR_SET_VMA, PR_SET_VMA_ANON_NAME, e.start, e.end - e.start, name, check=False)
-    if ret == -errno.EINVAL:
+    if ret == -errno.EINVAL and e.flags & MAP_SHARED:
+        # naming shared anonymous memory came later (Linux 6.2) than private: only this VMA stays unnamed
+        ctx.log.warning("this kernel cannot name shared anonymous VMAs (PR_SET_VMA_ANON_NAME: EINVAL): VMA %#x of "
+                        "task %d stays unnamed (%r)", e.start, st.plan.pid, anon_name)
+    elif ret == -errno.EINVAL:
         ctx.stash[_NO_VMA_NAMES] = True
         ctx.log.warning("this kernel cannot name anonymous VMAs (PR_SET_VMA_ANON_NAME: EINVAL, no "
                         "CONFIG_ANON_VMA_NAME): [anon:NAME] names are not restored, first %r of task %d",

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from criu_core.hookspecs import hookimpl
+from criu_core.images.criu_core_task import COW_PAGES_INVENTORY_NAME
 
 if TYPE_CHECKING:
     from criu_core.context import DumpContext
@@ -90,7 +91,7 @@ class MemRestore:
 
     # Images dumped with --dedup-cow-pages name this in inventory.plugins_entry (so that CRIU 4.2 refuses them);
     # this restore handles the pages they leave to parent tasks (criu-core-PID.img parent_pages, cow_restore).
-    CRIU_INVENTORY_NAME = "criu-core-cow-pages"  # images.criu_core_task.COW_PAGES_INVENTORY_NAME
+    CRIU_INVENTORY_NAME = COW_PAGES_INVENTORY_NAME
 
     @staticmethod
     @hookimpl(trylast=True)

@@ -14,7 +14,7 @@ import pytest
 from criu_core.builtin import mem_restore
 from criu_core.errors import CriuError
 from criu_core.images.messages import new
-from criu_core.images.vma import VMA_ANON_PRIVATE, VMA_AREA_REGULAR
+from criu_core.images.vma import VMA_ANON_PRIVATE, VMA_ANON_SHARED, VMA_AREA_REGULAR
 from criu_core.ptrace.restore_scratch import Scratch
 from criu_core.resources import VmaImage
 from criu_core.restore_plan import TaskState
@@ -45,7 +45,8 @@ class RecordingRemote:
         return 0
 
 
-def _state(remote: RecordingRemote, names: list[str | None]) -> TaskState:
+def _state(remote: RecordingRemote, names: list[str | None], shared: tuple[int, ...] = ()) -> TaskState:
+    """VMAs named ``names`` (None: unnamed); those at the indexes in ``shared`` are MAP_SHARED anonymous."""
     vmas = []
     vma_names = {}
     for i, name in enumerate(names):
@@ -56,8 +57,8 @@ def _state(remote: RecordingRemote, names: list[str | None]) -> TaskState:
             pgoff=0,
             shmid=0,
             prot=3,
-            flags=0x22,
-            status=VMA_AREA_REGULAR | VMA_ANON_PRIVATE,
+            flags=0x21 if i in shared else 0x22,
+            status=VMA_AREA_REGULAR | (VMA_ANON_SHARED if i in shared else VMA_ANON_PRIVATE),
             fd=-1,
         )
         if name is not None:
@@ -69,10 +70,10 @@ def _state(remote: RecordingRemote, names: list[str | None]) -> TaskState:
     return st
 
 
-def _run(remote: RecordingRemote, names: list[str | None]) -> None:
+def _run(remote: RecordingRemote, names: list[str | None], shared: tuple[int, ...] = ()) -> None:
     ctx = SimpleNamespace(stash=Stash(), log=logging.getLogger("criu"))
     host = SimpleNamespace(vma_pages_restore=lambda ctx, vma, remote: None)
-    mem_restore.finish_vmas(ctx, _state(remote, names), host)
+    mem_restore.finish_vmas(ctx, _state(remote, names, shared), host)
 
 
 def test_prctl_names_each_named_vma() -> None:
@@ -101,3 +102,23 @@ def test_other_prctl_errors_fail_the_restore() -> None:
         r"\[anon:foo\]: ENOMEM",
     ):
         _run(remote, ["foo"])
+
+
+class SharedRefusingRemote(RecordingRemote):
+    """A kernel that names private anonymous VMAs but not shared ones (before Linux 6.2)."""
+
+    def syscall(self, name: str, *args: int, check: bool = True) -> int:
+        ret = super().syscall(name, *args, check=check)
+        if name == "prctl" and args[0] == PR_SET_VMA and args[2] == 0x7F0000000000:
+            return -errno.EINVAL
+        return ret
+
+
+def test_einval_for_shared_memory_leaves_only_that_vma_unnamed(caplog: pytest.LogCaptureFixture) -> None:
+    remote = SharedRefusingRemote()
+    with caplog.at_level(logging.WARNING, logger="criu"):
+        _run(remote, ["shm", "foo", "bar"], shared=(0,))
+    named = [c[3] for c in remote.calls if c[0] == "prctl"]
+    assert named == [0x7F0000000000, 0x7F0000010000, 0x7F0000020000], "the private VMAs are still named"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "shared anonymous" in warnings[0] and "'shm'" in warnings[0], warnings
