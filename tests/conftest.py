@@ -3,7 +3,8 @@
 The C sources every directory uses live in ``tests/targets/``; a directory adds its own with a session
 ``targets`` fixture calling :func:`build_targets` (a fixture here) on its ``targets/`` folder. ``spawn``
 starts one of them with its output in a log file; a directory that wants each target in its own session (and
-the whole process group killed at the end) overrides ``spawn_new_session``.
+the whole process group killed at the end) overrides ``spawn_new_session``. ``golden_copy`` gives a test a
+writable copy of one of CRIU 4.2's golden dumps.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from pathlib import Path
 import pytest
 
 SHARED_TARGETS = Path(__file__).parent / "targets"
+GOLDEN = Path(os.environ.get("CRIU_GOLDEN") or "/work/shared/fixtures/criu-4.2")  # CRIU 4.2's own dumps
+
+
+@pytest.fixture
+def golden_copy(tmp_path: Path) -> Callable[..., Path]:
+    """``golden_copy("tree")``: a writable copy of golden dump ``tree`` under tmp_path (``golden_copy("tree",
+    "again")`` for a second one)."""
+
+    def copy(name: str, dest: str | None = None) -> Path:
+        dst = tmp_path / (dest or name)
+        shutil.copytree(GOLDEN / name, dst)
+        for p in dst.iterdir():
+            p.chmod(0o644)
+        return dst
+
+    return copy
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,6 @@ Debian's crit decodes CRIU's files of such a dump and refuses our own, which ``c
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +24,6 @@ from criu_core.restore_plan import load_plan
 GOLDEN = Path("/work/shared/fixtures/criu-4.2")
 pytestmark = pytest.mark.skipif(not GOLDEN.exists(), reason="golden CRIU 4.2 dumps are not available")
 CHILD, ROOT = 31011, 31010  # tree: 31010 forked 31011 and 31012
-
-
-def _tree(tmp_path: Path) -> Path:
-    dst = tmp_path / "tree"
-    shutil.copytree(GOLDEN / "tree", dst)
-    for p in dst.iterdir():
-        p.chmod(0o644)
-    return dst
 
 
 def _leave(d: Path, pid: int, ranges: list[tuple[int, int]], keep_in_pagemap: bool = False) -> Path:
@@ -55,8 +46,8 @@ def _anon_entry(d: Path, pid: int) -> tuple[int, int]:
     return e.vaddr, e.nr_pages
 
 
-def test_child_pages_left_to_parent_are_planned_apart(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_child_pages_left_to_parent_are_planned_apart(golden_copy) -> None:
+    d = golden_copy("tree")
     before = load_plan(d).tasks[1]
     vaddr, n = _anon_entry(d, CHILD)
     _leave(d, CHILD, [(vaddr, n)])
@@ -68,18 +59,18 @@ def test_child_pages_left_to_parent_are_planned_apart(tmp_path: Path) -> None:
     after_before = [r.offset for r in before.pages if r.vaddr > vaddr]
     after_now = [r.offset for r in t.pages if r.vaddr > vaddr]
     assert after_now == [o - n * 4096 for o in after_before]
-    assert before.parent_pages == () and load_plan(_tree(tmp_path / "again")).tasks[1].parent_pages == ()
+    assert before.parent_pages == () and load_plan(golden_copy("tree", "again")).tasks[1].parent_pages == ()
 
 
-def test_root_cannot_leave_pages_to_a_parent(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_root_cannot_leave_pages_to_a_parent(golden_copy) -> None:
+    d = golden_copy("tree")
     _leave(d, ROOT, [_anon_entry(d, ROOT)])
     with pytest.raises(ImageFormatError, match=rf"criu-core-{ROOT}.img: .*root task has pages left to a parent"):
         load_plan(d)
 
 
-def test_range_also_in_the_pagemap_refused(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_range_also_in_the_pagemap_refused(golden_copy) -> None:
+    d = golden_copy("tree")
     vaddr, n = _anon_entry(d, CHILD)
     _leave(d, CHILD, [(vaddr + 4096 * (n // 2), 1)], keep_in_pagemap=True)
     with pytest.raises(ImageFormatError, match=rf"criu-core-{CHILD}.img: .*also in pagemap-{CHILD}.img"):
@@ -99,8 +90,8 @@ def test_range_also_in_the_pagemap_refused(tmp_path: Path) -> None:
     ],
     ids=["unaligned", "empty", "huge", "out-of-order", "overlapping", "unmapped", "past-the-vma"],
 )
-def test_bad_ranges_refused(tmp_path: Path, bad, why: str) -> None:
-    d = _tree(tmp_path)
+def test_bad_ranges_refused(golden_copy, bad, why: str) -> None:
+    d = golden_copy("tree")
     vaddr, n = _anon_entry(d, CHILD)
     _leave(d, CHILD, [(vaddr, n)])  # the pagemap no longer has it, whatever the own image says
     ImageDir(d).write_one("criu-core", task_entry(parent_pages=bad(vaddr, n)), CHILD)
@@ -108,8 +99,8 @@ def test_bad_ranges_refused(tmp_path: Path, bad, why: str) -> None:
         load_plan(d)
 
 
-def test_range_outside_private_anonymous_memory_refused(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_range_outside_private_anonymous_memory_refused(golden_copy) -> None:
+    d = golden_copy("tree")
     img = read_image(d / f"pagemap-{CHILD}.img")
     file_page = next(x.msg.vaddr for x in img.entries[1:] if x.msg.flags == PE_PRESENT)  # .data of the binary
     _leave(d, CHILD, [(file_page, 1)])
@@ -123,20 +114,19 @@ def test_inventory_name_is_answered_by_the_builtin_restore() -> None:
     assert host.check_required([COW_PAGES_INVENTORY_NAME]) == ["builtin.mem_restore"]
 
 
-def test_crit_decodes_criu_files_and_show_decodes_ours(tmp_path: Path) -> None:
+def test_crit_decodes_criu_files_and_show_decodes_ours(golden_copy) -> None:
     """crit runs over CRIU's files of such a dump (all of them decode, the pagemap has only CRIU's fields); our
     own criu-core-PID.img is refused by crit (unknown magic) and decoded by ``criu-py show`` instead."""
     crit = "/usr/bin/crit"
     if not Path(crit).exists():
         pytest.skip("Debian's crit is not installed")
-    d = _tree(tmp_path)
+    d = golden_copy("tree")
     vaddr, n = _anon_entry(d, CHILD)
     own = _leave(d, CHILD, [(vaddr, n)])
     criu_files = [p for p in sorted(d.iterdir()) if not p.name.startswith(("pages-", "criu-core-"))]
     assert len(criu_files) > 10
     for path in criu_files:
-        res = subprocess.run([crit, "decode", "-i", str(path)], check=False, capture_output=True, text=True,
-                             timeout=60)
+        res = subprocess.run([crit, "decode", "-i", str(path)], check=False, capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, (path.name, res.stderr)
         if path.name == f"pagemap-{CHILD}.img":
             entries = json.loads(res.stdout)["entries"][1:]
@@ -144,7 +134,12 @@ def test_crit_decodes_criu_files_and_show_decodes_ours(tmp_path: Path) -> None:
             assert all(set(e) <= {"vaddr", "compat_nr_pages", "in_parent", "flags", "nr_pages"} for e in entries)
     res = subprocess.run([crit, "decode", "-i", str(own)], check=False, capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "0x4f435243" in (res.stdout + res.stderr).lower()
-    show = subprocess.run([sys.executable, "-m", "criu_core.cli", "show", str(own)], check=False,
-                          capture_output=True, text=True, timeout=60)
+    show = subprocess.run(
+        [sys.executable, "-m", "criu_core.cli", "show", str(own)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert show.returncode == 0, show.stderr
     assert json.loads(show.stdout)["entries"] == [{"parent_pages": [{"vaddr": hex(vaddr), "nr_pages": n}]}]

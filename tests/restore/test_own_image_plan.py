@@ -5,7 +5,6 @@ anything is created, in one error line that names the file. (Pages left to the p
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,14 +24,6 @@ pytestmark = pytest.mark.skipif(not GOLDEN.exists(), reason="golden CRIU 4.2 dum
 CHILD, ROOT = 31011, 31010  # tree: 31010 forked 31011 and 31012
 
 
-def _tree(tmp_path: Path) -> Path:
-    dst = tmp_path / "tree"
-    shutil.copytree(GOLDEN / "tree", dst)
-    for p in dst.iterdir():
-        p.chmod(0o644)
-    return dst
-
-
 def _vma(d: Path, pid: int, status: int) -> tuple[int, int]:
     """(start, end) of the first VMA of the task with ``status`` bits."""
     v = next(v for v in ImageDir(d).read_one("mm", pid).vmas if v.status & status == status)
@@ -43,15 +34,15 @@ def _write(d: Path, pid: int, **fields) -> Path:
     return Path(ImageDir(d).write_one("criu-core", task_entry(**fields), pid))
 
 
-def test_criu_dumps_have_none_and_plan_as_before(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_criu_dumps_have_none_and_plan_as_before(golden_copy) -> None:
+    d = golden_copy("tree")
     assert not list(d.glob("criu-core-*.img"))
     plan = load_plan(d)
     assert all(t.exit_signal == signal.SIGCHLD and t.vma_names == {} and t.parent_pages == () for t in plan.tasks)
 
 
-def test_exit_signal_and_names_are_planned(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_exit_signal_and_names_are_planned(golden_copy) -> None:
+    d = golden_copy("tree")
     start, _ = _vma(d, CHILD, VMA_ANON_PRIVATE)
     _write(d, CHILD, exit_signal=signal.SIGUSR1, vma_names=[(start, "my arena 2")])
     _write(d, 31012, exit_signal=0)  # clone(..., 0): no signal at all, which the kernel allows
@@ -94,16 +85,16 @@ def _bad_cases(d: Path) -> dict[str, tuple[dict, str]]:
         "name-control",
     ],
 )
-def test_bad_own_image_refused(tmp_path: Path, case: str) -> None:
-    d = _tree(tmp_path)
+def test_bad_own_image_refused(golden_copy, case: str) -> None:
+    d = golden_copy("tree")
     fields, why = _bad_cases(d)[case]
     path = _write(d, CHILD, **fields)
     with pytest.raises(ImageFormatError, match=rf"^{path}: at offset \d+: .*{why}"):
         load_plan(d)
 
 
-def test_two_entries_refused(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_two_entries_refused(golden_copy) -> None:
+    d = golden_copy("tree")
     path = d / f"criu-core-{CHILD}.img"
     e = task_entry(exit_signal=10)
     write_image(path, "CRIU_CORE_TASK", [e, e])
@@ -111,8 +102,8 @@ def test_two_entries_refused(tmp_path: Path) -> None:
         load_plan(d)
 
 
-def test_cut_file_refused(tmp_path: Path) -> None:
-    d = _tree(tmp_path)
+def test_cut_file_refused(golden_copy) -> None:
+    d = golden_copy("tree")
     start, _ = _vma(d, CHILD, VMA_ANON_PRIVATE)
     path = _write(d, CHILD, vma_names=[(start, "a long enough name")])
     path.write_bytes(path.read_bytes()[:-5])
@@ -120,9 +111,9 @@ def test_cut_file_refused(tmp_path: Path) -> None:
         load_plan(d)
 
 
-def test_restore_command_says_one_line(tmp_path: Path) -> None:
+def test_restore_command_says_one_line(golden_copy) -> None:
     """Through ``criu-py restore``: one line naming the file, no traceback, images untouched."""
-    d = _tree(tmp_path)
+    d = golden_copy("tree")
     path = _write(d, CHILD, exit_signal=99)
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     res = subprocess.run(
@@ -139,9 +130,9 @@ def test_restore_command_says_one_line(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
-def test_name_not_utf8_refused(tmp_path: Path) -> None:
+def test_name_not_utf8_refused(golden_copy) -> None:
     """A name whose bytes are not UTF-8 (protobuf hands such a string back as bytes) is refused in one line."""
-    d = _tree(tmp_path)
+    d = golden_copy("tree")
     anon, _ = _vma(d, CHILD, VMA_ANON_PRIVATE)
     path = _write(d, CHILD, vma_names=[(anon, "QQQQ")])
     raw = path.read_bytes()
