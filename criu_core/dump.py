@@ -258,7 +258,8 @@ class _Dumper:
         my_keys: set[Any] = set()
         my_pfns = PfnSnapshot()
         # pages shared copy-on-write with another process of the tree are read so as to stay shared
-        forked = ppid in self.tree.processes or any(pp == pid for pp in self.tree.parents.values())
+        has_children = any(pp == pid for pp in self.tree.parents.values())
+        forked = ppid in self.tree.processes or has_children
         parent_keys: set[Any] = set()
         parent_pfns = my_pfns
         if self.cow_pfns is not None and ppid in self.cow_pfns:
@@ -314,7 +315,8 @@ class _Dumper:
                 elif status & VMA_ANON_PRIVATE:
                     vruns = selector.runs(vma.start, vma.end, anon=True, lazy=True, readable=readable)
                     if key is not None and self.cow_pfns is not None:
-                        my_pfns.add(selector.fd, vruns)  # before any copy: see PfnSnapshot
+                        if has_children:
+                            my_pfns.add(selector.fd, vruns)  # before any copy: see PfnSnapshot
                         if key in parent_keys:
                             vruns = split_shared_with_parent(vruns, selector.fd, parent_pfns)
                     runs += read_shared_by_mem(vruns, selector.fd) if forked else vruns

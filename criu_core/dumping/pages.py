@@ -210,22 +210,29 @@ def split_shared_with_parent(runs: Iterable[PageRun], fd: int, parent: PfnSnapsh
     """
     out: list[PageRun] = []
 
-    def add(addr: int, flags: int, readable: bool, in_parent: bool) -> None:
+    def add(addr: int, n: int, flags: int, readable: bool, in_parent: bool) -> None:
         last = out[-1] if out else None
         if last and last.end == addr and last.in_parent == in_parent and last.flags == flags:
-            out[-1] = PageRun(last.start, last.npages + 1, flags, readable, in_parent)
+            out[-1] = PageRun(last.start, last.npages + n, flags, readable, in_parent)
         else:
-            out.append(PageRun(addr, 1, flags, readable, in_parent))
+            out.append(PageRun(addr, n, flags, readable, in_parent))
 
     for run in runs:
         addr = run.start
         while addr < run.end:
             n = min(_CHUNK_PAGES, (run.end - addr) // PAGE_SIZE)
             theirs = parent.pfns(addr, n)
-            for i, pme in enumerate(read_pagemap(fd, addr, n)):
-                pfn = pme & PM_PFN_MASK if pme & PM_PRESENT else 0
-                shared = pfn != 0 and pfn == theirs[i]
-                add(addr + i * PAGE_SIZE, 0 if shared else run.flags, run.readable, shared)
+            shared = [
+                pme & PM_PRESENT != 0 and 0 != pme & PM_PFN_MASK == theirs[i]
+                for i, pme in enumerate(read_pagemap(fd, addr, n))
+            ]
+            i = 0
+            while i < n:  # one run per stretch of pages that are all shared, or all not
+                j = i + 1
+                while j < n and shared[j] == shared[i]:
+                    j += 1
+                add(addr + i * PAGE_SIZE, j - i, 0 if shared[i] else run.flags, run.readable, shared[i])
+                i = j
             addr += n * PAGE_SIZE
     return out
 
