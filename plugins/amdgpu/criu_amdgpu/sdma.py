@@ -21,6 +21,7 @@ checked against libdrm's and the kernel's definitions and by a recording fake th
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import struct
@@ -262,5 +263,5 @@ class SdmaEngine:
         while pos < len(buf):
             n = os.preadv(fd, [buf[pos:]], offset + pos)
             if n <= 0:
-                raise SyscallError(5, "preadv(pages)", None, f"short read at {offset + pos}")
+                raise SyscallError(errno.EIO, "preadv(pages)", None, f"short read at {offset + pos}")
             pos += n
