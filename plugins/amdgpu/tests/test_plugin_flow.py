@@ -402,3 +402,49 @@ def test_failure_while_planning_the_copies_leaves_no_descriptor_open(host, tmp_p
     host.fini(ctx, "restore", False)
     ctx.close()
     assert _open_fds() == before
+
+
+def test_contents_without_dmabufs_wait_for_dump_late_and_a_failed_dump_closes_the_dmabufs(host, tmp_path, image_dir,
+                                                                                         monkeypatch):
+    """CHECKPOINT handed out a dmabuf for some BOs only: the contents are read at dump-late, through the render
+    descriptors the core offers after the KFD one, so the dmabufs stay ours until then; a dump that fails before
+    (fini) closes them and unpauses the queues."""
+    m = machine(tmp_path, "src")
+    target = FakeKfdDevice(m.kfd, m.kfd.open(PID))
+    populate(m.kfd, target, PID)
+    tracer = threading.get_native_id()
+    m.kfd.tracer_of = lambda pid: tracer
+    installed = []
+
+    def one_dmabuf(memfd):  # the first content BO gets a dmabuf, the others none (as an emulated device)
+        if installed:
+            return abi.KFD_INVALID_FD
+        installed.append(os.dup(memfd))
+        return installed[0]
+
+    class Dev(FakeKfdDevice):
+        def ioctl(self, cmd, buf):
+            self.kfd.ioctl(self.file, cmd, buf, self.mem, caller=self.caller, caller_tid=self.caller_tid,
+                           install_fd=one_dmabuf)
+
+    monkeypatch.setattr(m.provider, "task_device", lambda fd: Dev(m.kfd, target.file, caller=os.getpid(),
+                                                                  caller_tid=tracer))
+    ctx = DumpContext(options=host.options.defaults(), host=host, images_dir=image_dir)
+    ctx.stash[PROVIDER] = m.provider
+    host.init(ctx, "dump")
+    local = os.open(m.config.kfd_path, os.O_RDWR)
+    claim = host.file_dump(ctx, _fdinfo(m.config.kfd_path, 5, local))
+    kfd_id = claim.entry.id
+    assert len(installed) == 1
+    ino = os.fstat(installed[0]).st_ino  # still open: the contents are not read yet
+    assert not list(image_dir.glob(f"amdgpu-pages-{kfd_id}-*.img")), "no pages file before dump-late"
+    assert m.kfd.processes[PID].paused
+    host.fini(ctx, "dump", False)  # e.g. another descriptor of the task could not be dumped
+    try:
+        assert os.fstat(installed[0]).st_ino != ino, "the dmabuf is closed (its number may be reused)"
+    except OSError:
+        pass
+    assert not m.kfd.processes[PID].paused
+    ctx.close()
+    os.close(local)
+    m.close()
