@@ -10,12 +10,11 @@ looks for mappings of the render node that are no KFD BO.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 from dataclasses import dataclass
 
 from criu_amdgpu import abi
-from criu_amdgpu.kfd import KfdDevice, KfdError, _Arrays, _call
+from criu_amdgpu.kfd import Arrays, KfdDevice, KfdError, call, struct_size
 
 __all__ = ["GemHandle", "list_handles"]
 
@@ -41,14 +40,14 @@ def list_handles(dev: KfdDevice) -> list[GemHandle] | None:
 
     As CRIU's criu-dev plugin: ask with room for 8, and again with the count the kernel reported while it grows.
     """
-    esz = ctypes.sizeof(abi.DrmAmdgpuGemListHandlesEntry)
+    esz = struct_size(abi.DrmAmdgpuGemListHandlesEntry)
     room = 8
     while True:
-        with _Arrays(dev.mem) as arrays:
+        with Arrays(dev.mem) as arrays:
             entries = arrays.put(bytes(esz * room))
             buf = bytearray(bytes(abi.DrmAmdgpuGemListHandles(entries, room, 0)))
             try:
-                _call(dev, abi.DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES, buf)
+                call(dev, abi.DRM_IOCTL_AMDGPU_GEM_LIST_HANDLES, buf)
             except KfdError as exc:
                 if exc.errno in (_errno.EINVAL, _errno.ENOTTY):  # type: ignore[attr-defined]
                     return None

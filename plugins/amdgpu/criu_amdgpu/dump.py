@@ -3,8 +3,9 @@
 Sequence for a KFD descriptor (reference §2.3): version check on our own ``/dev/kfd``; PROCESS_INFO on the task's
 descriptor (its queues stay evicted until UNPAUSE at dump-late); CHECKPOINT; ``amdgpu-kfd-<id>.img`` with one
 device entry per CPU node and per GPU *the task has* (GPUs a cgroup hides are dropped, as CRIU's PR #2874 does),
-GPU ids translated to the task's user ids; one pages file per GPU, copied by one thread per GPU; the dmabuf fds
-CHECKPOINT put in our fd table are closed whatever happens.
+GPU ids translated to the task's user ids; one pages file per GPU, copied by one thread per GPU (at dump-late where
+a BO came without a dmabuf: it is read through the task's render descriptor, offered after this one); the dmabuf
+fds CHECKPOINT put in our fd table are closed whatever happens.
 
 The CRIU_OPs must be issued by the thread that seized the task (the kernel lets only the ptrace parent *thread*
 use another process's KFD descriptor); the hooks issue them in the thread the core calls them from.
@@ -144,43 +145,60 @@ def dump_kfd(ctx: Any, run: AmdgpuRun, fd: Any) -> FileClaim:
         for b in cp.bos:
             msg.bo_entries.add(addr=b.addr, size=b.size, offset=b.offset, alloc_flags=b.alloc_flags, gpu_id=b.gpu_id,
                                handle=0xFFFFFFFF)
-        user_to_actual = {u: a for a, u in record.actual_to_user.items()}
-        render_files: dict[int, int] | None = None
-
-        def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
-            # No dmabuf (an emulated device cannot install one in our fd table): read the BO through the task's
-            # own render node at its mmap offset, as the task itself maps it.
-            nonlocal render_files
-            node = topo.gpu(user_to_actual.get(b.gpu_id, -1))
-            if node is None:
-                return None
-            if render_files is None:
-                render_files = run.provider.task_render_files(fd.pid)
-            got = render_files.get(node.render_minor)
-            return (got, b.offset) if got is not None else None
-
-        try:
-            jobs = dump_contents(file_id, ctx.images_dir, cp.bos, run.provider.engine(), ctx.executor, device_file,
-                                 user_to_actual)
-        finally:
-            for copy_fd in (render_files or {}).values():
-                os.close(copy_fd)
-        record.gpu_ids = [j.gpu_id for j in jobs]
         write_message(ctx.images_dir, kfd_image_name(file_id), msg)
-    finally:
-        for b in cp.bos:
-            if b.dmabuf_fd != abi.KFD_INVALID_FD:
-                os.close(b.dmabuf_fd)
+        if all(b.dmabuf_fd != abi.KFD_INVALID_FD for b in cp.bos if b.has_content):
+            _dump_contents(ctx, run, record, cp.bos)
+        else:
+            # Without a dmabuf (an emulated device cannot install one in our fd table) a BO is read through the
+            # task's own render node at its mmap offset, as the task maps it. The core holds a copy of that
+            # descriptor (FdInfo.local_fd) but offers it to criu_file_dump after this one (fd order; the runtime
+            # opens /dev/kfd first): the contents are read at dump-late, through the copy dump_render kept. The
+            # queues stay evicted until then.
+            record.pending = cp.bos
+    except BaseException:
+        _release_bos(cp.bos)
+        raise
+    if record.pending is None:
+        _release_bos(cp.bos)
     ctx.log.info("amdgpu: task %d: %d GPU(s), %d BO(s), %d object(s) -> %s", fd.pid, len(cp.devices), len(cp.bos),
                  info.num_objects, kfd_image_name(file_id))
     record.entry = ext_file_entry(file_id)
     return FileClaim(plugin=PLUGIN, entry=record.entry, fd_type=FD_TYPE_EXT, data={"image": kfd_image_name(file_id)})
 
 
+def _release_bos(bos: list[kfd.BoBucket]) -> None:
+    """Close the dmabuf fds CHECKPOINT put in our fd table."""
+    for b in bos:
+        if b.dmabuf_fd != abi.KFD_INVALID_FD:
+            os.close(b.dmabuf_fd)
+            b.dmabuf_fd = abi.KFD_INVALID_FD
+
+
+def _dump_contents(ctx: Any, run: AmdgpuRun, record: DumpedKfd, bos: list[kfd.BoBucket]) -> None:
+    """One pages file per GPU of ``record``'s task; a BO without a dmabuf is read through a render node the task
+    holds (the core's copy of its descriptor, kept by :func:`dump_render`)."""
+    topo = run.local_topology()
+    user_to_actual = {u: a for a, u in record.actual_to_user.items()}
+
+    def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
+        node = topo.gpu(user_to_actual.get(b.gpu_id, -1))
+        if node is None:
+            return None
+        # the task's own descriptor of that node first; else one the core offered under another task (a
+        # description shared with it is offered once, the first time it is met)
+        recs = sorted((r for r in run.render_fds if r.minor == node.render_minor and r.local_fd >= 0),
+                      key=lambda r: r.pid != record.pid)
+        return (recs[0].local_fd, b.offset) if recs else None
+
+    jobs = dump_contents(record.file_id, ctx.images_dir, bos, run.provider.engine(), ctx.executor, device_file,
+                         user_to_actual)
+    record.gpu_ids = [j.gpu_id for j in jobs]
+
+
 def dump_render(ctx: Any, run: AmdgpuRun, fd: Any, minor: int) -> FileClaim:
     file_id = _file_id(fd)
     rec = DumpedRender(file_id, fd.pid, minor, entry=ext_file_entry(file_id), fd=fd.fd,
-                       device=run.provider.render_device(fd))
+                       device=run.provider.render_device(fd), local_fd=fd.local_fd)
     run.render_fds.append(rec)
     return FileClaim(plugin=PLUGIN, entry=rec.entry, fd_type=FD_TYPE_EXT, data={"image": render_image_name(file_id)})
 
@@ -234,6 +252,13 @@ def dump_late(ctx: Any, run: AmdgpuRun, pid: int) -> None:
     """After every descriptor of ``pid`` was dumped: refuse render-node GEM BOs, write the render images (user ids
     now known), UNPAUSE."""
     check_render_bos(run, pid)
+    for k in run.kfd_fds:
+        if k.pid == pid and k.pending is not None:
+            bos, k.pending = k.pending, None
+            try:
+                _dump_contents(ctx, run, k, bos)
+            finally:
+                _release_bos(bos)
     for rec in run.render_fds:
         if rec.pid == pid and not rec.written:
             _write_render(ctx, run, rec)
@@ -246,6 +271,9 @@ def unpause_all(ctx: Any, run: AmdgpuRun, pid: int | None = None) -> list[str]:
     """UNPAUSE every still-paused KFD process (of ``pid``, or all); returns the failures."""
     errors = []
     for rec in run.kfd_fds:
+        if rec.pending is not None and (pid is None or rec.pid == pid):  # a failed dump: contents never read
+            bos, rec.pending = rec.pending, None
+            _release_bos(bos)
         if rec.paused and (pid is None or rec.pid == pid):
             try:
                 kfd.unpause(rec.device)

@@ -24,6 +24,7 @@ from criu_amdgpu import abi
 from criu_amdgpu.ioctl import ioctl_buf, process_vm_readv, process_vm_writev
 
 __all__ = [
+    "Arrays",
     "BoBucket",
     "CheckpointData",
     "DeviceBucket",
@@ -34,6 +35,7 @@ __all__ = [
     "Memory",
     "ProcessInfo",
     "ProcessMemory",
+    "call",
     "check_version",
     "checkpoint",
     "get_version",
@@ -41,6 +43,7 @@ __all__ = [
     "process_info",
     "restore",
     "resume",
+    "struct_size",
     "unpause",
 ]
 
@@ -165,7 +168,13 @@ def ioctl_name(cmd: int, buf: bytearray | bytes) -> str:
     return hex(cmd)
 
 
-def _call(dev: KfdDevice, cmd: int, buf: bytearray) -> None:
+def struct_size(struct: type) -> int:
+    """Bytes of one of :mod:`criu_amdgpu.abi`'s structures (array strides, argument buffers)."""
+    return ctypes.sizeof(struct)
+
+
+def call(dev: KfdDevice, cmd: int, buf: bytearray) -> None:
+    """``dev.ioctl(cmd, buf)``; any failure raised as a :class:`KfdError` naming the ioctl."""
     try:
         dev.ioctl(cmd, buf)
     except KfdError:
@@ -239,7 +248,7 @@ def _parse_args(buf: bytearray) -> abi.KfdIoctlCriuArgs:
 
 def get_version(dev: KfdDevice) -> tuple[int, int]:
     buf = bytearray(ctypes.sizeof(abi.KfdIoctlGetVersionArgs))
-    _call(dev, abi.AMDKFD_IOC_GET_VERSION, buf)
+    call(dev, abi.AMDKFD_IOC_GET_VERSION, buf)
     v = abi.KfdIoctlGetVersionArgs.from_buffer_copy(bytes(buf))
     return v.major_version, v.minor_version
 
@@ -258,12 +267,12 @@ def check_version(dev: KfdDevice) -> tuple[int, int]:
 def process_info(dev: KfdDevice) -> ProcessInfo:
     """PROCESS_INFO: evicts the process's queues and reports the counts CHECKPOINT needs."""
     buf = _args(op=abi.CriuOp.PROCESS_INFO)
-    _call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
+    call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
     a = _parse_args(buf)
     return ProcessInfo(a.num_devices, a.num_bos, a.num_objects, a.priv_data_size, a.pid)
 
 
-class _Arrays:
+class Arrays:
     """Bucket arrays and the blob placed in ``mem``; freed on exit."""
 
     def __init__(self, mem: Memory) -> None:
@@ -289,14 +298,14 @@ class _Arrays:
 def checkpoint(dev: KfdDevice, info: ProcessInfo) -> CheckpointData:
     """CHECKPOINT: the counts must be PROCESS_INFO's; VRAM/GTT BOs come with new dmabuf fds in *our* fd table."""
     dev_sz, bo_sz = ctypes.sizeof(abi.KfdCriuDeviceBucket), ctypes.sizeof(abi.KfdCriuBoBucket)
-    with _Arrays(dev.mem) as arrays:
+    with Arrays(dev.mem) as arrays:
         devices = arrays.put(bytes(dev_sz * info.num_devices))
         bos = arrays.put(bytes(bo_sz * info.num_bos))
         priv = arrays.put(bytes(info.priv_data_size))
         buf = _args(op=abi.CriuOp.CHECKPOINT, devices=devices, bos=bos, priv_data=priv,
                     priv_data_size=info.priv_data_size, num_devices=info.num_devices, num_bos=info.num_bos,
                     num_objects=info.num_objects)
-        _call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
+        call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
         raw_dev = dev.mem.read(devices, dev_sz * info.num_devices) if devices else b""
         raw_bo = dev.mem.read(bos, bo_sz * info.num_bos) if bos else b""
         blob = dev.mem.read(priv, info.priv_data_size) if priv else b""
@@ -312,7 +321,7 @@ def checkpoint(dev: KfdDevice, info: ProcessInfo) -> CheckpointData:
 
 def unpause(dev: KfdDevice) -> None:
     """UNPAUSE: restart the queues PROCESS_INFO evicted (EINVAL if they are not paused)."""
-    _call(dev, abi.AMDKFD_IOC_CRIU_OP, _args(op=abi.CriuOp.UNPAUSE))
+    call(dev, abi.AMDKFD_IOC_CRIU_OP, _args(op=abi.CriuOp.UNPAUSE))
 
 
 def restore(dev: KfdDevice, devices: list[DeviceBucket], bos: list[BoBucket], priv_data: bytes,
@@ -325,13 +334,13 @@ def restore(dev: KfdDevice, devices: list[DeviceBucket], bos: list[BoBucket], pr
         *[abi.KfdCriuBoBucket(b.addr, b.size, b.offset, b.restored_offset, b.gpu_id, b.alloc_flags,
                               abi.KFD_INVALID_FD, 0) for b in bos])
     bo_sz = ctypes.sizeof(abi.KfdCriuBoBucket)
-    with _Arrays(dev.mem) as arrays:
+    with Arrays(dev.mem) as arrays:
         dptr = arrays.put(bytes(dev_arr))
         bptr = arrays.put(bytes(bo_arr))
         pptr = arrays.put(priv_data)
         buf = _args(op=abi.CriuOp.RESTORE, devices=dptr, bos=bptr, priv_data=pptr, priv_data_size=len(priv_data),
                     num_devices=len(devices), num_bos=len(bos), num_objects=num_objects)
-        _call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
+        call(dev, abi.AMDKFD_IOC_CRIU_OP, buf)
         raw = dev.mem.read(bptr, bo_sz * len(bos)) if bptr else b""
     out = []
     for i, orig in enumerate(bos):
@@ -343,4 +352,4 @@ def restore(dev: KfdDevice, devices: list[DeviceBucket], bos: list[BoBucket], pr
 
 def resume(dev: KfdDevice, pid: int) -> None:
     """RESUME the restored task ``pid`` (its real pid), from our own /dev/kfd fd."""
-    _call(dev, abi.AMDKFD_IOC_CRIU_OP, _args(op=abi.CriuOp.RESUME, pid=pid))
+    call(dev, abi.AMDKFD_IOC_CRIU_OP, _args(op=abi.CriuOp.RESUME, pid=pid))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import mmap
 import os
 import stat
 from ctypes import POINTER, Structure, byref, c_int, c_uint8, c_uint32, c_uint64, c_void_p
@@ -31,8 +32,10 @@ __all__ = [
     "AmdgpuCsIbInfo",
     "AmdgpuCsRequest",
     "CtypesLibDrmAmdgpu",
+    "HostBuffer",
     "LibDrmAmdgpu",
     "load",
+    "write_host",
 ]
 
 LIBRARY = "libdrm_amdgpu.so.1"
@@ -143,6 +146,25 @@ class LibDrmAmdgpu(Protocol):
     def va_range_free(self, va_handle: int) -> None: ...
     def bo_free(self, bo: int) -> None: ...
     def device_deinitialize(self, dev: int) -> None: ...
+
+
+class HostBuffer:
+    """Page-aligned host memory (an anonymous mapping) and its address, for a userptr BO (the SDMA staging)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.mm = mmap.mmap(-1, size)
+        self._anchor = ctypes.c_char.from_buffer(self.mm)  # pins the mapping while its address is in use
+        self.addr = ctypes.addressof(self._anchor)
+
+    def close(self) -> None:
+        del self._anchor
+        self.mm.close()
+
+
+def write_host(addr: int, data: bytes) -> None:
+    """Copy ``data`` to the host address ``addr`` (a CPU mapping libdrm returned, such as ``bo_cpu_map``'s)."""
+    ctypes.memmove(addr, data, len(data))
 
 
 def _sig(lib: ctypes.CDLL, name: str, *argtypes: object) -> None:

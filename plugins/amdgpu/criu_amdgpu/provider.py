@@ -62,10 +62,6 @@ class DeviceProvider(Protocol):
     def render_device(self, fd: Any) -> KfdDevice:
         """The dumpee's render-node descriptor (``fd.local_fd``) for DRM queries (the same ioctl seam)."""
 
-    def task_render_files(self, pid: int) -> dict[int, int]:
-        """Copies in this process of the render-node descriptors the (seized) task ``pid`` holds: minor -> fd (the
-        caller closes them). The same open file, so DRM lets us map what the task may map."""
-
     def task_side(self, pid: int, remote: Any, fd_alloc: Callable[[], int]) -> TaskSide:
         """The restored task ``pid`` (``remote``: the core's RemoteTask); ``fd_alloc`` gives free descriptor
         numbers for the plugin's own descriptors in it (``ctx.alloc_task_fd``)."""
@@ -184,28 +180,6 @@ class RealProvider:
 
     def render_device(self, fd: Any) -> KfdDevice:
         return FdKfdDevice(fd.local_fd, fd.pid)
-
-    def task_render_files(self, pid: int) -> dict[int, int]:
-        _, render = self.config.identities()
-        out: dict[int, int] = {}
-        try:
-            fds = sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd"))
-        except OSError as exc:
-            raise SyscallError(exc.errno or _errno.ESRCH, "listdir(/proc/PID/fd)", pid) from None
-        try:
-            for n in fds:
-                try:
-                    st = os.stat(f"/proc/{pid}/fd/{n}")
-                except OSError:
-                    continue
-                minor = render.get((st.st_dev, st.st_ino))
-                if minor is not None and minor not in out:
-                    out[minor] = pidfd_getfd(pid, n)
-        except BaseException:
-            for fd in out.values():
-                os.close(fd)
-            raise
-        return out
 
     def task_side(self, pid: int, remote: Any, fd_alloc: Callable[[], int]) -> TaskSide:
         if remote is None:

@@ -94,31 +94,54 @@ def restore_task(ctx: Any, run: AmdgpuRun, pid: int, remote: Any) -> RestoredTas
     devices = [kfd.DeviceBucket(user, actual, rt.render_fds[actual]) for user, actual in gmap.items()]
     bos = [kfd.BoBucket(e.addr, e.size, e.offset, e.alloc_flags, e.gpu_id) for e in img.bo_entries]
     out = kfd.restore(dev, devices, bos, img.priv_data, img.num_of_objects)
+    # Our descriptors until a copy job owns them (run_job closes its BOs' fds): the dmabufs pulled from the task
+    # and the per-BO dups of the render-node copies. One pidfd_getfd copy per render node, closed here.
+    owned: set[int] = set()
+    render_copies: dict[int, int] = {}
+    in_task = {b.dmabuf_fd for b in out if b.dmabuf_fd != abi.KFD_INVALID_FD}  # dmabufs RESTORE put in the task
     try:
         for b in out:
-            if b.dmabuf_fd == abi.KFD_INVALID_FD:
+            task_fd, b.dmabuf_fd = b.dmabuf_fd, abi.KFD_INVALID_FD
+            if task_fd == abi.KFD_INVALID_FD:
                 continue
-            task_fd = b.dmabuf_fd
-            b.dmabuf_fd = side.getfd(task_fd) if b.has_content else abi.KFD_INVALID_FD
+            if b.has_content:
+                b.dmabuf_fd = side.getfd(task_fd)
+                owned.add(b.dmabuf_fd)
+            in_task.discard(task_fd)
             side.close(task_fd)
+
+        def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
+            # No dmabuf (an emulated device cannot install one): write through the render node RESTORE bound, at
+            # the BO's new offset (our copy of the task's descriptor: the same DRM file, so the same mapping
+            # rights). Each BO's job closes its fd, so each gets a dup of the one copy of its GPU's node.
+            task_fd = rt.render_fds.get(gmap.get(b.gpu_id, -1))
+            if task_fd is None:
+                return None
+            if task_fd not in render_copies:
+                render_copies[task_fd] = side.getfd(task_fd)
+            fd = os.dup(render_copies[task_fd])
+            owned.add(fd)
+            return fd, b.restored_offset
+
+        jobs = plan_jobs(file_id, ctx.images_dir, out, gmap, device_file)
+        for job in jobs:
+            owned.difference_update(bo.fd for bo in job.bos)  # the job closes them, whether it runs or fails
+            run.bo.submit(job)  # type: ignore[union-attr]  # plan() made it
     except BaseException:
-        for b in out:
-            if b.has_content and b.dmabuf_fd != abi.KFD_INVALID_FD:
-                os.close(b.dmabuf_fd)
+        for fd in owned:
+            os.close(fd)
+        for task_fd in in_task:  # not pulled yet: the task is killed anyway, but let the BOs' memory go now
+            try:
+                side.close(task_fd)
+            except Exception as exc:  # noqa: BLE001 - the restore already failed; its error is the one to report
+                ctx.log.debug("amdgpu: task %d: close(%d) after the failure: %s", pid, task_fd, exc)
         raise
-    rt.bos = out
-
-    def device_file(b: kfd.BoBucket) -> tuple[int, int] | None:
-        # No dmabuf (an emulated device cannot install one): write through the render node RESTORE bound, at the
-        # BO's new offset (our copy of the task's descriptor: the same DRM file, so the same mapping rights).
-        task_fd = rt.render_fds.get(gmap.get(b.gpu_id, -1))
-        return (side.getfd(task_fd), b.restored_offset) if task_fd is not None else None
-
-    jobs = plan_jobs(file_id, ctx.images_dir, out, gmap, device_file)
-    for job in jobs:
-        run.bo.submit(job)  # type: ignore[union-attr]  # plan() made it
-    for b in rt.bos:
+    finally:
+        for fd in render_copies.values():
+            os.close(fd)
+    for b in out:
         b.dmabuf_fd = abi.KFD_INVALID_FD  # owned by the jobs now
+    rt.bos = out
     _recreate_shm(run, img)
     ctx.log.info("amdgpu: task %d: RESTORE done, %d BO(s), %d copy job(s) queued", pid, len(out), len(jobs))
     return rt

@@ -20,7 +20,7 @@ checked against libdrm's and the kernel's definitions and by a recording fake th
 
 from __future__ import annotations
 
-import ctypes
+import errno
 import mmap
 import os
 import struct
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from criu_core.errors import CriuError, KernelFeatureMissing, SyscallError
 
-from criu_amdgpu.libdrm import AMDGPU_VA_OP_MAP, AMDGPU_VA_OP_UNMAP, LibDrmAmdgpu, load
+from criu_amdgpu.libdrm import AMDGPU_VA_OP_MAP, AMDGPU_VA_OP_UNMAP, HostBuffer, LibDrmAmdgpu, load, write_host
 
 __all__ = [
     "AMDGPU_FAMILY_AI",
@@ -109,20 +109,6 @@ class SdmaDevice:
             os.close(self.fd)
 
 
-class _Staging:
-    """Page-aligned host memory (an anonymous mapping) and its address."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.mm = mmap.mmap(-1, size)
-        self._anchor = ctypes.c_char.from_buffer(self.mm)
-        self.addr = ctypes.addressof(self._anchor)
-
-    def close(self) -> None:
-        del self._anchor
-        self.mm.close()
-
-
 class SdmaEngine:
     """:class:`~criu_amdgpu.engines.CopyEngine` over the GPU's SDMA engine (needs the BO's dmabuf).
 
@@ -191,7 +177,7 @@ class SdmaEngine:
         lib = self.lib
         staging_size = min(self.max_buffer, size) if self.max_buffer else size
         staging_size = -(-staging_size // PAGE) * PAGE
-        staging = _Staging(staging_size)
+        staging = HostBuffer(staging_size)
         undo: list[Callable[[], None]] = []
         try:
             # src and dst as CRIU orders them: restore copies userptr(staging) -> BO, dump BO -> userptr(staging)
@@ -230,7 +216,7 @@ class SdmaEngine:
                     else:
                         src, dst = src_va + done, dst_va
                     dwords = build_ib(src, dst, n, d.family_id)
-                    ctypes.memmove(ib_cpu, struct.pack(f"<{len(dwords)}I", *dwords), 4 * len(dwords))
+                    write_host(ib_cpu, struct.pack(f"<{len(dwords)}I", *dwords))
                     ctx = lib.cs_ctx_create(d.dev)
                     try:
                         seq = lib.cs_submit(ctx, bo_list, ib_va, len(dwords))
@@ -262,5 +248,5 @@ class SdmaEngine:
         while pos < len(buf):
             n = os.preadv(fd, [buf[pos:]], offset + pos)
             if n <= 0:
-                raise SyscallError(5, "preadv(pages)", None, f"short read at {offset + pos}")
+                raise SyscallError(errno.EIO, "preadv(pages)", None, f"short read at {offset + pos}")
             pos += n

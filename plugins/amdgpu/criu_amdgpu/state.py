@@ -27,6 +27,9 @@ class DumpedKfd:
     entry: Any = None  # the file_entry we returned: the core may set its own id on it
     gpu_ids: list[int] = field(default_factory=list)  # user ids with a pages file
     bo_keys: set[tuple[int, int]] = field(default_factory=set)  # (addr, mmap offset) of every KFD BO
+    # CHECKPOINT's BOs while their contents wait for dump-late (some came without a dmabuf): their dmabuf fds are
+    # ours until then
+    pending: list[BoBucket] | None = None
 
 
 @dataclass
@@ -40,6 +43,7 @@ class DumpedRender:
     entry: Any = None
     fd: int = -1  # the task's descriptor number
     device: KfdDevice | None = None  # ioctls on our copy of it (the same DRM file)
+    local_fd: int = -1  # the core's copy of it (FdInfo.local_fd: open until the dump's fini has run)
 
 
 @dataclass

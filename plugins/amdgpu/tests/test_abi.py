@@ -74,3 +74,23 @@ def test_alloc_flags_and_mmap_offsets():
     off = abi.mmap_offset(abi.KFD_MMAP_TYPE_DOORBELL, 0xBEEF, 0x1000)
     assert off >> 62 == 3 and abi.mmap_offset_gpu_id(off) == 0xBEEF and off & abi.KFD_MMAP_VALUE_MASK == 0x1000
     assert abi.ioc_size(abi.AMDKFD_IOC_CRIU_OP) == 56 and abi.ioc_dir(abi.AMDKFD_IOC_CRIU_OP) == 3
+
+
+def test_ctypes_only_in_the_seams():
+    """ctypes lives in the ABI, ioctl, KFD and libdrm modules (and the emulator); the rest goes through them."""
+    import ast
+    from pathlib import Path
+
+    import criu_amdgpu
+
+    seams = {"abi.py", "ioctl.py", "kfd.py", "libdrm.py"}
+    pkg = Path(criu_amdgpu.__file__).parent
+    users = []
+    for path in sorted(pkg.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "ctypes" or n.startswith("ctypes.") for n in names):
+                users.append(path.name)
+    assert "sdma.py" in {p.name for p in pkg.glob("*.py")}  # the walk saw the package's modules
+    assert sorted(set(users) - seams) == []

@@ -331,3 +331,120 @@ def test_restore_without_a_handle_on_the_task_says_what_is_missing(tmp_path):
 
     with pytest.raises(CriuError, match="must be restored from inside the task"):
         RealProvider(AmdgpuConfig(env={})).task_side(PID, None, lambda: 100)
+
+
+class _NoDmabufDevice(FakeKfdDevice):
+    """RESTORE installs no dmabuf (as on the FUSE-emulated device): the BOs are reached through the render nodes."""
+
+    def ioctl(self, cmd, buf):
+        self.kfd.ioctl(self.file, cmd, buf, self.mem, caller=self.caller, caller_tid=self.caller_tid,
+                       privileged=self.privileged, install_fd=lambda fd: abi.KFD_INVALID_FD)
+
+
+def _open_fds():
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # listdir's own descriptor, gone by now
+    return out
+
+
+@pytest.mark.parametrize("dmabufs,fail_at", [(False, 2), (True, 3)], ids=["render-copy-of-gpu-2", "third-dmabuf"])
+def test_failure_while_planning_the_copies_leaves_no_descriptor_open(host, tmp_path, image_dir, monkeypatch,
+                                                                      dmabufs, fail_at):
+    """A copy of a task descriptor that cannot be taken half-way (pidfd_getfd failing on its ``fail_at``-th call)
+    fails the restore, and every descriptor taken before it is closed: our copies and per-BO dups, and the dmabufs
+    still in the task."""
+    from criu_core.errors import SyscallError
+
+    from criu_amdgpu.emu.provider import FakeTaskSide
+
+    src = machine(tmp_path, "src")
+    _, kfd_id, _render_id, vmas = dump(host, src, image_dir)
+    src.close()
+    dst = machine(tmp_path, "dst")
+    calls = []
+
+    class Side(FakeTaskSide):
+        def kfd_device(self, task_fd):
+            return super().kfd_device(task_fd) if dmabufs else _NoDmabufDevice(dst.kfd, self.files[task_fd])
+
+        def getfd(self, task_fd):
+            calls.append(task_fd)
+            if len(calls) == fail_at:
+                raise SyscallError(24, "pidfd_getfd", self.pid)
+            return super().getfd(task_fd)
+
+    def task_side(pid, remote, fd_alloc=None):
+        side = dst.provider.sides[pid] = Side(dst.kfd, pid, dst.config)
+        return side
+
+    monkeypatch.setattr(dst.provider, "task_side", task_side)
+    before = _open_fds()
+    ctx = RestoreContext(options=host.options.defaults(), host=host, images_dir=image_dir)
+    ctx.stash[PROVIDER] = dst.provider
+    host.init(ctx, "restore")
+    host.devices_restore_init(ctx)
+    v = vmas[0]
+    entry = new("vma.vma_entry", start=v.start, end=v.end, pgoff=v.pgoff, shmid=kfd_id, prot=v.prot, flags=v.flags,
+                status=VMA_EXT_PLUGIN | 1, fd=-1)
+    with pytest.raises(SyscallError, match="pidfd_getfd"):
+        host.vma_restore(ctx, VmaImage(PID, 0, entry), None)
+    assert len(calls) == fail_at
+    side = dst.provider.sides[PID]
+    renders = {fd for path, fd in side.opened if path != dst.config.kfd_path}
+    assert dmabufs or calls[0] in renders, "without dmabufs the copies are of the render nodes"
+    for _, fd in side.opened:  # the task's own descriptors (it would be killed): this process plays it
+        os.close(fd)
+    dst.close()  # the driver's BO memory
+    host.fini(ctx, "restore", False)
+    ctx.close()
+    assert _open_fds() == before
+
+
+def test_contents_without_dmabufs_wait_for_dump_late_and_a_failed_dump_closes_the_dmabufs(host, tmp_path, image_dir,
+                                                                                         monkeypatch):
+    """CHECKPOINT handed out a dmabuf for some BOs only: the contents are read at dump-late, through the render
+    descriptors the core offers after the KFD one, so the dmabufs stay ours until then; a dump that fails before
+    (fini) closes them and unpauses the queues."""
+    m = machine(tmp_path, "src")
+    target = FakeKfdDevice(m.kfd, m.kfd.open(PID))
+    populate(m.kfd, target, PID)
+    tracer = threading.get_native_id()
+    m.kfd.tracer_of = lambda pid: tracer
+    installed = []
+
+    def one_dmabuf(memfd):  # the first content BO gets a dmabuf, the others none (as an emulated device)
+        if installed:
+            return abi.KFD_INVALID_FD
+        installed.append(os.dup(memfd))
+        return installed[0]
+
+    class Dev(FakeKfdDevice):
+        def ioctl(self, cmd, buf):
+            self.kfd.ioctl(self.file, cmd, buf, self.mem, caller=self.caller, caller_tid=self.caller_tid,
+                           install_fd=one_dmabuf)
+
+    monkeypatch.setattr(m.provider, "task_device", lambda fd: Dev(m.kfd, target.file, caller=os.getpid(),
+                                                                  caller_tid=tracer))
+    ctx = DumpContext(options=host.options.defaults(), host=host, images_dir=image_dir)
+    ctx.stash[PROVIDER] = m.provider
+    host.init(ctx, "dump")
+    local = os.open(m.config.kfd_path, os.O_RDWR)
+    claim = host.file_dump(ctx, _fdinfo(m.config.kfd_path, 5, local))
+    kfd_id = claim.entry.id
+    assert len(installed) == 1
+    ino = os.fstat(installed[0]).st_ino  # still open: the contents are not read yet
+    assert not list(image_dir.glob(f"amdgpu-pages-{kfd_id}-*.img")), "no pages file before dump-late"
+    assert m.kfd.processes[PID].paused
+    host.fini(ctx, "dump", False)  # e.g. another descriptor of the task could not be dumped
+    try:
+        assert os.fstat(installed[0]).st_ino != ino, "the dmabuf is closed (its number may be reused)"
+    except OSError:
+        pass
+    assert not m.kfd.processes[PID].paused
+    ctx.close()
+    os.close(local)
+    m.close()

@@ -87,9 +87,6 @@ class FakeProvider:
         return FakeKfdDevice(self.kfd, self.dumper_files[fd.local_fd], caller=os.getpid(),
                              caller_tid=threading.get_native_id())
 
-    def task_render_files(self, pid: int) -> dict[int, int]:
-        return {}  # the in-process KFD always hands out dmabufs
-
     def task_side(self, pid: int, remote: Any, fd_alloc: Any = None) -> FakeTaskSide:
         side = self.sides[pid] = FakeTaskSide(self.kfd, pid, self.config)
         return side
