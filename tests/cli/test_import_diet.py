@@ -4,7 +4,8 @@ properties that keep it low are checked on real commands (not timed: timings are
 * ``--version`` loads neither pluggy, logging nor protobuf;
 * a dump and a restore of a live task leave protobuf's pure-Python message runtime (``python_message``,
   ``text_format``) unloaded (criu_core.images.pbruntime), and define no dataclass whose methods were compiled
-  at import (criu_core.records): both cost milliseconds per command;
+  at import (criu_core.records): both cost milliseconds per command; a quiet one (no log file, default level,
+  nothing to warn about) does not import logging (criu_core.log.DeferredLogger);
 * the servers (``swrk``, ``service``) run with the cyclic garbage collector on, which ``entry()`` turns off for
   one-shot commands.
 
@@ -100,6 +101,7 @@ def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -
             "google.protobuf.text_format": "lazy",
         }
         assert report["compiled"] == []
+        assert "logging" not in report["modules"]
 
 
 def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
