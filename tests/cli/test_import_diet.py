@@ -32,7 +32,7 @@ from criu_core.cli.main import main
 
 rc = main(sys.argv[1:])
 lazy = {}
-for name in ("google.protobuf.internal.python_message", "google.protobuf.text_format"):
+for name in ("google.protobuf.internal.python_message", "google.protobuf.text_format", "calendar"):
     mod = sys.modules.get(name)
     # type() does not go through a lazy module's __getattribute__: it stays _LazyModule until first use.
     lazy[name] = "absent" if mod is None else ("loaded" if type(mod) is types.ModuleType else "lazy")
@@ -99,9 +99,38 @@ def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -
         assert report["lazy"] == {
             "google.protobuf.internal.python_message": "lazy",
             "google.protobuf.text_format": "lazy",
+            "calendar": "lazy",  # imported by protobuf's well_known_types, which upb loads
         }
+        assert "locale" not in report["modules"]
         assert report["compiled"] == []
         assert "logging" not in report["modules"]
+
+
+def test_deferred_stdlib_modules_load_on_first_use() -> None:
+    """calendar, deferred when the images' protobuf modules load, works as ever once used, in every import
+    form, and protobuf's Timestamp (whose methods need it) too."""
+    code = """
+import sys, datetime
+import criu_core.images.pb.inventory_pb2
+assert type(sys.modules["calendar"]).__name__ == "_DeferredModule" and "locale" not in sys.modules
+import calendar
+assert calendar.__spec__.name == "calendar" and "locale" not in sys.modules  # import and __spec__: not yet
+from google.protobuf import timestamp_pb2
+ts = timestamp_pb2.Timestamp()
+ts.FromDatetime(datetime.datetime(2020, 1, 2, 3, 4, 5))
+from calendar import monthrange
+print(ts.seconds, ts.ToJsonString(), monthrange(2024, 2)[1], calendar.month_name[3], type(calendar).__name__)
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1577934245", "2020-01-02T03:04:05Z", "29", "March", "module"]
 
 
 def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
