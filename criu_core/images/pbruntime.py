@@ -8,9 +8,9 @@ it: only pure-Python descriptor pools do. Importing it costs several millisecond
 the import statements bind them as before, and the first attribute access loads them for real (``print(msg)``
 reaches ``text_format`` that way, from upb's C code), so behaviour does not change, only when the cost is paid.
 
-``calendar`` (with ``locale``, about 2 ms) is deferred the same way: upb imports ``internal.well_known_types``
-itself when it creates the first message class (for the mixins of ``Timestamp``, ``Duration``...), and that
-module imports ``calendar`` only for ``Timestamp``'s methods.
+``calendar`` (with ``locale``, about 2 ms) is deferred too (:func:`criu_core.lazymod.defer`): upb imports
+``internal.well_known_types`` itself when it creates the first message class (for the mixins of
+``Timestamp``, ``Duration``...), and that module imports ``calendar`` only for ``Timestamp``'s methods.
 
 With the pure-Python backend (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``) nothing is deferred. Caveat of
 LazyLoader before Python 3.13: two threads touching a deferred module for the very first time at the same
@@ -20,11 +20,8 @@ moment may race; nothing in criu-core formats messages as text from worker threa
 from __future__ import annotations
 
 import sys
-import types
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
+from criu_core.lazymod import defer
 
 __all__ = ["DEFERRED", "DEFERRED_STDLIB", "defer_pure_python_runtime"]
 
@@ -43,11 +40,7 @@ def defer_pure_python_runtime() -> None:
 
     import importlib.util
 
-    for name in DEFERRED_STDLIB:
-        if name not in sys.modules:
-            spec = importlib.util.find_spec(name)
-            if spec is not None and spec.loader is not None:
-                sys.modules[name] = _DeferredModule.of(spec)
+    defer(*DEFERRED_STDLIB)
     if api_implementation.Type() != "upb":
         return
     for name in DEFERRED:
@@ -64,22 +57,3 @@ def defer_pure_python_runtime() -> None:
         parent, _, child = name.rpartition(".")
         setattr(sys.modules[parent], child, module)
 
-
-class _DeferredModule(types.ModuleType):
-    """A top-level module whose code runs at the first access to an attribute it does not have yet.
-
-    Unlike LazyLoader's modules, reading ``__spec__`` does not load it: ``import calendar`` reads it (to see
-    whether the module is still initializing), and would load it at once."""
-
-    @classmethod
-    def of(cls, spec: ModuleSpec) -> types.ModuleType:
-        from importlib.util import module_from_spec
-
-        module = module_from_spec(spec)
-        module.__class__ = cls
-        return module
-
-    def __getattr__(self, attr: str) -> object:
-        self.__class__ = types.ModuleType  # from now on an ordinary module (and no recursion while it runs)
-        self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]
-        return getattr(self, attr)
