@@ -26,7 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # (label, code): cumulative imports no criu-py dump or restore can do without (pluggy, protobuf, ctypes).
-_PB = "from google.protobuf.internal import builder, well_known_types"
+# well_known_types as criu-py loads it: with calendar deferred (criu_core.lazymod), as it stays in a dump.
+_PB = (
+    "from criu_core.lazymod import defer; defer('calendar'); "
+    "from google.protobuf.internal import builder, well_known_types"
+)
 FLOOR: list[tuple[str, str]] = [
     ("floor: import pluggy", "import pluggy"),
     ("floor: + ctypes", "import pluggy, ctypes"),
@@ -41,6 +45,13 @@ def _time(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples), min(samples)
+
+
+def floor(runs: int = 7) -> list[tuple[str, float, float]]:
+    """(label, median s, min s) of ``venv python -c pass`` and of the :data:`FLOOR` rows, measured now."""
+    cases = [("venv python -c pass", "pass"), *FLOOR]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return [(label, *_time([sys.executable, "-c", code], runs, env)) for label, code in cases]
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOGGER_NAME",
-    "CriuFormatter",
+    "CriuFormatter",  # noqa: F822 - made at first use, by the module __getattr__
     "DeferredLogger",
     "close_logging",
     "level_for_verbosity",
@@ -194,12 +194,12 @@ class DeferredLogger:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real(), name)
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+    def isEnabledFor(self, level: int) -> bool:
         if self._logger is not None:
             return self._logger.isEnabledFor(level)
         return level >= self._level
 
-    def getEffectiveLevel(self) -> int:  # noqa: N802 - logging's name
+    def getEffectiveLevel(self) -> int:
         return self._level if self._logger is None else self._logger.getEffectiveLevel()
 
     # stacklevel + 1: the caller's file and line, not this module's, go into the record.

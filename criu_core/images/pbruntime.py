@@ -36,9 +36,9 @@ def defer_pure_python_runtime() -> None:
     for :data:`DEFERRED_STDLIB` unless loaded already."""
     if all(name in sys.modules for name in DEFERRED + DEFERRED_STDLIB):
         return
-    from google.protobuf.internal import api_implementation
-
     import importlib.util
+
+    from google.protobuf.internal import api_implementation
 
     defer(*DEFERRED_STDLIB)
     if api_implementation.Type() != "upb":
@@ -56,4 +56,3 @@ def defer_pure_python_runtime() -> None:
         loader.exec_module(module)
         parent, _, child = name.rpartition(".")
         setattr(sys.modules[parent], child, module)
-

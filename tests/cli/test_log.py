@@ -103,7 +103,12 @@ print("logging" in sys.modules, flush=True)
 close_logging()
 """
     res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PYTHONPATH": ":".join(sys.path)}
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": ":".join(sys.path)},
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "True"]
