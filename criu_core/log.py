@@ -126,10 +126,17 @@ def setup_logging(
     Replaces any handler left by an earlier run in this process. ``log_file`` is truncated, as CRIU does.
     Raises ``OSError`` when the file cannot be created.
     """
+    close_logging()
+    return _add_run_handler(verbosity, log_file, log_pid=log_pid, stream=stream, start=start)
+
+
+def _add_run_handler(
+    verbosity: int, log_file: Path | None, *, log_pid: bool, stream: IO[str] | None = None, start: float | None = None
+) -> logging.Logger:
+    """Add this run's handler to the ``"criu"`` logger (next to any other, e.g. the RPC's error capture)."""
     import logging
 
     logger = logging.getLogger(LOGGER_NAME)
-    close_logging()
     if log_file is not None:
         handler: logging.Handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
     else:
@@ -168,9 +175,10 @@ def open_run_log(verbosity: int, log_file: Path | None = None, *, log_pid: bool 
     at the first record that passes the level."""
     if log_file is not None or level_for_verbosity(verbosity) <= INFO:
         return setup_logging(verbosity, log_file, log_pid=log_pid)
+    close_logging()  # now, as setup_logging would: a handler added during the run stays
     start = time.time()
     deferred = DeferredLogger(
-        level_for_verbosity(verbosity), lambda: setup_logging(verbosity, None, log_pid=log_pid, start=start)
+        level_for_verbosity(verbosity), lambda: _add_run_handler(verbosity, None, log_pid=log_pid, start=start)
     )
     return deferred  # type: ignore[return-value]  # duck-typed logging.Logger
 

@@ -125,3 +125,26 @@ def test_run_log_with_a_file_or_info_level_is_set_up_at_once(tmp_path):
         assert isinstance(open_run_log(3), logging.Logger)
     finally:
         close_logging()
+
+
+def test_deferred_run_log_keeps_a_handler_added_during_the_run(capsys):
+    """The RPC's error capture attaches itself to the "criu" logger after the run's logging is opened: the
+    deferred setup at the first error must add the run's handler next to it, not replace it."""
+    from criu_core.log import open_run_log
+
+    seen: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    try:
+        log = open_run_log(2)
+        assert not isinstance(log, logging.Logger)  # deferred
+        logging.getLogger("criu").addHandler(Capture(logging.ERROR))
+        log.error("first error %d", 1)
+        assert seen == ["first error 1"]
+        assert re.fullmatch(r"Error \(\S*test_log\.py:\d+\): first error 1\n", capsys.readouterr().err)
+    finally:
+        close_logging()
+    assert logging.getLogger("criu").handlers == []
