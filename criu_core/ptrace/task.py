@@ -17,6 +17,7 @@ Every signal but SIGTRAP is blocked in the thread while it runs (P6); the origin
 :attr:`RemoteTask.saved_sigmask` and put back by :meth:`RemoteTask.restore_state`. Cross-CPU wake-ups dominate
 the cost on this VM: pinning tracer and tracee to one CPU brings a call down to about 19 us.
 """
+
 from __future__ import annotations
 
 import errno as _errno
@@ -73,6 +74,9 @@ class RemoteTask:
         # resets the handler of a forced signal that is ignored or blocked to SIG_DFL (force_sig_info_to_task),
         # which would silently change a task that ignores SIGTRAP.
         self.options = options
+        # signal -> (handler, flags, restorer, mask) the task had when it was made, where its maker knows
+        # them (make_seed: a copy of the restorer's); None otherwise. Consumed by restore_sigactions.
+        self.inherited_sigactions: dict[int, tuple[int, int, int, int]] | None = None
         self.saved_regs: UserRegs | None = None
         self.saved_sigmask: int | None = None
         self.stashed_signals: list[bytes] = []
