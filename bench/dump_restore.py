@@ -195,6 +195,7 @@ def run(quick: bool = False, with_raw: bool = True) -> list[Row]:
             from raw_limits import measure
 
             raw = measure(512, runs=1 if quick else 5, images_fs=tmp)  # page-cache writes here are noisy
+            os.sync()  # its GiBs of dirty pages would otherwise be written back during the next rows
         rows = []
         for name, kind, arg, runs in plan:
             t0 = time.monotonic()
