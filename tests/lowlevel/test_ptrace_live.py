@@ -274,6 +274,30 @@ def test_injection_keeps_an_ignored_sigtrap(spawn) -> None:
     assert (after.sigign, after.sigcgt) == (before.sigign, before.sigcgt)
 
 
+@pytest.mark.parametrize(("target", "steps"), [("trapdisp", False), ("traphandled", True)])
+def test_seized_tasks_single_step_unless_sigtrap_is_ignored(spawn, monkeypatch, target: str, steps: bool) -> None:
+    """A dump's tracees are single-stepped (one stop per injected call) unless they ignore SIGTRAP; a caught and
+    blocked SIGTRAP keeps its handler and its place in the mask (it is unblocked only while we inject)."""
+    t = spawn(target)
+    t.wait_output(lambda ls: ls == ["ready"])
+    before = ProcFS().status(t.pid)
+    trap = 1 << (signal.SIGTRAP - 1)
+    assert (before.sigign if target == "trapdisp" else before.sigcgt & before.sigblk) & trap
+    used: list[str] = []
+    real_step, real_sys = pt.singlestep, pt.syscall_stop
+    monkeypatch.setattr(pt, "singlestep", lambda tid, *a: used.append("step") or real_step(tid, *a))
+    monkeypatch.setattr(pt, "syscall_stop", lambda tid, *a: used.append("sys") or real_sys(tid, *a))
+    tree = seize_tree(t.pid)
+    try:
+        for _ in range(3):
+            assert tree.leader(t.pid).syscall("getpid") == t.pid
+    finally:
+        tree.release()
+    assert used == (["step"] * 3 if steps else ["sys"] * 6)
+    after = ProcFS().status(t.pid)
+    assert (after.sigign, after.sigcgt, after.sigblk) == (before.sigign, before.sigcgt, before.sigblk)
+
+
 def _status_mask(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
