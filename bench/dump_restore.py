@@ -128,7 +128,12 @@ def _fmt_ms(xs: list[float]) -> str:
     return f"{statistics.median(xs) * 1000:7.1f} ({min(xs) * 1000:.0f}-{max(xs) * 1000:.0f})"
 
 
-def print_table(rows: list[Row], raw: dict[str, float] | None, fixed: Row | None) -> None:
+def print_table(
+    rows: list[Row],
+    raw: dict[str, float] | None,
+    fixed: Row | None,
+    floor: list[tuple[str, float, float]] | None = None,
+) -> None:
     print()
     print("criu-py dump / restore (CLI wall time, ms: median (min-max); GB/s = pages / median wall time)")
     hdr = f"{'target':<22}{'pages MiB':>10}  {'dump ms':>22}  {'restore ms':>22}  {'dump GB/s':>9}  {'rest GB/s':>9}"
@@ -149,6 +154,15 @@ def print_table(rows: list[Row], raw: dict[str, float] | None, fixed: Row | None
             f"\nfixed cost (trivial C task): dump {fixed.med(fixed.dump_s) * 1000:.1f} ms, "
             f"restore {fixed.med(fixed.restore_s) * 1000:.1f} ms per command (aim: < 60 ms; CRIU 4.2 about 45 ms)"
         )
+        if floor:
+            # What any dump or restore must load before criu-core runs a line (bench/startup.py's FLOOR rows).
+            parts = ", ".join(f"{label.removeprefix('floor: ')} {med * 1000:.1f}" for label, med, _ in floor)
+            print(f"  floor of the mandated stack (same run, median ms): {parts}")
+            base = floor[-1][1]
+            print(
+                f"  criu-core's own share: dump {(fixed.med(fixed.dump_s) - base) * 1000:.1f} ms, "
+                f"restore {(fixed.med(fixed.restore_s) - base) * 1000:.1f} ms"
+            )
         big = [r for r in rows if r.pages_bytes >= (256 << 20) and not r.error]
         for r in big:
             d = r.pages_bytes / max(r.med(r.dump_s) - fixed.med(fixed.dump_s), 1e-9) / 1e9
@@ -181,12 +195,15 @@ def run(quick: bool = False, with_raw: bool = True) -> list[Row]:
             from raw_limits import measure
 
             raw = measure(512, runs=1 if quick else 5, images_fs=tmp)  # page-cache writes here are noisy
+            os.sync()  # its GiBs of dirty pages would otherwise be written back during the next rows
         rows = []
         for name, kind, arg, runs in plan:
             t0 = time.monotonic()
             rows.append(bench_target(name, kind, arg, runs, builder, tmp))
             print(f"  {name}: {runs} runs in {time.monotonic() - t0:.1f} s", flush=True)
-        print_table(rows, raw, rows[0])
+        from startup import floor
+
+        print_table(rows, raw, rows[0], floor(runs=many + 4))
     return rows
 
 

@@ -7,7 +7,6 @@ and closed when the run ends (pools are joined then at the latest).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,11 +17,18 @@ from criu_core.records import dataclass, field
 from criu_core.stash import Stash
 
 if TYPE_CHECKING:
+    import logging
     from concurrent.futures import ThreadPoolExecutor
 
     from criu_core.plugins import PluginHost
 
 __all__ = ["BaseContext", "CheckContext", "DumpContext", "RestoreContext"]
+
+
+def _criu_logger() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("criu")
 
 
 @dataclass
@@ -33,7 +39,7 @@ class BaseContext:
     host: PluginHost
     images_dir: Path
     work_dir: Path | None = None
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("criu"))
+    log: logging.Logger = field(default_factory=lambda: _criu_logger())
     stash: Stash = field(default_factory=Stash)
     stage: str = ""
     images: Any = None  # criu_core.images.ImageDir, opened by the orchestrator

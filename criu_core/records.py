@@ -23,8 +23,10 @@ class built with it is created per page.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import inspect  # dataclasses imports it anyway
+import types
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, field
 from reprlib import recursive_repr
@@ -34,6 +36,8 @@ __all__ = ["dataclass", "field"]
 
 _T = TypeVar("_T", bound=type)
 _SUPPORTED = frozenset({"init", "repr", "eq", "frozen"})
+_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]  # the marker of a regular (not ClassVar/InitVar) field
+_PARAMS = dataclasses._DataclassParams  # type: ignore[attr-defined]  # init, repr, eq, order, unsafe_hash, frozen
 
 
 class _Factory:
@@ -155,6 +159,39 @@ def _install(cls: type, name: str, fn: Any) -> None:
         setattr(cls, name, fn)
 
 
+def _collect_fields(cls: type) -> None:
+    """What ``dataclasses.dataclass(cls, init=False, repr=False, eq=False)`` does to a class without dataclass
+    bases whose own annotations are all strings naming neither ClassVar, InitVar nor KW_ONLY (``_covered``):
+    the same ``Field`` objects, ``__dataclass_fields__``, ``__dataclass_params__``, class attributes and errors,
+    without the standard decorator's parsing of each string annotation (three regex matches a field)."""
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (own, unevaluated, as _covered)
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for name, type_ in annotations.items():
+        default = cls.__dict__.get(name, MISSING)
+        if isinstance(default, types.MemberDescriptorType):  # a __slots__ entry, not a default
+            default = MISSING
+        f = default if isinstance(default, dataclasses.Field) else field(default=default)
+        f.name = name
+        f.type = type_
+        f._field_type = _FIELD  # type: ignore[attr-defined]
+        if f.kw_only is MISSING:
+            f.kw_only = False
+        if f.default.__class__.__hash__ is None:  # list, dict, set...
+            raise ValueError(f"mutable default {type(f.default)} for field {name} is not allowed: use default_factory")
+        fields[name] = f
+        if isinstance(default, dataclasses.Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+    for name, value in cls.__dict__.items():
+        if isinstance(value, dataclasses.Field) and name not in annotations:
+            raise TypeError(f"{name!r} is a field but has no type annotation")
+    cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _PARAMS(False, False, False, False, False, False)  # type: ignore[attr-defined]
+    abc.update_abstractmethods(cls)
+
+
 def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, frozen: bool = False) -> _T:
     class_hash = cls.__dict__.get("__hash__", MISSING)
     has_explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
@@ -168,7 +205,10 @@ def _build(cls: _T, init: bool = True, repr: bool = True, eq: bool = True, froze
     # Below a dataclass base, the standard decorator checks frozen against the base's (and then writes the
     # frozen __setattr__/__delattr__ itself); otherwise ours are installed.
     dc_base = any("__dataclass_fields__" in base.__dict__ for base in cls.__mro__[1:])
-    dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=frozen and dc_base)
+    if dc_base:
+        dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=frozen and dc_base)
+    else:
+        _collect_fields(cls)
     flds = tuple(dataclasses.fields(cls))
     seen_default = ""
     for f in flds:

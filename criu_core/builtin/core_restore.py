@@ -69,13 +69,18 @@ def restore_sigactions(st: TaskState, only: set[int] | None = None) -> None:
     signals in ``only``.
 
     A signal is skipped when ``st.sigactions_now`` (what the task has now: a child forked after its parent's
-    were set inherits them) already holds its dumped action; otherwise it is set, SIG_DFL included: a seed
-    inherited the restorer's dispositions (P8).
+    were set inherits them; a seed, the restorer's, as ``remote.inherited_sigactions`` says) already holds its
+    dumped action; otherwise it is set, SIG_DFL included: a seed inherited the restorer's dispositions (P8).
     """
     remote, scratch = st.remote, st.scratch
     sigs = [s for s in range(1, NR_SIGNALS + 1) if s not in (9, 19)]
     entries = list(st.plan.core.tc.sigactions)
     now = st.sigactions_now
+    inherited, remote.inherited_sigactions = remote.inherited_sigactions, None
+    if inherited and not now:
+        # A seed's dispositions, known from its maker. Not SIGTRAP's: a trampoline's int3 forces SIGTRAP, and
+        # forcing an ignored signal resets it to SIG_DFL (kernel force_sig_info_to_task).
+        now.update((sig, act) for sig, act in inherited.items() if sig != signal.SIGTRAP)
     scratch.reset()
     for i, sig in enumerate(sigs):
         if only is not None and sig not in only:

@@ -49,6 +49,7 @@ def make_zombie(st: TaskState, parent: TaskState) -> None:
         act = scratch.alloc(32, 8)
         remote.write_mem(act, _SIG_DFL_ACTION)
         remote.syscall("rt_sigaction", sig, act, 0, 8)  # the seed is a copy of the restorer: reset it
+        remote.inherited_sigactions = None
         last = (nr("kill"), (p.pid, sig))
     else:
         last = (nr("exit_group"), ((code >> 8) & 0xFF,))

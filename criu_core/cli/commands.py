@@ -15,16 +15,17 @@ The CLI fills ``options`` (every option; ``pidfile`` and ``log_file`` already re
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from criu_core.errors import CriuError, UsageError
-from criu_core.log import close_logging, log_file_path, logs_to_file, setup_logging
+from criu_core.log import close_logging, log_file_path, logs_to_file, open_run_log, setup_logging
 
 if TYPE_CHECKING:
+    import logging
+
     from criu_core.cli.app import Invocation
 
 __all__ = ["NotAvailable", "dispatch", "run_passthrough"]
@@ -110,7 +111,9 @@ def dispatch(inv: Invocation) -> int:
     inv.host.configure(inv.options)
     log_path = None if inv.command in ("plugins",) else log_file_path(inv.options.log_file, inv.work_dir)
     try:
-        logger = setup_logging(inv.options.verbosity, log_path, log_pid=bool(inv.options.log_pid))
+        # The servers set logging up at once: they log every request, and the RPC attaches handlers of its own.
+        setup = setup_logging if inv.command in ("swrk", "service") else open_run_log
+        logger = setup(inv.options.verbosity, log_path, log_pid=bool(inv.options.log_pid))
     except OSError as exc:
         raise UsageError(f"Can't create log file {log_path}: {exc.strerror}") from None
     if log_path is not None:

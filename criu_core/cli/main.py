@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" not in head and "--help" not in head and ("-V" in head or "--version" in head):
             sys.stdout.write(version_text())
             return 0
+        from criu_core.lazymod import defer
+
+        # pathlib imports them (through urllib.parse) for Windows paths and URL hosts: never used here.
+        defer("ipaddress", "ntpath")
         from criu_core.cli.app import run
 
         return run(args)

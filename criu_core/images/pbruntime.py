@@ -8,6 +8,10 @@ it: only pure-Python descriptor pools do. Importing it costs several millisecond
 the import statements bind them as before, and the first attribute access loads them for real (``print(msg)``
 reaches ``text_format`` that way, from upb's C code), so behaviour does not change, only when the cost is paid.
 
+``calendar`` (with ``locale``, about 2 ms) is deferred too (:func:`criu_core.lazymod.defer`): upb imports
+``internal.well_known_types`` itself when it creates the first message class (for the mixins of
+``Timestamp``, ``Duration``...), and that module imports ``calendar`` only for ``Timestamp``'s methods.
+
 With the pure-Python backend (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``) nothing is deferred. Caveat of
 LazyLoader before Python 3.13: two threads touching a deferred module for the very first time at the same
 moment may race; nothing in criu-core formats messages as text from worker threads.
@@ -17,22 +21,28 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["DEFERRED", "defer_pure_python_runtime"]
+from criu_core.lazymod import defer
+
+__all__ = ["DEFERRED", "DEFERRED_STDLIB", "defer_pure_python_runtime"]
 
 # Leaf first: python_message imports text_format.
 DEFERRED = ("google.protobuf.text_format", "google.protobuf.internal.python_message")
+# Imported by google.protobuf.internal.well_known_types, used there only inside methods.
+DEFERRED_STDLIB = ("calendar",)
 
 
 def defer_pure_python_runtime() -> None:
-    """Install lazy modules for :data:`DEFERRED` unless they are loaded already or the backend is not upb."""
-    if all(name in sys.modules for name in DEFERRED):
-        return
-    from google.protobuf.internal import api_implementation
-
-    if api_implementation.Type() != "upb":
+    """Install lazy modules for :data:`DEFERRED` unless they are loaded already or the backend is not upb, and
+    for :data:`DEFERRED_STDLIB` unless loaded already."""
+    if all(name in sys.modules for name in DEFERRED + DEFERRED_STDLIB):
         return
     import importlib.util
 
+    from google.protobuf.internal import api_implementation
+
+    defer(*DEFERRED_STDLIB)
+    if api_implementation.Type() != "upb":
+        return
     for name in DEFERRED:
         if name in sys.modules:
             continue

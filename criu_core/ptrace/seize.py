@@ -193,6 +193,11 @@ class _Seizer:
                     changed = True
         return changed
 
+    def _task(self, tid: int, pid: int) -> RemoteTask:
+        task = RemoteTask(tid, pid, procfs=self.procfs, options=self.options)
+        task.step_unless_trap_ignored = True  # a dump never sets a signal disposition
+        return task
+
     def seize(self, pid: int, tid: int) -> bool:
         try:
             pt.seize(tid, self.options)
@@ -208,7 +213,7 @@ class _Seizer:
                 if tracer == os.getpid() and state not in ("Z", "X"):
                     # forked or cloned by a task seized but not stopped yet: auto-attached (TRACEFORK/CLONE)
                     # before its creation event is collected; it stops with PTRACE_EVENT_STOP by itself
-                    self.tree.tasks[tid] = RemoteTask(tid, pid, procfs=self.procfs, options=self.options)
+                    self.tree.tasks[tid] = self._task(tid, pid)
                     self.pending.append(tid)
                     return True
                 if state in ("Z", "X"):
@@ -217,7 +222,7 @@ class _Seizer:
                     return False
                 raise AccessDenied(tid, f"cannot seize task {tid}: already traced or not permitted") from e
             raise
-        self.tree.tasks[tid] = RemoteTask(tid, pid, procfs=self.procfs, options=self.options)
+        self.tree.tasks[tid] = self._task(tid, pid)
         try:
             pt.interrupt(tid)
         except SyscallError as e:
@@ -245,9 +250,9 @@ class _Seizer:
                 new = pt.geteventmsg(tid)
                 if new not in self.tree.tasks:
                     if st.event == pt.PTRACE_EVENT_CLONE and self._is_thread(new, task.pid):
-                        self.tree.tasks[new] = RemoteTask(new, task.pid, procfs=self.procfs, options=self.options)
+                        self.tree.tasks[new] = self._task(new, task.pid)
                     else:
-                        self.tree.tasks[new] = RemoteTask(new, new, procfs=self.procfs, options=self.options)
+                        self.tree.tasks[new] = self._task(new, new)
                         if new not in self.order:
                             self.order.append(new)
                             self.tree.parents[new] = task.pid

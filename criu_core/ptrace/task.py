@@ -4,10 +4,11 @@ Injection: save the registers, point ``rip`` at a ``syscall`` instruction (a ``0
 ``[vdso]`` by default), load the number and arguments, run it, read ``rax``, put the registers back. Nothing is
 written into the task's code. How "run it" works:
 
-* **syscall stops** (default when the tracee has PTRACE_O_TRACESYSGOOD, as every tracee of seize_tree and every
-  seed has): PTRACE_SYSCALL to the syscall-entry stop, again to the syscall-exit stop. No signal is generated.
-  About 20-45 us per call on the project's machine (two stops).
-* **step** (reference §6; tracees without TRACESYSGOOD): PTRACE_SINGLESTEP, result at the SIGTRAP after the
+* **syscall stops** (default when the tracee has PTRACE_O_TRACESYSGOOD, as every seed has, and the tracees of
+  seize_tree that ignore SIGTRAP): PTRACE_SYSCALL to the syscall-entry stop, again to the syscall-exit stop.
+  No signal is generated. About 20-45 us per call on the project's machine (two stops).
+* **step** (reference §6; tracees without TRACESYSGOOD, and those of seize_tree whose SIGTRAP is not
+  ignored): PTRACE_SINGLESTEP, result at the SIGTRAP after the
   syscall's exit. The trap is a *forced* SIGTRAP: the kernel resets the handler of a forced signal that is
   ignored or blocked to SIG_DFL (force_sig_info_to_task), so a task ignoring SIGTRAP would lose that.
 * **tramp** (:meth:`RemoteTask.install_trampoline`): ``syscall; int3`` in a page of ours and PTRACE_CONT; about
@@ -17,6 +18,7 @@ Every signal but SIGTRAP is blocked in the thread while it runs (P6); the origin
 :attr:`RemoteTask.saved_sigmask` and put back by :meth:`RemoteTask.restore_state`. Cross-CPU wake-ups dominate
 the cost on this VM: pinning tracer and tracee to one CPU brings a call down to about 19 us.
 """
+
 from __future__ import annotations
 
 import errno as _errno
@@ -73,6 +75,13 @@ class RemoteTask:
         # resets the handler of a forced signal that is ignored or blocked to SIG_DFL (force_sig_info_to_task),
         # which would silently change a task that ignores SIGTRAP.
         self.options = options
+        # signal -> (handler, flags, restorer, mask) the task had when it was made, where its maker knows
+        # them (make_seed: a copy of the restorer's); None otherwise. Consumed by restore_sigactions.
+        self.inherited_sigactions: dict[int, tuple[int, int, int, int]] | None = None
+        # Set by seize_tree (a dump: nothing sets a disposition while it holds the tree): single-step unless the
+        # task ignores SIGTRAP (one stop per injected call instead of two); see _use_syscall_stops.
+        self.step_unless_trap_ignored = False
+        self._trap_ignored: bool | None = None
         self.saved_regs: UserRegs | None = None
         self.saved_sigmask: int | None = None
         self.stashed_signals: list[bytes] = []
@@ -221,7 +230,7 @@ class RemoteTask:
             if self.syscall_ip is None:
                 self.syscall_ip = self.find_syscall_ip()
             ip, resume, done_at = self.syscall_ip, pt.singlestep, self.syscall_ip + 2
-            if self.options is not None and self.options & pt.PTRACE_O_TRACESYSGOOD:
+            if self._use_syscall_stops():
                 resume, sysstops = pt.syscall_stop, True
         entered = False
         self.block_signals()
@@ -271,6 +280,20 @@ class RemoteTask:
         if check and -4096 < ret < 0:
             raise SyscallError(-ret, name, self.tid)
         return ret
+
+    def _use_syscall_stops(self) -> bool:
+        """Inject between syscall stops (two stops) rather than single-step (one): with TRACESYSGOOD, unless
+        :attr:`step_unless_trap_ignored` and the task does not ignore SIGTRAP. A single-step trap is a forced
+        SIGTRAP, which resets the handler only of an ignored or blocked SIGTRAP (force_sig_info_to_task), and
+        SIGTRAP is never blocked while we inject (block_signals)."""
+        if self.options is None or not self.options & pt.PTRACE_O_TRACESYSGOOD:
+            return False
+        if not self.step_unless_trap_ignored:
+            return True
+        if self._trap_ignored is None:
+            sigign = self.procfs.status(self.pid, self.tid).sigign
+            self._trap_ignored = bool(sigign & (1 << (signal.SIGTRAP - 1)))
+        return self._trap_ignored
 
     def _wait(self) -> Stop:
         st = wait_tid(self.tid)

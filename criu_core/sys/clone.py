@@ -15,8 +15,8 @@ import signal
 
 from criu_core.arch.x86_64.syscalls import NR
 from criu_core.errors import PidInUse, SyscallError
-from criu_core.sys.libc import pylibc
-from criu_core.sys.structs import CloneArgs
+from criu_core.sys.libc import pylibc, syscall
+from criu_core.sys.structs import CloneArgs, KernelSigaction
 
 __all__ = [
     "CLONE_CHILD_CLEARTID",
@@ -46,6 +46,7 @@ __all__ = [
     "RSEQ_FLAG_UNREGISTER",
     "RSEQ_SIG_X86",
     "clone3_traced_seed",
+    "own_sigactions",
 ]
 
 # linux/sched.h
@@ -125,3 +126,17 @@ def clone3_traced_seed(pid: int) -> int:
             raise PidInUse(pid)
         raise SyscallError(err, "clone3", pid, detail=f"set_tid={pid}")
     return ret
+
+
+def own_sigactions() -> dict[int, tuple[int, int, int, int]]:
+    """This process's signal dispositions as the kernel holds them (``rt_sigaction(sig, NULL, &old, 8)``):
+    signal -> (handler, flags, restorer, mask), for every signal but SIGKILL and SIGSTOP. A process cloned
+    without CLONE_SIGHAND right after starts with exactly these."""
+    act = KernelSigaction()
+    out = {}
+    for sig in range(1, 65):
+        if sig in (9, 19):
+            continue
+        syscall("rt_sigaction", sig, 0, ctypes.byref(act), 8)
+        out[sig] = (act.sa_handler, act.sa_flags, act.sa_restorer, act.sa_mask)
+    return out

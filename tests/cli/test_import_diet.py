@@ -4,7 +4,9 @@ properties that keep it low are checked on real commands (not timed: timings are
 * ``--version`` loads neither pluggy, logging nor protobuf;
 * a dump and a restore of a live task leave protobuf's pure-Python message runtime (``python_message``,
   ``text_format``) unloaded (criu_core.images.pbruntime), and define no dataclass whose methods were compiled
-  at import (criu_core.records): both cost milliseconds per command;
+  at import (criu_core.records): both cost milliseconds per command; a quiet one (no log file, default level,
+  nothing to warn about) does not import logging (criu_core.log.DeferredLogger); ``calendar`` and
+  ``ipaddress``, which protobuf and pathlib import but no such command uses, stay deferred (criu_core.lazymod);
 * the servers (``swrk``, ``service``) run with the cyclic garbage collector on, which ``entry()`` turns off for
   one-shot commands.
 
@@ -31,7 +33,7 @@ from criu_core.cli.main import main
 
 rc = main(sys.argv[1:])
 lazy = {}
-for name in ("google.protobuf.internal.python_message", "google.protobuf.text_format"):
+for name in ("google.protobuf.internal.python_message", "google.protobuf.text_format", "calendar", "ipaddress"):
     mod = sys.modules.get(name)
     # type() does not go through a lazy module's __getattribute__: it stays _LazyModule until first use.
     lazy[name] = "absent" if mod is None else ("loaded" if type(mod) is types.ModuleType else "lazy")
@@ -98,8 +100,39 @@ def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -
         assert report["lazy"] == {
             "google.protobuf.internal.python_message": "lazy",
             "google.protobuf.text_format": "lazy",
+            "calendar": "lazy",  # imported by protobuf's well_known_types, which upb loads
+            "ipaddress": "lazy",  # imported by urllib.parse, which pathlib imports (criu_core.lazymod)
         }
+        assert "locale" not in report["modules"]
         assert report["compiled"] == []
+        assert "logging" not in report["modules"]
+
+
+def test_deferred_stdlib_modules_load_on_first_use() -> None:
+    """calendar, deferred when the images' protobuf modules load, works as ever once used, in every import
+    form, and protobuf's Timestamp (whose methods need it) too."""
+    code = """
+import sys, datetime
+import criu_core.images.pb.inventory_pb2
+assert type(sys.modules["calendar"]).__name__ == "DeferredModule" and "locale" not in sys.modules
+import calendar
+assert calendar.__spec__.name == "calendar" and "locale" not in sys.modules  # import and __spec__: not yet
+from google.protobuf import timestamp_pb2
+ts = timestamp_pb2.Timestamp()
+ts.FromDatetime(datetime.datetime(2020, 1, 2, 3, 4, 5))
+from calendar import monthrange
+print(ts.seconds, ts.ToJsonString(), monthrange(2024, 2)[1], calendar.month_name[3], type(calendar).__name__)
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1577934245", "2020-01-02T03:04:05Z", "29", "March", "module"]
 
 
 def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:

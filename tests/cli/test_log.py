@@ -82,3 +82,69 @@ def test_missing_work_dir(run_cli, tmp_path):
     res = run_cli("check", "-W", str(tmp_path / "nope"))
     assert res.returncode == 1
     assert res.stderr == f"criu-py: Can't change directory to {tmp_path / 'nope'}: No such file or directory\n"
+
+
+def test_quiet_run_log_sets_logging_up_at_its_first_shown_record():
+    """open_run_log(2) without a file: lines below the level are dropped unseen, the first warning sets the
+    real logger up (in a fresh interpreter: logging is not imported before it) and keeps the caller's line."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from criu_core.log import close_logging, logs_to_file, open_run_log
+log = open_run_log(2)
+log.debug("debug line"); log.info("info line %s", "x")
+assert not log.isEnabledFor(20) and log.isEnabledFor(30) and not logs_to_file()
+print("logging" in sys.modules, flush=True)
+log.warning("warn %d", 1)  # line 8
+log.error("error line")
+print("logging" in sys.modules, flush=True)
+close_logging()
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": ":".join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "True"]
+    assert res.stderr.splitlines() == ["Warn  (<string>:8): warn 1", "Error (<string>:9): error line"]
+
+
+def test_run_log_with_a_file_or_info_level_is_set_up_at_once(tmp_path):
+    from criu_core.log import open_run_log
+
+    try:
+        log = open_run_log(2, tmp_path / "x.log")
+        assert isinstance(log, logging.Logger) and (tmp_path / "x.log").exists()
+        close_logging()
+        assert isinstance(open_run_log(3), logging.Logger)
+    finally:
+        close_logging()
+
+
+def test_deferred_run_log_keeps_a_handler_added_during_the_run(capsys):
+    """The RPC's error capture attaches itself to the "criu" logger after the run's logging is opened: the
+    deferred setup at the first error must add the run's handler next to it, not replace it."""
+    from criu_core.log import open_run_log
+
+    seen: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    try:
+        log = open_run_log(2)
+        assert not isinstance(log, logging.Logger)  # deferred
+        logging.getLogger("criu").addHandler(Capture(logging.ERROR))
+        log.error("first error %d", 1)
+        assert seen == ["first error 1"]
+        assert re.fullmatch(r"Error \(\S*test_log\.py:\d+\): first error 1\n", capsys.readouterr().err)
+    finally:
+        close_logging()
+    assert logging.getLogger("criu").handlers == []

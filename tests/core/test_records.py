@@ -262,3 +262,58 @@ def test_signature_and_generated_docstring_match() -> None:
     assert str(inspect.signature(ours)) == str(inspect.signature(std))
     std_v, ours_v = _pair(_frozen_vma)
     assert str(inspect.signature(ours_v)) == str(inspect.signature(std_v))
+
+
+def _field_view(cls: type) -> list[tuple[Any, ...]]:
+    attrs = ("name", "type", "default", "default_factory", "init", "repr", "hash", "compare", "metadata", "kw_only")
+    return [(*(getattr(f, a) for a in attrs), f._field_type) for f in dataclasses.fields(cls)]
+
+
+@pytest.mark.parametrize("make", [_frozen_vma, _mutable])
+def test_fields_params_and_class_attributes_match(make: Callable[[Any], type]) -> None:
+    std, ours = _pair(make)
+    assert _field_view(ours) == _field_view(std)
+    assert list(ours.__dataclass_fields__) == list(std.__dataclass_fields__)
+    assert repr(ours.__dataclass_params__) == repr(std.__dataclass_params__)
+    for name in std.__dataclass_fields__:  # a Field's default replaces it on the class, or it is removed
+        assert (name in vars(ours), getattr(ours, name, None)) == (name in vars(std), getattr(std, name, None))
+
+
+def _mutable_default(dc: Any) -> type:
+    @dc
+    class Bad:
+        items: list[int] = []  # noqa: RUF012
+
+    return Bad
+
+
+def _unannotated_field(dc: Any) -> type:
+    @dc
+    class Bad:
+        a: int
+        b = dataclasses.field(default=1)
+
+    return Bad
+
+
+def _slotted(dc: Any) -> type:
+    @dc
+    class Slotted:
+        __slots__ = ("a",)
+        a: int
+
+    return Slotted
+
+
+@pytest.mark.parametrize("make", [_mutable_default, _unannotated_field])
+def test_definition_errors_match(make: Callable[[Any], type]) -> None:
+    std = _outcome(lambda: make(dataclasses.dataclass))
+    assert std[0] != "ok"
+    assert _outcome(lambda: make(records.dataclass)) == std
+
+
+def test_slots_entry_is_no_default() -> None:
+    std, ours = _pair(_slotted)
+    assert _field_view(ours) == _field_view(std)
+    assert _outcome(lambda: ours()) == _outcome(lambda: std())
+    assert ours(a=3).a == 3

@@ -272,3 +272,72 @@ def test_injection_keeps_an_ignored_sigtrap(spawn) -> None:
         tree.release()
     after = ProcFS().status(t.pid)
     assert (after.sigign, after.sigcgt) == (before.sigign, before.sigcgt)
+
+
+@pytest.mark.parametrize(("target", "steps"), [("trapdisp", False), ("traphandled", True)])
+def test_seized_tasks_single_step_unless_sigtrap_is_ignored(spawn, monkeypatch, target: str, steps: bool) -> None:
+    """A dump's tracees are single-stepped (one stop per injected call) unless they ignore SIGTRAP; a caught and
+    blocked SIGTRAP keeps its handler and its place in the mask (it is unblocked only while we inject)."""
+    t = spawn(target)
+    t.wait_output(lambda ls: ls == ["ready"])
+    before = ProcFS().status(t.pid)
+    trap = 1 << (signal.SIGTRAP - 1)
+    assert (before.sigign if target == "trapdisp" else before.sigcgt & before.sigblk) & trap
+    used: list[str] = []
+    real_step, real_sys = pt.singlestep, pt.syscall_stop
+    monkeypatch.setattr(pt, "singlestep", lambda tid, *a: used.append("step") or real_step(tid, *a))
+    monkeypatch.setattr(pt, "syscall_stop", lambda tid, *a: used.append("sys") or real_sys(tid, *a))
+    tree = seize_tree(t.pid)
+    try:
+        for _ in range(3):
+            assert tree.leader(t.pid).syscall("getpid") == t.pid
+    finally:
+        tree.release()
+    assert used == (["step"] * 3 if steps else ["sys"] * 6)
+    after = ProcFS().status(t.pid)
+    assert (after.sigign, after.sigcgt, after.sigblk) == (before.sigign, before.sigcgt, before.sigblk)
+
+
+def _status_mask(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    raise AssertionError(field)
+
+
+def test_own_sigactions_match_proc_status() -> None:
+    from criu_core.sys.clone import own_sigactions
+
+    old = signal.signal(signal.SIGUSR2, lambda *_: None)
+    try:
+        acts = own_sigactions()
+        assert set(acts) == set(range(1, 65)) - {9, 19}
+        ignored = sum(1 << (s - 1) for s, a in acts.items() if a[0] == 1)
+        caught = sum(1 << (s - 1) for s, a in acts.items() if a[0] > 1)
+        assert (ignored, caught) == (_status_mask("SigIgn"), _status_mask("SigCgt"))
+        assert acts[signal.SIGUSR2][0] > 1
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert own_sigactions()[signal.SIGUSR2] != acts[signal.SIGUSR2]
+
+
+def test_seed_inherits_the_dispositions_it_says(at_free_pid) -> None:
+    """What make_seed records as the seed's dispositions is what the kernel holds for it (queried inside the
+    seed): restore_sigactions skips the signals whose dumped action equals it."""
+    old = signal.signal(signal.SIGUSR2, lambda *_: None)  # a caught signal, with libc's restorer
+    try:
+        seed = at_free_pid(make_seed)
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    try:
+        inherited = seed.inherited_sigactions
+        assert inherited is not None and inherited[signal.SIGUSR2][0] > 1
+        size = ctypes.sizeof(KernelSigaction)
+        with seed.scratch() as at:
+            for sig, act in inherited.items():
+                seed.syscall("rt_sigaction", sig, 0, at, 8)
+                got = KernelSigaction.from_buffer_copy(seed.read_mem(at, size))
+                assert (got.sa_handler, got.sa_flags, got.sa_restorer, got.sa_mask) == act, sig
+    finally:
+        _kill_seed(seed.pid)
