@@ -44,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" not in head and "--help" not in head and ("-V" in head or "--version" in head):
             sys.stdout.write(version_text())
             return 0
+        from criu_core.images import pbruntime
         from criu_core.lazymod import defer
 
         # pathlib imports them (through urllib.parse) for Windows paths and URL hosts: never used here.
         defer("ipaddress", "ntpath")
+        # Only the command asks for it (a library user of criu_core keeps its sys.modules as they are): when the
+        # generated modules are first loaded, protobuf's pure-Python runtime (unused with upb) is made lazy.
+        pbruntime.WANTED = True
         from criu_core.cli.app import run
 
         return run(args)

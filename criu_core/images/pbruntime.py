@@ -23,12 +23,23 @@ import sys
 
 from criu_core.lazymod import defer
 
-__all__ = ["DEFERRED", "DEFERRED_STDLIB", "defer_pure_python_runtime"]
+__all__ = ["DEFERRED", "DEFERRED_STDLIB", "WANTED", "defer_if_wanted", "defer_pure_python_runtime"]
 
 # Leaf first: python_message imports text_format.
 DEFERRED = ("google.protobuf.text_format", "google.protobuf.internal.python_message")
 # Imported by google.protobuf.internal.well_known_types, used there only inside methods.
 DEFERRED_STDLIB = ("calendar",)
+
+
+# Set by the criu-py command (criu_core.cli.main) before anything loads protobuf; a library user of criu_core
+# (a plugin's tests, an in-process client) keeps its sys.modules untouched.
+WANTED = False
+
+
+def defer_if_wanted() -> None:
+    """:func:`defer_pure_python_runtime` if the ``criu-py`` command asked for it (:data:`WANTED`)."""
+    if WANTED:
+        defer_pure_python_runtime()
 
 
 def defer_pure_python_runtime() -> None:

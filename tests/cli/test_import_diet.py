@@ -109,10 +109,12 @@ def test_trivial_dump_and_restore_skip_the_pure_python_runtime(tmp_path: Path) -
 
 
 def test_deferred_stdlib_modules_load_on_first_use() -> None:
-    """calendar, deferred when the images' protobuf modules load, works as ever once used, in every import
-    form, and protobuf's Timestamp (whose methods need it) too."""
+    """calendar, deferred when the images' protobuf modules load in the command, works as ever once used, in
+    every import form, and protobuf's Timestamp (whose methods need it) too."""
     code = """
 import sys, datetime
+from criu_core.images import pbruntime
+pbruntime.WANTED = True  # as criu_core.cli.main sets it
 import criu_core.images.pb.inventory_pb2
 assert type(sys.modules["calendar"]).__name__ == "DeferredModule" and "locale" not in sys.modules
 import calendar
@@ -151,3 +153,27 @@ def test_servers_run_with_the_garbage_collector_on(monkeypatch: pytest.MonkeyPat
     finally:
         gc.enable()
     assert seen == [True, True]
+
+
+def test_a_library_user_keeps_its_modules() -> None:
+    """Importing criu_core's images outside the criu-py command defers nothing: protobuf's pure-Python runtime
+    and calendar load as they always do."""
+    code = """
+import sys
+import criu_core.images.pb.inventory_pb2
+from criu_core.lazymod import DeferredModule
+import importlib.util
+lazy = [n for n, m in sys.modules.items() if isinstance(m, DeferredModule) or type(getattr(m, "__spec__", None)
+        and m.__spec__.loader).__name__ == "LazyLoader"]
+print(lazy)
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["[]"]
