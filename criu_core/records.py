@@ -17,6 +17,8 @@ not cover (``order``, ``unsafe_hash``, ``slots``, ``kw_only``, ``match_args=Fals
 fields) goes to :func:`dataclasses.dataclass` unchanged.
 
 Usage: ``from criu_core.records import dataclass, field`` in place of ``from dataclasses import ...``.
+Like :mod:`criu_core.errors`, this module imports nothing from criu_core, so the bottom layers (``procfs/``,
+``sys/``), which import nothing else from criu_core, may use it.
 The per-instance cost of the generic ``__init__`` is a few microseconds more than the generated one; no
 class built with it is created per page.
 """
