@@ -67,6 +67,20 @@ def _command(*argv: str) -> dict:
     return report
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with this test's sys.path; it must succeed."""
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert res.returncode == 0, res.stderr
+    return res
+
+
 def test_version_loads_no_plugin_machinery() -> None:
     report = _command("--version")
     loaded = set(report["modules"])
@@ -125,15 +139,7 @@ ts.FromDatetime(datetime.datetime(2020, 1, 2, 3, 4, 5))
 from calendar import monthrange
 print(ts.seconds, ts.ToJsonString(), monthrange(2024, 2)[1], calendar.month_name[3], type(calendar).__name__)
 """
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert res.returncode == 0, res.stderr
+    res = _python(code)
     assert res.stdout.split() == ["1577934245", "2020-01-02T03:04:05Z", "29", "March", "module"]
 
 
@@ -162,18 +168,9 @@ def test_a_library_user_keeps_its_modules() -> None:
 import sys
 import criu_core.images.pb.inventory_pb2
 from criu_core.lazymod import DeferredModule
-import importlib.util
 lazy = [n for n, m in sys.modules.items() if isinstance(m, DeferredModule) or type(getattr(m, "__spec__", None)
         and m.__spec__.loader).__name__ == "LazyLoader"]
 print(lazy)
 """
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert res.returncode == 0, res.stderr
+    res = _python(code)
     assert res.stdout.split() == ["[]"]
