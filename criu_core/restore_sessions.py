@@ -16,7 +16,7 @@ from criu_core.builtin import core_restore
 from criu_core.errors import PidInUse, UnsupportedResource
 from criu_core.ptrace import fork_child_in
 from criu_core.restore_plan import TaskState
-from criu_core.sys.clone import CLONE_FILES, CLONE_FS, CLONE_VM
+from criu_core.sys.clone import CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_VM
 
 if TYPE_CHECKING:
     from criu_core.context import RestoreContext
@@ -273,16 +273,19 @@ def group_helper(ctx: RestoreContext, st: TaskState, pgid: int) -> None:
 
 
 def shared_with_parent(child: TaskState, parent: TaskState) -> int:
-    """CLONE_FILES / CLONE_FS / CLONE_VM where the dump saw the child share its parent's descriptor table, fs
-    info or address space (equal ids, as CRIU derives its clone flags); the parent restores them, once, for
-    both."""
+    """CLONE_FILES / CLONE_FS / CLONE_VM / CLONE_SIGHAND where the dump saw the child share its parent's
+    descriptor table, fs info, address space or signal handlers (equal ids, as CRIU derives its clone flags);
+    the parent restores them, once, for both. (The kernel shares handlers only with the address space:
+    CLONE_SIGHAND needs CLONE_VM, and execve unshares both.)"""
     c, p = child.plan, parent.plan
     if c.dead:
         return 0
+    vm = c.ids.vm_id == p.ids.vm_id
     return (
         (CLONE_FILES if c.ids.files_id == p.ids.files_id else 0)
         | (CLONE_FS if c.ids.fs_id == p.ids.fs_id else 0)
-        | (CLONE_VM if c.ids.vm_id == p.ids.vm_id else 0)
+        | (CLONE_VM if vm else 0)
+        | (CLONE_SIGHAND if vm and c.ids.sighand_id == p.ids.sighand_id else 0)
     )
 
 

@@ -20,7 +20,7 @@ def _states(*tasks: tuple[int, int, int, int], subreapers: tuple[int, ...] = ())
         plan = SimpleNamespace(
             pid=pid, ppid=ppid, pgid=pgid, sid=sid, dead=False,
             core=SimpleNamespace(tc=SimpleNamespace(child_subreaper=pid in subreapers)),
-            ids=SimpleNamespace(files_id=pid, fs_id=pid, vm_id=pid), parent_pages=(),
+            ids=SimpleNamespace(files_id=pid, fs_id=pid, vm_id=pid, sighand_id=pid), parent_pages=(),
         )  # fmt: skip
         out[pid] = TaskState(plan, {})  # type: ignore[arg-type]
     return out

@@ -229,6 +229,27 @@ def test_clone_vm_shared(zdtm) -> None:
     t.check()
 
 
+def test_clone_vm_sighand_shared(zdtm) -> None:
+    """A child made by clone(CLONE_VM | CLONE_SIGHAND) without CLONE_THREAD: after restore it still shares its
+    parent's signal handlers (kcmp KCMP_SIGHAND; a handler the parent installs is the child's at once) as well
+    as its memory."""
+    import zdtmlib
+
+    t = zdtm.start("clones", "vmsighand")
+    tree = _tree(t.pid)
+    (child,) = tree[t.pid]
+    images = zdtm.images()
+    d = zdtm.dump(t, images)
+    assert d.rc == 0, d.explain()
+    zdtm.forget(t)
+    zdtmlib.wait_all_gone(tree)
+    r = zdtm.restore(images)
+    assert r.rc == 0, r.explain()
+    t.restored = True
+    assert _tree(t.pid) == tree
+    t.check()
+
+
 def test_clone_vm_refused(zdtm, engines) -> None:
     """Two siblings sharing an address space their parent does not have (X forks Y with CLONE_VM|CLONE_PARENT)
     cannot be made by clone3(CLONE_VM) from a parent that has the mm: the dump refuses in one line naming the

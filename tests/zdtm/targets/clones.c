@@ -10,6 +10,9 @@
  *             a request written by the parent is answered by the child, and a heap buffer the child filled
  *             before the dump reads back in the parent; the child's own child (a plain fork, so a private
  *             copy of the mm) still runs in an mm of its own and still reads that buffer
+ * vmsighand   a child made by clone(CLONE_VM | CLONE_SIGHAND | SIGCHLD) shares the parent's memory and signal
+ *             handlers. After restore kcmp(KCMP_SIGHAND) says the handlers are still shared, the child's counter
+ *             still moves, and a handler the parent installs for SIGURG shows in the child's SigCgt at once
  * vmsiblings  the root forks X, X makes Y with clone(CLONE_VM | CLONE_PARENT): X and Y share an mm that their
  *             parent (the root) does not have (the dump refuses it: the test checks that)
  */
@@ -20,6 +23,7 @@
 #include <sys/wait.h>
 
 #define KCMP_VM 1
+#define KCMP_SIGHAND 4
 
 static volatile sig_atomic_t got_usr1, got_chld;
 static volatile unsigned long ticks, request, answer;
@@ -80,6 +84,39 @@ static int vm_child(void *arg)
 		nap();
 	}
 	return 0;
+}
+
+static int ticker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		ticks++;
+		nap();
+	}
+	return 0;
+}
+
+static void on_urg(int sig)
+{
+	(void)sig;
+}
+
+/* Whether SIGNO is in the SigCgt (caught signals) mask of /proc/PID/status. */
+static int caught(pid_t pid, int signo)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return (int)((mask >> (signo - 1)) & 1);
 }
 
 static int stat_field(pid_t pid, int field)
@@ -198,6 +235,32 @@ int main(int argc, char **argv)
 			zdtm_fail("child status %#x", st);
 		while (waitpid(-1, NULL, __WALL) > 0)
 			;
+	} else if (!strcmp(mode, "vmsighand")) {
+		struct sigaction su = { .sa_handler = on_urg, .sa_flags = SA_RESTART };
+		unsigned long t0;
+
+		sigemptyset(&su.sa_mask);
+		child = clone(ticker, child_stack + sizeof(child_stack), CLONE_VM | CLONE_SIGHAND | SIGCHLD, NULL);
+		zdtm_setup(child > 0, "clone");
+		zdtm_setup(wait_until(&ticks, 3) || ticks >= 3, "the child counting");
+		zdtm_setup(syscall(SYS_kcmp, getpid(), child, KCMP_SIGHAND, 0, 0) == 0, "shared handlers");
+		zdtm_setup(caught(child, SIGURG) == 0, "SIGURG not caught yet");
+		zdtm_ready();
+		zdtm_wait_check();
+		if (syscall(SYS_kcmp, getpid(), child, KCMP_SIGHAND, 0, 0) != 0)
+			zdtm_fail("kcmp(KCMP_SIGHAND): the signal handlers are no longer shared with %d", child);
+		if (syscall(SYS_kcmp, getpid(), child, KCMP_VM, 0, 0) != 0)
+			zdtm_fail("kcmp(KCMP_VM): the address space is no longer shared with %d", child);
+		t0 = ticks;
+		if (!wait_until(&ticks, t0 + 5) && ticks == t0)
+			zdtm_fail("the child's counter does not move");
+		if (sigaction(SIGURG, &su, NULL))
+			zdtm_fail("sigaction(SIGURG): %s", strerror(errno));
+		if (caught(child, SIGURG) != 1)
+			zdtm_fail("the handler the parent installed for SIGURG is not the child's: handlers not shared");
+		kill(child, SIGKILL);
+		if (waitpid(child, &st, 0) != child || !WIFSIGNALED(st))
+			zdtm_fail("child status %#x", st);
 	} else if (!strcmp(mode, "vmsiblings")) {
 		pid_t x = fork();
 
