@@ -243,6 +243,10 @@ def test_clone_vm_sighand_shared(zdtm) -> None:
     assert d.rc == 0, d.explain()
     zdtm.forget(t)
     zdtmlib.wait_all_gone(tree)
+    from criu_core.images import ImageDir
+
+    ids = ImageDir(images)
+    assert ids.read_one("ids", child).sighand_id == ids.read_one("ids", t.pid).sighand_id, "sharing not dumped"
     r = zdtm.restore(images)
     assert r.rc == 0, r.explain()
     t.restored = True
