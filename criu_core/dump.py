@@ -178,12 +178,19 @@ class _Dumper:
         vm_id = kobj["vm_id"]
         owner = self.vm_owner.setdefault(vm_id, pid)
         self.vm_of[pid] = vm_id
-        if owner != pid and self.vm_of.get(task.ppid) != vm_id:
-            # Restore makes a sharer with clone3(CLONE_VM) injected into its parent, which must have that mm.
+        if (
+            owner != pid
+            and self.vm_of.get(task.ppid) != vm_id
+            and not any(
+                self.vm_of.get(q) == vm_id for q, pp in self.tree.parents.items() if pp == task.ppid and q != pid
+            )
+        ):
+            # Restore makes a sharer with clone3(CLONE_VM) injected into its parent, or into a sibling dumped
+            # before it (with CLONE_PARENT), which must have that mm.
             raise UnsupportedResource(
                 f"address space of task {pid}",
                 msg=f"task {pid} shares its address space with task {owner} (CLONE_VM without CLONE_THREAD) but "
-                f"its parent {task.ppid} does not: such a tree cannot be restored",
+                f"neither its parent {task.ppid} nor a sibling dumped before it does: such a tree cannot be restored",
             )
         ns = self.ids.ns_ids(pid)
         root_ns = self.ids.ns_ids(os.getpid())

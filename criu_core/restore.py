@@ -71,6 +71,7 @@ from criu_core.restore_sessions import (
     start_session,
 )
 from criu_core.sys import ptrace as pt
+from criu_core.sys.clone import CLONE_PARENT
 
 if TYPE_CHECKING:
     from criu_core.context import RestoreContext
@@ -132,7 +133,8 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
             msg=f"task {root.pid} belongs to session {root.sid}, whose leader is "
             "not in the images: restore with --shell-job",
         )
-    _check_vm_sharing(plan)
+    for pid, maker in _check_vm_sharing(plan).items():
+        states[pid].vm_from = maker
     plan_sessions(ctx, states)
     _check_pids_free(plan)
 
@@ -218,11 +220,15 @@ def restore_tree(ctx: RestoreContext, plan: RestorePlan) -> int:
         host.fini(ctx, "restore", success)
 
 
-def _check_vm_sharing(plan: RestorePlan) -> None:
+def _check_vm_sharing(plan: RestorePlan) -> dict[int, int]:
     """Processes that share one mm (equal vm_id: CLONE_VM without CLONE_THREAD) are made by clone3(CLONE_VM)
-    from their parent, so a sharer's parent must have that mm too; the images of one mm must agree."""
+    from a process that has it already: their parent, or else an earlier sibling that clones them with
+    CLONE_PARENT as well (the shape ``clone(CLONE_VM | CLONE_PARENT)`` makes, and the one a sharer reparented
+    to its grandparent ends in). Returns pid -> the process that makes each sharer; refuses other shapes.
+    The images of one mm must agree."""
     first: dict[int, TaskPlan] = {}
     by_pid = {t.pid: t for t in plan.tasks}
+    makers: dict[int, int] = {}
     for t in plan.tasks:
         if t.dead:
             continue
@@ -230,13 +236,22 @@ def _check_vm_sharing(plan: RestorePlan) -> None:
         if owner is t:
             continue
         parent = by_pid.get(t.ppid)
-        if parent is None or parent.dead or parent.ids.vm_id != t.ids.vm_id:
-            raise UnsupportedResource(
-                "address space",
-                msg=f"task {t.pid} shares its address space with task "
-                f"{owner.pid} (CLONE_VM without CLONE_THREAD) but its parent {t.ppid} does "
-                "not: such a tree cannot be restored",
-            )
+        if parent is not None and not parent.dead and parent.ids.vm_id == t.ids.vm_id:
+            makers[t.pid] = t.ppid
+        else:
+            sibling = next(
+                (s for s in plan.tasks if s is not t and s.ppid == t.ppid and not s.dead
+                 and s.ids.vm_id == t.ids.vm_id and (s.pid in makers or s is owner)),
+                None,
+            )  # fmt: skip
+            if sibling is None:
+                raise UnsupportedResource(
+                    "address space",
+                    msg=f"task {t.pid} shares its address space with task {owner.pid} (CLONE_VM without "
+                    f"CLONE_THREAD) but neither its parent {t.ppid} nor a sibling made before it does: such a "
+                    "tree cannot be restored",
+                )
+            makers[t.pid] = sibling.pid
         if (
             t.mm.SerializeToString() != owner.mm.SerializeToString()
             or t.pages != owner.pages
@@ -249,14 +264,13 @@ def _check_vm_sharing(plan: RestorePlan) -> None:
                 f"task {t.pid} shares the mm of "
                 f"task {owner.pid} (same vm_id) but its mm, pagemap or criu-core image differs",
             )
+    return makers
 
 
 def _shares_vm(st: TaskState, states: dict[int, TaskState]) -> bool:
-    """``st`` lives in its parent's address space (CLONE_VM): nothing of its memory is built, the parent's is."""
-    parent = states.get(st.plan.ppid)
-    return (
-        not st.plan.dead and parent is not None and not parent.plan.dead and st.plan.ids.vm_id == parent.plan.ids.vm_id
-    )
+    """``st`` lives in the address space of the process that made it (CLONE_VM): nothing of its memory is
+    built, that one's is."""
+    return st.vm_from != 0
 
 
 def _last_of_mm(st: TaskState, states: dict[int, TaskState]) -> bool:
@@ -274,8 +288,7 @@ def _check_pids_free(plan: RestorePlan) -> None:
             if tid >= top:
                 raise UnsupportedResource(
                     f"PID {tid}",
-                    msg=f"PID {tid} is not below this machine's pid_max "
-                    f"({top}): raise kernel.pid_max to restore it",
+                    msg=f"PID {tid} is not below this machine's pid_max ({top}): raise kernel.pid_max to restore it",
                 )
             if pid_exists(tid):
                 raise PidInUse(tid)
@@ -385,8 +398,8 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         group_made(ctx, st)
     session_helpers: dict[int, object] = {}
     for child in children:
-        if child in early or child.forker:
-            continue
+        if child in early or child.forker or child.vm_from not in (0, p.pid):
+            continue  # (a sharer of a sibling's mm: that sibling makes it, with CLONE_PARENT, below)
         c = child.plan
         if c.sid in (c.pid, p.sid) or c.sid in states:
             _fork_child(ctx, st, child, states, early=False)
@@ -395,6 +408,8 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
         if c.sid not in session_helpers:
             session_helpers[c.sid] = session_helper(ctx, st, c.sid)
         _fork_child(ctx, st, child, states, early=False, via=session_helpers[c.sid])
+    for sib in (s for s in states.values() if s.vm_from == p.pid and s.plan.ppid != p.pid):
+        _fork_child(ctx, st, sib, states, early=False, sibling=True)
     adopted = [s for s in states.values() if s.forker == p.pid]
     if adopted:
         helper = leader_helper(ctx, st, states, adopted)
@@ -403,8 +418,16 @@ def _fork_children(ctx: RestoreContext, st: TaskState, states: dict[int, TaskSta
 
 
 def _fork_child(
-    ctx: RestoreContext, st: TaskState, child: TaskState, states: dict[int, TaskState], early: bool, via: object = None
+    ctx: RestoreContext,
+    st: TaskState,
+    child: TaskState,
+    states: dict[int, TaskState],
+    early: bool,
+    via: object = None,
+    sibling: bool = False,
 ) -> None:
+    """Fork ``child`` from ``st`` (or from the helper ``via``); with ``sibling``, ``st`` is the child's sibling
+    whose mm it shares, and clones it with CLONE_PARENT (the child inherits ``st``'s session and group)."""
     p, c = st.plan, child.plan
     outside = early and st.sid_now is None  # stays in criu-py's session (--shell-job), and in its group
     if (
@@ -418,8 +441,10 @@ def _fork_child(
     st.scratch.reset()
     if via is None:
         # its exit signal only when forked by its own parent: reparenting resets it to SIGCHLD in the kernel
+        flags = shared_with_parent(child, st) | (CLONE_PARENT if sibling else 0)
+        # clone3 wants exit_signal 0 with CLONE_PARENT: the child gets that of st, the caller (kernel/fork.c)
         child.remote = fork_child_in(
-            st.remote, c.pid, c.exit_signal, flags=shared_with_parent(child, st), scratch=st.scratch.alloc(256, 64)
+            st.remote, c.pid, 0 if sibling else c.exit_signal, flags=flags, scratch=st.scratch.alloc(256, 64)
         )
     else:  # forked by a session helper, a copy of st (same memory, same scratch address)
         scratch = Scratch(via, st.scratch.addr, st.scratch.size)
@@ -447,8 +472,10 @@ def _fork_child(
 
 
 def _shares(st: TaskState, states: dict[int, TaskState], what: str) -> bool:
-    parent = states.get(st.plan.ppid)
-    return parent is not None and getattr(st.plan.ids, what) == getattr(parent.plan.ids, what)
+    """``st`` shares ``what`` (an ids field) with the process that forked it: its parent, or the sibling that
+    cloned it with CLONE_PARENT (``vm_from``)."""
+    maker = states.get(st.vm_from or st.plan.ppid)
+    return maker is not None and getattr(st.plan.ids, what) == getattr(maker.plan.ids, what)
 
 
 def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states: dict[int, TaskState]) -> None:
@@ -458,10 +485,10 @@ def _build_memory(ctx: RestoreContext, plan: RestorePlan, st: TaskState, states:
     p = st.plan
     remote = st.remote
     zombies = any(s.plan.dead and s.plan.ppid == p.pid for s in states.values())
-    if _shares_vm(st, states):  # made with CLONE_VM: the parent's memory, built already, is its own
-        parent = states[p.ppid]
-        st.inheritable, st.pages_vmas = set(parent.inheritable), parent.pages_vmas
-        log.info("task %d: shares the address space of its parent %d", p.pid, p.ppid)
+    if _shares_vm(st, states):  # made with CLONE_VM: its maker's memory, built already, is its own
+        maker = states[st.vm_from]
+        st.inheritable, st.pages_vmas = set(maker.inheritable), maker.pages_vmas
+        log.info("task %d: shares the address space of task %d", p.pid, maker.plan.pid)
         core_restore.restore_sigactions(st, only=_ALL_BUT_SIGCHLD if zombies else None)
         return
     with_pages = {r.vaddr for r in p.pages}

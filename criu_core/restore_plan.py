@@ -542,6 +542,7 @@ class TaskState:
     setsid_pending: bool = False  # its setsid waits until the children that stay in its earlier session exist
     born: int | None = None  # the session it is forked in, when a descendant needs one it left (CRIU's born_sid)
     forker: int = 0  # the live session leader whose helper forks it (its memory is that leader's), else 0
+    vm_from: int = 0  # the process whose mm it shares (CLONE_VM): its parent, or a sibling (CLONE_PARENT)
 
     def alloc_fd(self) -> int:
         """A descriptor number above every dumped fd of the task and not open in it now (CRIU's ``fd_next``)."""

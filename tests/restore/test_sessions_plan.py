@@ -68,8 +68,9 @@ def test_impossible_sessions_refused(tasks: tuple, subreapers: tuple[int, ...], 
         _plan(_states(*tasks, subreapers=subreapers))
 
 
-def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None,
-             names: dict[int, dict[int, str]] | None = None) -> SimpleNamespace:
+def _vm_plan(
+    *tasks: tuple[int, int, int], brk: dict[int, int] | None = None, names: dict[int, dict[int, str]] | None = None
+) -> SimpleNamespace:
     """A plan of (pid, ppid, vm_id) tasks whose mm images are equal unless ``brk`` gives one another value, and
     whose criu-core-PID.img VMA names are equal (none) unless ``names`` gives a task some."""
     from criu_core.images.messages import new as new_message
@@ -77,24 +78,50 @@ def _vm_plan(*tasks: tuple[int, int, int], brk: dict[int, int] | None = None,
     out = []
     for pid, ppid, vm in tasks:
         mm = new_message("mm.mm_entry")
-        for name in ("mm_start_code", "mm_end_code", "mm_start_data", "mm_end_data", "mm_start_stack",
-                     "mm_start_brk", "mm_arg_start", "mm_arg_end", "mm_env_start", "mm_env_end", "exe_file_id"):
+        for name in (
+            "mm_start_code",
+            "mm_end_code",
+            "mm_start_data",
+            "mm_end_data",
+            "mm_start_stack",
+            "mm_start_brk",
+            "mm_arg_start",
+            "mm_arg_end",
+            "mm_env_start",
+            "mm_env_end",
+            "exe_file_id",
+        ):
             setattr(mm, name, 0)
         mm.mm_brk = (brk or {}).get(pid, 0x1000)
-        out.append(SimpleNamespace(pid=pid, ppid=ppid, dead=False, ids=SimpleNamespace(vm_id=vm), mm=mm, pages=(),
-                                   vma_names=(names or {}).get(pid, {}), parent_pages=()))
+        out.append(
+            SimpleNamespace(
+                pid=pid,
+                ppid=ppid,
+                dead=False,
+                ids=SimpleNamespace(vm_id=vm),
+                mm=mm,
+                pages=(),
+                vma_names=(names or {}).get(pid, {}),
+                parent_pages=(),
+            )
+        )
     return SimpleNamespace(tasks=out, images_dir=Path("/images"))
 
 
 def test_vm_sharing_shapes() -> None:
-    """A chain of CLONE_VM children is made from parent to child; siblings sharing an mm their parent lacks
-    cannot be (refused naming the tasks), nor can images of one mm that disagree."""
+    """A chain of CLONE_VM children is made from parent to child, siblings sharing an mm their parent lacks by
+    the first of them (CLONE_PARENT); any other sharer is refused naming the tasks, as are images of one mm
+    that disagree."""
     from criu_core.errors import ImageFormatError
     from criu_core.restore import _check_vm_sharing
 
-    _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), (12, 11, 1), (13, 10, 2)))  # type: ignore[arg-type]
-    with pytest.raises(UnsupportedResource, match="task 12 shares its address space with task 11.*its parent 10"):
-        _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 2), (12, 10, 2)))  # type: ignore[arg-type]
+    makers = _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), (12, 11, 1), (13, 10, 2)))  # type: ignore[arg-type]
+    assert makers == {11: 10, 12: 11}
+    # siblings: the first one to have the mm makes the others (CLONE_PARENT)
+    assert _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 2), (12, 10, 2), (13, 10, 2))) == {12: 11, 13: 11}  # type: ignore[arg-type]
+    # 13 shares 11's mm, but neither its parent 12 nor a sibling has it
+    with pytest.raises(UnsupportedResource, match="task 13 shares its address space with task 11.*its parent 12"):
+        _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 2), (12, 10, 3), (13, 12, 2)))  # type: ignore[arg-type]
     with pytest.raises(ImageFormatError, match="mm-11.img"):
         _check_vm_sharing(_vm_plan((10, 0, 1), (11, 10, 1), brk={11: 0x2000}))  # type: ignore[arg-type]
     with pytest.raises(ImageFormatError, match="mm-11.img.*criu-core image differs"):

@@ -14,7 +14,8 @@
  *             handlers. After restore kcmp(KCMP_SIGHAND) says the handlers are still shared, the child's counter
  *             still moves, and a handler the parent installs for SIGURG shows in the child's SigCgt at once
  * vmsiblings  the root forks X, X makes Y with clone(CLONE_VM | CLONE_PARENT): X and Y share an mm that their
- *             parent (the root) does not have (the dump refuses it: the test checks that)
+ *             parent (the root) does not have. After restore both are still the root's children and
+ *             kcmp(KCMP_VM) says they share one mm, while the root's is its own
  */
 #include "zdtm.h"
 #include <sched.h>
@@ -288,6 +289,10 @@ int main(int argc, char **argv)
 		zdtm_wait_check();
 		if (syscall(SYS_kcmp, kids[0], kids[1], KCMP_VM, 0, 0) != 0)
 			zdtm_fail("X and Y do not share their address space");
+		if (syscall(SYS_kcmp, getpid(), kids[0], KCMP_VM, 0, 0) == 0)
+			zdtm_fail("the root shares the address space of X");
+		if (stat_field(kids[0], 4) != getpid() || stat_field(kids[1], 4) != getpid())
+			zdtm_fail("X %d and Y %d are not both the root's children", kids[0], kids[1]);
 		kill(kids[0], SIGKILL);
 		kill(kids[1], SIGKILL);
 		while (wait(NULL) > 0)
