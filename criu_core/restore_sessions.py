@@ -147,6 +147,8 @@ def _leader_helper_why(st: TaskState, leader: TaskState, states: dict[int, TaskS
         return f"its parent {p.ppid} is not a child subreaper, which the helper's orphan would be reparented to"
     if shared_with_parent(st, parent):
         return "it shares its parent's descriptor table, fs info or memory"
+    if st.vm_from:
+        return f"it shares the memory of task {st.vm_from}, which must make it"
     if p.parent_pages:
         # those pages are its parent's as dumped; the helper would give it the leader's memory instead
         return f"it leaves pages to its parent {p.ppid} (--dedup-cow-pages), but the helper is a copy of the leader"
